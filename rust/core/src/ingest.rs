@@ -1,0 +1,454 @@
+//! Arrow record batches -> State. Column access is resolved once per batch; the row loop only
+//! looks up interned ids.
+
+use arrow_array::cast::AsArray;
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, LargeStringArray, RecordBatch, StringArray, StringViewArray,
+};
+use arrow_buffer::NullBuffer;
+use arrow_schema::DataType;
+use smallvec::SmallVec;
+
+use crate::engine::{Plan, Reject, AI, HUMAN, MODEL, RT};
+use crate::error::{EngineError, Result};
+use crate::state::{pack, State, EMPTY};
+use crate::users::{conversation_user_hash, user_hash};
+
+const UNSET: u32 = u32::MAX - 1;
+
+/// A string column in any of Arrow's encodings.
+pub(crate) enum Strs<'a> {
+    Utf8(&'a StringArray),
+    Large(&'a LargeStringArray),
+    View(&'a StringViewArray),
+    Dict {
+        keys: Vec<usize>,
+        nulls: Option<NullBuffer>,
+        values: Box<Strs<'a>>,
+        slot: usize,
+    },
+}
+
+impl<'a> Strs<'a> {
+    fn new(column: &str, arr: &'a ArrayRef, slots: &mut Vec<usize>) -> Result<Self> {
+        Self::from_array(column, arr.as_ref(), slots)
+    }
+
+    fn from_array(column: &str, arr: &'a dyn Array, slots: &mut Vec<usize>) -> Result<Self> {
+        match arr.data_type() {
+            DataType::Utf8 => Ok(Strs::Utf8(arr.as_string::<i32>())),
+            DataType::LargeUtf8 => Ok(Strs::Large(arr.as_string::<i64>())),
+            DataType::Utf8View => Ok(Strs::View(arr.as_string_view())),
+            DataType::Dictionary(key, value)
+                if matches!(
+                    value.as_ref(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ) =>
+            {
+                let dict = arr
+                    .as_any_dictionary_opt()
+                    .ok_or_else(|| wrong(column, "a string", arr.data_type()))?;
+                if !matches!(
+                    key.as_ref(),
+                    DataType::Int8
+                        | DataType::Int16
+                        | DataType::Int32
+                        | DataType::Int64
+                        | DataType::UInt8
+                        | DataType::UInt16
+                        | DataType::UInt32
+                        | DataType::UInt64
+                ) {
+                    return Err(wrong(column, "a string", arr.data_type()));
+                }
+                let values = Strs::from_array(column, dict.values().as_ref(), slots)?;
+                let n_values = dict.values().len();
+                // normalized_keys clamps nothing: an out-of-range key would index past the
+                // dictionary, so check them (a malformed array must not panic).
+                let keys = dict.normalized_keys();
+                let nulls = dict.keys().logical_nulls();
+                for (i, &k) in keys.iter().enumerate() {
+                    let valid = nulls.as_ref().is_none_or(|n| n.is_valid(i));
+                    if valid && k >= n_values {
+                        return Err(EngineError::WrongType {
+                            column: column.into(),
+                            expected: "dictionary keys within the dictionary",
+                            found: "out-of-range keys".into(),
+                        });
+                    }
+                }
+                slots.push(n_values);
+                Ok(Strs::Dict {
+                    keys,
+                    nulls,
+                    values: Box::new(values),
+                    slot: slots.len() - 1,
+                })
+            }
+            other => Err(wrong(column, "a string", other)),
+        }
+    }
+
+    /// The raw string at row i, None if null.
+    #[inline]
+    fn raw(&self, i: usize) -> Option<&'a str> {
+        match self {
+            Strs::Utf8(a) => a.is_valid(i).then(|| a.value(i)),
+            Strs::Large(a) => a.is_valid(i).then(|| a.value(i)),
+            Strs::View(a) => a.is_valid(i).then(|| a.value(i)),
+            Strs::Dict {
+                keys,
+                nulls,
+                values,
+                ..
+            } => {
+                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                    None
+                } else {
+                    values.raw(keys[i])
+                }
+            }
+        }
+    }
+
+    /// The interned id of the normalised string at row i; None if null or empty.
+    #[inline]
+    fn id(&self, i: usize, ctx: &mut Ctx<'_>) -> Option<u32> {
+        let id = match self {
+            Strs::Dict {
+                keys,
+                nulls,
+                values,
+                slot,
+            } => {
+                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                    return None;
+                }
+                let k = keys[i];
+                let cached = ctx.dict[*slot][k];
+                if cached != UNSET {
+                    cached
+                } else {
+                    let id = match values.raw(k) {
+                        Some(s) => ctx.state.resolve_raw(s, &mut ctx.scratch),
+                        None => EMPTY,
+                    };
+                    ctx.dict[*slot][k] = id;
+                    id
+                }
+            }
+            plain => match plain.raw(i) {
+                Some(s) => ctx.state.resolve_raw(s, &mut ctx.scratch),
+                None => return None,
+            },
+        };
+        (id != EMPTY).then_some(id)
+    }
+}
+
+pub(crate) enum Offsets<'a> {
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+}
+
+/// A tracked column: absent (all null), one string per row, or a list of strings per row.
+pub(crate) enum Col<'a> {
+    Missing,
+    Scalar(Strs<'a>),
+    List {
+        offsets: Offsets<'a>,
+        nulls: Option<&'a NullBuffer>,
+        child: Strs<'a>,
+    },
+}
+
+impl Col<'_> {
+    #[inline]
+    fn collect(&self, i: usize, ctx: &mut Ctx<'_>, out: &mut SmallVec<[u32; 8]>) {
+        out.clear();
+        match self {
+            Col::Missing => {}
+            Col::Scalar(s) => out.extend(s.id(i, ctx)),
+            Col::List {
+                offsets,
+                nulls,
+                child,
+            } => {
+                if nulls.is_some_and(|n| n.is_null(i)) {
+                    return;
+                }
+                let (lo, hi) = match offsets {
+                    Offsets::I32(o) => (o[i] as usize, o[i + 1] as usize),
+                    Offsets::I64(o) => (o[i] as usize, o[i + 1] as usize),
+                };
+                for j in lo..hi {
+                    out.extend(child.id(j, ctx));
+                }
+                // a value counts once per conversation
+                if out.len() > 1 {
+                    out.sort_unstable();
+                    out.dedup();
+                }
+            }
+        }
+    }
+}
+
+fn wrong(column: &str, expected: &'static str, found: &DataType) -> EngineError {
+    EngineError::WrongType {
+        column: column.into(),
+        expected,
+        found: found.to_string(),
+    }
+}
+
+/// Column accessors for one batch, shared read-only by the worker threads.
+pub(crate) struct BatchView<'a> {
+    pub rows: usize,
+    conversation_id: Strs<'a>,
+    user_id: Option<Strs<'a>>,
+    subjective: Option<&'a BooleanArray>,
+    cols: Vec<Col<'a>>,
+    /// Sizes of the dictionary caches each worker needs.
+    pub dict_slots: Vec<usize>,
+}
+
+/// Does the column hold lists of values (true) or one value per row (false)?
+pub(crate) fn expects_list(name: &str) -> Option<bool> {
+    match name {
+        "ai_values" | "human_values" | "ai_values_explicit" => Some(true),
+        "response_type" | "model" | "task" | "task_cluster" => Some(false),
+        _ => None,
+    }
+}
+
+/// Columns the feature schema cannot do without.
+const REQUIRED: [&str; 4] = [
+    "conversation_id",
+    "ai_values",
+    "human_values",
+    "response_type",
+];
+
+impl<'a> BatchView<'a> {
+    pub fn new(batch: &'a RecordBatch, plan: &Plan) -> Result<Self> {
+        let schema = batch.schema_ref();
+        let get = |name: &str| schema.index_of(name).ok().map(|i| batch.column(i));
+        for name in REQUIRED {
+            if get(name).is_none() {
+                return Err(EngineError::MissingColumn(name.into()));
+            }
+        }
+        let mut slots = Vec::new();
+        let conversation_id = Strs::new(
+            "conversation_id",
+            get("conversation_id").expect("checked above"),
+            &mut slots,
+        )?;
+        let user_id = match get("user_id") {
+            Some(a) if a.data_type() != &DataType::Null => {
+                Some(Strs::new("user_id", a, &mut slots)?)
+            }
+            _ => None,
+        };
+        let subjective = match get("subjective") {
+            None => None,
+            Some(a) if a.data_type() == &DataType::Null => None,
+            Some(a) => Some(
+                a.as_boolean_opt()
+                    .ok_or_else(|| wrong("subjective", "a boolean", a.data_type()))?,
+            ),
+        };
+        let mut cols = Vec::with_capacity(plan.columns.len());
+        for name in &plan.columns {
+            let col = match get(name) {
+                None => {
+                    if plan.required_extra.contains(name) {
+                        return Err(EngineError::MissingColumn(name.clone()));
+                    }
+                    Col::Missing
+                }
+                Some(a) if a.data_type() == &DataType::Null => Col::Missing,
+                Some(a) => column(name, a, &mut slots)?,
+            };
+            cols.push(col);
+        }
+        Ok(BatchView {
+            rows: batch.num_rows(),
+            conversation_id,
+            user_id,
+            subjective,
+            cols,
+            dict_slots: slots,
+        })
+    }
+}
+
+fn column<'a>(name: &str, arr: &'a ArrayRef, slots: &mut Vec<usize>) -> Result<Col<'a>> {
+    let want_list = expects_list(name);
+    let list = match arr.data_type() {
+        DataType::List(_) => {
+            let l = arr.as_list::<i32>();
+            Some((Offsets::I32(l.value_offsets()), l.nulls(), l.values()))
+        }
+        DataType::LargeList(_) => {
+            let l = arr.as_list::<i64>();
+            Some((Offsets::I64(l.value_offsets()), l.nulls(), l.values()))
+        }
+        _ => None,
+    };
+    match (list, want_list) {
+        (Some(_), Some(false)) => Err(wrong(name, "a string", arr.data_type())),
+        (None, Some(true)) => Err(wrong(name, "a list of strings", arr.data_type())),
+        (Some((offsets, nulls, values)), _) => {
+            let child = Strs::from_array(name, values.as_ref(), slots)
+                .map_err(|_| wrong(name, "a list of strings", arr.data_type()))?;
+            Ok(Col::List {
+                offsets,
+                nulls,
+                child,
+            })
+        }
+        (None, _) => Ok(Col::Scalar(Strs::new(name, arr, slots)?)),
+    }
+}
+
+/// Per-worker mutable context for one batch.
+pub(crate) struct Ctx<'s> {
+    pub state: &'s mut State,
+    dict: Vec<Vec<u32>>,
+    scratch: String,
+}
+
+impl State {
+    /// Folds rows lo..hi of the batch into this state; returns the rejected rows.
+    pub(crate) fn ingest(
+        &mut self,
+        view: &BatchView<'_>,
+        plan: &Plan,
+        lo: usize,
+        hi: usize,
+    ) -> Vec<Reject> {
+        let cap = plan.min_users;
+        let mut rejects = Vec::new();
+        let mut ctx = Ctx {
+            state: self,
+            dict: view.dict_slots.iter().map(|&n| vec![UNSET; n]).collect(),
+            scratch: String::new(),
+        };
+        let mut ids: Vec<SmallVec<[u32; 8]>> = vec![SmallVec::new(); view.cols.len()];
+        for i in lo..hi {
+            ctx.state.n_rows += 1;
+            let Some(conversation) = view.conversation_id.raw(i) else {
+                ctx.state.reject(&mut rejects, i, None, Reject::NULL_ID);
+                continue;
+            };
+            if view
+                .subjective
+                .is_some_and(|s| s.is_valid(i) && !s.value(i))
+            {
+                ctx.state.n_not_subjective += 1;
+                continue;
+            }
+            view.cols[RT].collect(i, &mut ctx, &mut ids[RT]);
+            let Some(&rt_id) = ids[RT].first() else {
+                ctx.state.reject(
+                    &mut rejects,
+                    i,
+                    Some(conversation),
+                    Reject::NULL_RESPONSE_TYPE,
+                );
+                continue;
+            };
+            let Some(rt) = ctx.state.response_type_of(rt_id) else {
+                ctx.state.reject(
+                    &mut rejects,
+                    i,
+                    Some(conversation),
+                    Reject::UNKNOWN_RESPONSE_TYPE,
+                );
+                continue;
+            };
+            for (c, col) in view.cols.iter().enumerate() {
+                if c != RT {
+                    col.collect(i, &mut ctx, &mut ids[c]);
+                }
+            }
+            let user = match view.user_id.as_ref().and_then(|u| u.raw(i)) {
+                Some(u) => user_hash(u.as_bytes()),
+                None => conversation_user_hash(conversation.as_bytes()),
+            };
+            let st = &mut *ctx.state;
+            st.n_conversations += 1;
+            for (c, keys) in ids.iter().enumerate() {
+                if !keys.is_empty() {
+                    st.with_any[c] += 1;
+                    st.sum_len[c] += keys.len() as u64;
+                    let map = &mut st.keys[c];
+                    for &k in keys {
+                        map.entry(k).or_default().add(user, cap);
+                    }
+                }
+            }
+            for (t, &(a, b)) in plan.tables.iter().enumerate() {
+                if ids[a].is_empty() || ids[b].is_empty() {
+                    continue;
+                }
+                let cells = &mut st.tables[t];
+                for &x in &ids[a] {
+                    for &y in &ids[b] {
+                        cells.entry(pack(x, y)).or_default().add(user, cap);
+                    }
+                }
+            }
+            let rt = rt as usize;
+            st.rt_all[rt].add(user, cap);
+            let (ai, human) = (&ids[AI], &ids[HUMAN]);
+            if !human.is_empty() {
+                st.rt_with_human[rt].add(user, cap);
+                if sorted_intersect(ai, human) {
+                    st.rt_mirrored[rt].add(user, cap);
+                }
+            }
+            if let Some(&m) = ids[MODEL].first() {
+                let ms = st.models.entry(m).or_default();
+                if !ai.is_empty() {
+                    ms.with_ai.add(user, cap);
+                }
+                if !human.is_empty() {
+                    ms.with_human.add(user, cap);
+                }
+                ms.sum_ai += ai.len() as u64;
+                ms.sum_human += human.len() as u64;
+            }
+        }
+        rejects
+    }
+
+    fn reject(
+        &mut self,
+        out: &mut Vec<Reject>,
+        row: usize,
+        conversation_id: Option<&str>,
+        reason: &'static str,
+    ) {
+        *self.rejects.entry(reason.to_string()).or_insert(0) += 1;
+        out.push(Reject {
+            row: row as u64,
+            conversation_id: conversation_id.map(str::to_owned),
+            reason,
+        });
+    }
+}
+
+fn sorted_intersect(a: &[u32], b: &[u32]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
+}

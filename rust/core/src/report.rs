@@ -1,0 +1,576 @@
+//! From a merged state to the published figures. Statistics are computed on the full counts;
+//! the privacy rule is applied only to what is emitted.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt64Array};
+use hashbrown::HashMap;
+use serde_json::{json, Value};
+
+use crate::engine::{EngineConfig, Plan, AI, EXPLICIT, HUMAN, MODEL, RT};
+use crate::state::{unpack, State, RESPONSE_TYPES};
+use crate::stats::{
+    adjusted_residual, bonferroni_threshold, chi2_sf, coefficient_of_variation, expected,
+    two_proportion_z, Sum,
+};
+use crate::users::Counter;
+
+/// Everything `result()` returns: a JSON summary and named Arrow tables.
+pub struct Analysis {
+    pub summary: Value,
+    /// (name, table); co-occurrence tables are named `tables/<A>__<B>`.
+    pub tables: Vec<(String, RecordBatch)>,
+}
+
+#[derive(Clone, Copy)]
+struct Privacy {
+    min_conversations: u64,
+    min_users: u32,
+}
+
+impl Privacy {
+    fn ok(&self, c: &Counter) -> bool {
+        c.passes(self.min_conversations, self.min_users)
+    }
+    /// A count may be shown as zero (it describes nobody) or when it passes the rule.
+    fn ok_or_zero(&self, c: Option<&Counter>) -> bool {
+        c.is_none_or(|c| c.n == 0 || self.ok(c))
+    }
+}
+
+fn pct(num: u64, den: u64) -> Option<f64> {
+    (den > 0).then(|| 100.0 * num as f64 / den as f64)
+}
+
+fn batch(cols: Vec<(&str, ArrayRef)>) -> RecordBatch {
+    RecordBatch::try_from_iter(cols).expect("columns built with equal lengths")
+}
+
+fn strs(v: Vec<&str>) -> ArrayRef {
+    Arc::new(StringArray::from(v))
+}
+fn u64s(v: Vec<u64>) -> ArrayRef {
+    Arc::new(UInt64Array::from(v))
+}
+fn opt_u64s(v: Vec<Option<u64>>) -> ArrayRef {
+    Arc::new(UInt64Array::from(v))
+}
+fn f64s(v: Vec<Option<f64>>) -> ArrayRef {
+    Arc::new(Float64Array::from(v))
+}
+
+/// Output order of value-like rows: most frequent first, then alphabetical.
+fn by_count_then_name(st: &State) -> impl Fn(&(u32, u64), &(u32, u64)) -> Ordering + '_ {
+    move |a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| st.string(a.0).cmp(st.string(b.0)))
+    }
+}
+
+struct TableResult {
+    name: String,
+    row_column: String,
+    col_column: String,
+    batch: RecordBatch,
+    chi2: Option<f64>,
+    dof: u64,
+    p_value: Option<f64>,
+    n: u64,
+    threshold: Option<f64>,
+    n_tests: u64,
+    n_cells: u64,
+    suppressed_cells: u64,
+}
+
+impl Analysis {
+    pub fn build(config: &EngineConfig, plan: &Plan, st: &State) -> Analysis {
+        let pv = Privacy {
+            min_conversations: config.min_conversations,
+            min_users: config.min_users,
+        };
+        let n = st.n_conversations;
+        let mut tables = Vec::new();
+        let mut suppressed = serde_json::Map::new();
+
+        for (name, col) in [
+            ("ai_values", AI),
+            ("human_values", HUMAN),
+            ("ai_values_explicit", EXPLICIT),
+        ] {
+            let (b, s) = frequencies(st, col, n, pv);
+            suppressed.insert(name.into(), json!(s));
+            tables.push((name.to_string(), b));
+        }
+
+        let (b, s) = response_types(st, pv);
+        suppressed.insert("response_types".into(), json!(s));
+        tables.push(("response_types".into(), b));
+
+        let (b, s) = mirroring(st, pv);
+        suppressed.insert("mirroring".into(), json!(s));
+        tables.push(("mirroring".into(), b));
+
+        let published = published_tables(plan, st);
+        let results: Vec<TableResult> = published
+            .iter()
+            .map(|&t| cooccurrence(config, plan, st, t, pv))
+            .collect();
+        let mut suppressed_cells = serde_json::Map::new();
+        for r in &results {
+            suppressed_cells.insert(r.name.clone(), json!(r.suppressed_cells));
+        }
+        suppressed.insert("table_cells".into(), Value::Object(suppressed_cells));
+
+        tables.push(("invariance".into(), invariance(plan, st, &published, pv)));
+        let (b, s) = models(st, pv);
+        suppressed.insert("models".into(), json!(s));
+        tables.push(("models".into(), b));
+        tables.push(("model_comparison".into(), model_comparison(plan, st, pv)));
+        tables.push(("table_tests".into(), table_tests(&results)));
+        let table_names: Vec<String> = results.iter().map(|r| r.name.clone()).collect();
+        for r in results {
+            tables.push((format!("tables/{}", r.name), r.batch));
+        }
+
+        let mean = |c: usize| (n > 0).then(|| st.sum_len[c] as f64 / n as f64);
+        let rejected: u64 = st.rejects.values().sum();
+        let summary = json!({
+            "n_rows": st.n_rows,
+            "n_conversations": n,
+            "n_not_subjective": st.n_not_subjective,
+            "n_rejected": rejected,
+            "rejected_by_reason": st.rejects,
+            "n_with_ai_values": st.with_any[AI],
+            "pct_with_ai_values": pct(st.with_any[AI], n),
+            "n_with_human_values": st.with_any[HUMAN],
+            "pct_with_human_values": pct(st.with_any[HUMAN], n),
+            "mean_ai_values": mean(AI),
+            "mean_human_values": mean(HUMAN),
+            "mean_ai_values_explicit": mean(EXPLICIT),
+            "n_distinct": {
+                "ai_values": st.keys[AI].len(),
+                "human_values": st.keys[HUMAN].len(),
+                "ai_values_explicit": st.keys[EXPLICIT].len(),
+                "models": st.keys[MODEL].len(),
+            },
+            "thresholds": {
+                "min_conversations": config.min_conversations,
+                "min_users": config.min_users,
+                "alpha": config.alpha,
+                "n_tests": config.n_tests,
+            },
+            "suppressed": suppressed,
+            "tables": table_names,
+        });
+        Analysis { summary, tables }
+    }
+}
+
+fn frequencies(st: &State, col: usize, n: u64, pv: Privacy) -> (RecordBatch, u64) {
+    let keys = &st.keys[col];
+    let total: u64 = keys.values().map(|c| c.n).sum();
+    let mut rows: Vec<(u32, u64)> = keys
+        .iter()
+        .filter(|(_, c)| pv.ok(c))
+        .map(|(&k, c)| (k, c.n))
+        .collect();
+    let suppressed = (keys.len() - rows.len()) as u64;
+    rows.sort_by(by_count_then_name(st));
+    let b = batch(vec![
+        ("value", strs(rows.iter().map(|r| st.string(r.0)).collect())),
+        ("n_conversations", u64s(rows.iter().map(|r| r.1).collect())),
+        (
+            "pct_convos",
+            f64s(rows.iter().map(|r| pct(r.1, n)).collect()),
+        ),
+        (
+            "pct_total_occurrences",
+            f64s(rows.iter().map(|r| pct(r.1, total)).collect()),
+        ),
+    ]);
+    (b, suppressed)
+}
+
+fn response_types(st: &State, pv: Privacy) -> (RecordBatch, u64) {
+    let n = st.n_conversations;
+    let n_human = st.with_any[HUMAN];
+    let mut out = (vec![], vec![], vec![], vec![], vec![]);
+    let mut suppressed = 0;
+    for (i, name) in RESPONSE_TYPES.iter().enumerate() {
+        let all = &st.rt_all[i];
+        if all.n == 0 {
+            continue;
+        }
+        if !pv.ok(all) {
+            suppressed += 1;
+            continue;
+        }
+        let wh = &st.rt_with_human[i];
+        let show = pv.ok_or_zero(Some(wh));
+        out.0.push(*name);
+        out.1.push(all.n);
+        out.2.push(pct(all.n, n));
+        out.3.push(show.then_some(wh.n));
+        out.4.push(if show { pct(wh.n, n_human) } else { None });
+    }
+    let b = batch(vec![
+        ("response_type", strs(out.0)),
+        ("n_conversations", u64s(out.1)),
+        ("pct_all", f64s(out.2)),
+        ("n_with_human_values", opt_u64s(out.3)),
+        ("pct_with_human_values", f64s(out.4)),
+    ]);
+    (b, suppressed)
+}
+
+fn mirroring(st: &State, pv: Privacy) -> (RecordBatch, u64) {
+    let mut out = (vec![], vec![], vec![], vec![]);
+    let mut suppressed = 0;
+    for (i, name) in RESPONSE_TYPES.iter().enumerate() {
+        let wh = &st.rt_with_human[i];
+        if wh.n == 0 {
+            continue;
+        }
+        if !pv.ok(wh) {
+            suppressed += 1;
+            continue;
+        }
+        let m = &st.rt_mirrored[i];
+        let show = pv.ok_or_zero(Some(m));
+        out.0.push(*name);
+        out.1.push(wh.n);
+        out.2.push(show.then_some(m.n));
+        out.3.push(if show { pct(m.n, wh.n) } else { None });
+    }
+    let b = batch(vec![
+        ("response_type", strs(out.0)),
+        ("n_conversations", u64s(out.1)),
+        ("n_mirrored", opt_u64s(out.2)),
+        ("pct_mirrored", f64s(out.3)),
+    ]);
+    (b, suppressed)
+}
+
+/// Tables to publish, as indices into plan.tables. With the default tables, the task table is
+/// the clustered one when it holds data, the raw-task one otherwise.
+fn published_tables(plan: &Plan, st: &State) -> Vec<usize> {
+    let all: Vec<usize> = (0..plan.tables.len()).collect();
+    if !plan.default_tables {
+        return all;
+    }
+    let clustered = 0;
+    let raw = 1;
+    let drop = if st.tables[clustered].is_empty() && !st.tables[raw].is_empty() {
+        clustered
+    } else {
+        raw
+    };
+    all.into_iter().filter(|&t| t != drop).collect()
+}
+
+fn marginals(cells: &HashMap<u64, Counter>) -> (HashMap<u32, u64>, HashMap<u32, u64>, u64) {
+    let mut rows: HashMap<u32, u64> = HashMap::new();
+    let mut cols: HashMap<u32, u64> = HashMap::new();
+    let mut n = 0;
+    for (&k, c) in cells {
+        let (a, b) = unpack(k);
+        *rows.entry(a).or_default() += c.n;
+        *cols.entry(b).or_default() += c.n;
+        n += c.n;
+    }
+    (rows, cols, n)
+}
+
+fn cooccurrence(
+    config: &EngineConfig,
+    plan: &Plan,
+    st: &State,
+    t: usize,
+    pv: Privacy,
+) -> TableResult {
+    let cells = &st.tables[t];
+    let (rows, cols, n) = marginals(cells);
+    let nf = n as f64;
+    let n_tests = config.n_tests.unwrap_or(rows.len() as u64);
+    let threshold = bonferroni_threshold(config.alpha, n_tests);
+    let dof = (rows.len().saturating_sub(1) * cols.len().saturating_sub(1)) as u64;
+    let mut chi = Sum::default();
+    for (&k, c) in cells {
+        let (a, b) = unpack(k);
+        let o = c.n as f64;
+        chi.add(o * o / expected(rows[&a] as f64, cols[&b] as f64, nf));
+    }
+    let chi2 = (n > 0).then(|| (chi.value() - nf).max(0.0));
+    let p_value = chi2.map(|x| chi2_sf(x, dof)).filter(|p| !p.is_nan());
+
+    let mut shown: Vec<(u32, u32, u64)> = cells
+        .iter()
+        .filter(|(_, c)| pv.ok(c))
+        .map(|(&k, c)| {
+            let (a, b) = unpack(k);
+            (a, b, c.n)
+        })
+        .collect();
+    let suppressed_cells = (cells.len() - shown.len()) as u64;
+    shown.sort_by(|x, y| {
+        st.string(x.0)
+            .cmp(st.string(y.0))
+            .then_with(|| st.string(x.1).cmp(st.string(y.1)))
+    });
+    let mut e_col = Vec::with_capacity(shown.len());
+    let mut r_col = Vec::with_capacity(shown.len());
+    let mut s_col = Vec::with_capacity(shown.len());
+    for &(a, b, o) in &shown {
+        let (r, c) = (rows[&a] as f64, cols[&b] as f64);
+        e_col.push(Some(expected(r, c, nf)));
+        let res = adjusted_residual(o as f64, r, c, nf);
+        let res = (!res.is_nan()).then_some(res);
+        r_col.push(res);
+        s_col.push(match (res, threshold) {
+            (Some(z), Some(th)) => Some(z.abs() > th),
+            _ => None,
+        });
+    }
+    let (ia, ib) = plan.tables[t];
+    let b = batch(vec![
+        ("row", strs(shown.iter().map(|x| st.string(x.0)).collect())),
+        ("col", strs(shown.iter().map(|x| st.string(x.1)).collect())),
+        ("observed", u64s(shown.iter().map(|x| x.2).collect())),
+        ("expected", f64s(e_col)),
+        ("adjusted_residual", f64s(r_col)),
+        (
+            "significant",
+            Arc::new(BooleanArray::from(s_col)) as ArrayRef,
+        ),
+    ]);
+    TableResult {
+        name: plan.table_name(t),
+        row_column: plan.columns[ia].clone(),
+        col_column: plan.columns[ib].clone(),
+        batch: b,
+        chi2,
+        dof,
+        p_value,
+        n,
+        threshold,
+        n_tests,
+        n_cells: cells.len() as u64,
+        suppressed_cells,
+    }
+}
+
+fn table_tests(results: &[TableResult]) -> RecordBatch {
+    batch(vec![
+        (
+            "table",
+            strs(results.iter().map(|r| r.name.as_str()).collect()),
+        ),
+        (
+            "row_column",
+            strs(results.iter().map(|r| r.row_column.as_str()).collect()),
+        ),
+        (
+            "col_column",
+            strs(results.iter().map(|r| r.col_column.as_str()).collect()),
+        ),
+        ("chi2", f64s(results.iter().map(|r| r.chi2).collect())),
+        ("dof", u64s(results.iter().map(|r| r.dof).collect())),
+        ("p_value", f64s(results.iter().map(|r| r.p_value).collect())),
+        ("n", u64s(results.iter().map(|r| r.n).collect())),
+        (
+            "threshold",
+            f64s(results.iter().map(|r| r.threshold).collect()),
+        ),
+        ("n_tests", u64s(results.iter().map(|r| r.n_tests).collect())),
+        ("n_cells", u64s(results.iter().map(|r| r.n_cells).collect())),
+        (
+            "suppressed_cells",
+            u64s(results.iter().map(|r| r.suppressed_cells).collect()),
+        ),
+    ])
+}
+
+fn is_value_list(name: &str) -> bool {
+    matches!(name, "ai_values" | "human_values" | "ai_values_explicit")
+}
+
+/// CV of each AI value's rate across the categories of each context column crossed with it.
+fn invariance(plan: &Plan, st: &State, published: &[usize], pv: Privacy) -> RecordBatch {
+    let mut out: (Vec<&str>, Vec<&str>, Vec<Option<f64>>, Vec<u64>) = Default::default();
+    for &t in published {
+        let (a, b) = plan.tables[t];
+        if a != AI || is_value_list(&plan.columns[b]) {
+            continue;
+        }
+        let cats: HashMap<u32, u64> = st.keys[b]
+            .iter()
+            .filter(|(_, c)| pv.ok(c))
+            .map(|(&k, c)| (k, c.n))
+            .collect();
+        let k = cats.len();
+        if k < 2 {
+            continue;
+        }
+        let mut by_value: HashMap<u32, Vec<f64>> = HashMap::new();
+        for (&key, c) in &st.tables[t] {
+            let (v, cat) = unpack(key);
+            if let Some(&nb) = cats.get(&cat) {
+                by_value.entry(v).or_default().push(c.n as f64 / nb as f64);
+            }
+        }
+        let mut rows: Vec<(u32, u64)> = st.keys[AI]
+            .iter()
+            .filter(|(_, c)| pv.ok(c))
+            .map(|(&v, c)| (v, c.n))
+            .collect();
+        rows.sort_by(by_count_then_name(st));
+        for (v, _) in rows {
+            let Some(nonzero) = by_value.get(&v) else {
+                continue;
+            };
+            let mut rates = nonzero.clone();
+            rates.resize(k, 0.0);
+            if let Some(cv) = coefficient_of_variation(&rates) {
+                out.0.push(st.string(v));
+                out.1.push(plan.columns[b].as_str());
+                out.2.push(Some(cv));
+                out.3.push(k as u64);
+            }
+        }
+    }
+    batch(vec![
+        ("value", strs(out.0)),
+        ("context", strs(out.1)),
+        ("cv", f64s(out.2)),
+        ("n_categories", u64s(out.3)),
+    ])
+}
+
+fn passing_models(st: &State, pv: Privacy) -> Vec<(u32, u64)> {
+    let mut m: Vec<(u32, u64)> = st.keys[MODEL]
+        .iter()
+        .filter(|(_, c)| pv.ok(c))
+        .map(|(&k, c)| (k, c.n))
+        .collect();
+    m.sort_by(|a, b| st.string(a.0).cmp(st.string(b.0)));
+    m
+}
+
+fn models(st: &State, pv: Privacy) -> (RecordBatch, u64) {
+    let shown = passing_models(st, pv);
+    let suppressed = (st.keys[MODEL].len() - shown.len()) as u64;
+    let n = st.n_conversations;
+    let mut out: (Vec<&str>, Vec<u64>, Vec<Option<f64>>) = Default::default();
+    let mut ai = (vec![], vec![], vec![], vec![]);
+    for &(m, nm) in &shown {
+        let ms = st.models.get(&m).cloned().unwrap_or_default();
+        out.0.push(st.string(m));
+        out.1.push(nm);
+        out.2.push(pct(nm, n));
+        ai.0.push(if pv.ok_or_zero(Some(&ms.with_ai)) {
+            pct(ms.with_ai.n, nm)
+        } else {
+            None
+        });
+        ai.1.push(if pv.ok_or_zero(Some(&ms.with_human)) {
+            pct(ms.with_human.n, nm)
+        } else {
+            None
+        });
+        ai.2.push(Some(ms.sum_ai as f64 / nm as f64));
+        ai.3.push(Some(ms.sum_human as f64 / nm as f64));
+    }
+    let b = batch(vec![
+        ("model", strs(out.0)),
+        ("n_conversations", u64s(out.1)),
+        ("pct_conversations", f64s(out.2)),
+        ("pct_with_ai_values", f64s(ai.0)),
+        ("pct_with_human_values", f64s(ai.1)),
+        ("mean_ai_values", f64s(ai.2)),
+        ("mean_human_values", f64s(ai.3)),
+    ]);
+    (b, suppressed)
+}
+
+/// Every pair of publishable models, per response type and per AI value: shares and a pooled
+/// two-proportion z-test. Needs the `response_type x model` / `ai_values x model` tables.
+fn model_comparison(plan: &Plan, st: &State, pv: Privacy) -> RecordBatch {
+    let models = passing_models(st, pv);
+    let mut o: (
+        Vec<&str>,
+        Vec<&str>,
+        Vec<&str>,
+        Vec<&str>,
+        Vec<u64>,
+        Vec<u64>,
+        Vec<u64>,
+        Vec<u64>,
+    ) = Default::default();
+    let mut f: (
+        Vec<Option<f64>>,
+        Vec<Option<f64>>,
+        Vec<Option<f64>>,
+        Vec<Option<f64>>,
+    ) = Default::default();
+    let mut diff = Vec::new();
+    for (feature, col) in [("response_type", RT), ("ai_values", AI)] {
+        let Some(t) = plan.tables.iter().position(|&p| p == (col, MODEL)) else {
+            continue;
+        };
+        let cells = &st.tables[t];
+        let mut features: Vec<(u32, u64)> = st.keys[col]
+            .iter()
+            .filter(|(_, c)| pv.ok(c))
+            .map(|(&k, c)| (k, c.n))
+            .collect();
+        features.sort_by(by_count_then_name(st));
+        for i in 0..models.len() {
+            for j in i + 1..models.len() {
+                let ((ma, na), (mb, nb)) = (models[i], models[j]);
+                for &(v, _) in &features {
+                    let ca = cells.get(&crate::state::pack(v, ma));
+                    let cb = cells.get(&crate::state::pack(v, mb));
+                    let xa = ca.map_or(0, |c| c.n);
+                    let xb = cb.map_or(0, |c| c.n);
+                    if xa + xb == 0 || !pv.ok_or_zero(ca) || !pv.ok_or_zero(cb) {
+                        continue;
+                    }
+                    let (z, p) = match two_proportion_z(xa, na, xb, nb) {
+                        Some((z, p)) => (Some(z), Some(p)),
+                        None => (None, None),
+                    };
+                    let (pa, pb) = (pct(xa, na), pct(xb, nb));
+                    o.0.push(feature);
+                    o.1.push(st.string(v));
+                    o.2.push(st.string(ma));
+                    o.3.push(st.string(mb));
+                    o.4.push(na);
+                    o.5.push(nb);
+                    o.6.push(xa);
+                    o.7.push(xb);
+                    f.0.push(pa);
+                    f.1.push(pb);
+                    diff.push(pa.zip(pb).map(|(a, b)| a - b));
+                    f.2.push(z);
+                    f.3.push(p);
+                }
+            }
+        }
+    }
+    batch(vec![
+        ("feature", strs(o.0)),
+        ("value", strs(o.1)),
+        ("model_a", strs(o.2)),
+        ("model_b", strs(o.3)),
+        ("n_a", u64s(o.4)),
+        ("n_b", u64s(o.5)),
+        ("x_a", u64s(o.6)),
+        ("x_b", u64s(o.7)),
+        ("pct_a", f64s(f.0)),
+        ("pct_b", f64s(f.1)),
+        ("diff_pct", f64s(diff)),
+        ("z", f64s(f.2)),
+        ("p_value", f64s(f.3)),
+    ])
+}

@@ -1,0 +1,162 @@
+//! The statistics of the design, on plain numbers: chi-square, Haberman's adjusted residuals,
+//! the Bonferroni threshold, the coefficient of variation and the two-proportion z-test.
+
+use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
+
+/// z* = Phi^-1(1 - alpha / (2 m)): the two-sided Bonferroni threshold for m tests.
+pub fn bonferroni_threshold(alpha: f64, m: u64) -> Option<f64> {
+    if m == 0 || !(alpha > 0.0 && alpha < 1.0) {
+        return None;
+    }
+    let normal = Normal::standard();
+    // inverse_sf keeps precision when alpha / 2m is tiny
+    Some(-normal.inverse_cdf(alpha / (2.0 * m as f64)))
+}
+
+/// Upper tail of the chi-square distribution.
+pub fn chi2_sf(x: f64, dof: u64) -> f64 {
+    if dof == 0 {
+        return f64::NAN;
+    }
+    match ChiSquared::new(dof as f64) {
+        Ok(d) => d.sf(x.max(0.0)),
+        Err(_) => f64::NAN,
+    }
+}
+
+/// Two-sided p-value of a standard normal statistic.
+pub fn normal_two_sided_p(z: f64) -> f64 {
+    if !z.is_finite() {
+        return if z.is_nan() { f64::NAN } else { 0.0 };
+    }
+    2.0 * Normal::standard().sf(z.abs())
+}
+
+/// Expected count under independence.
+#[inline]
+pub fn expected(row_total: f64, col_total: f64, n: f64) -> f64 {
+    row_total * col_total / n
+}
+
+/// (O - E) / sqrt(E (1 - r/n) (1 - c/n)); NaN where the variance is zero (a single row or column).
+#[inline]
+pub fn adjusted_residual(observed: f64, row_total: f64, col_total: f64, n: f64) -> f64 {
+    let e = expected(row_total, col_total, n);
+    let var = e * (1.0 - row_total / n) * (1.0 - col_total / n);
+    if var > 0.0 {
+        (observed - e) / var.sqrt()
+    } else {
+        f64::NAN
+    }
+}
+
+/// Neumaier-compensated sum: chi-square is a difference of two large sums.
+#[derive(Default, Clone, Copy)]
+pub struct Sum {
+    sum: f64,
+    comp: f64,
+}
+
+impl Sum {
+    #[inline]
+    pub fn add(&mut self, x: f64) {
+        let t = self.sum + x;
+        if self.sum.abs() >= x.abs() {
+            self.comp += (self.sum - t) + x;
+        } else {
+            self.comp += (x - t) + self.sum;
+        }
+        self.sum = t;
+    }
+    pub fn value(&self) -> f64 {
+        self.sum + self.comp
+    }
+}
+
+/// Population standard deviation / mean; None for fewer than two rates or a zero mean.
+pub fn coefficient_of_variation(rates: &[f64]) -> Option<f64> {
+    if rates.len() < 2 {
+        return None;
+    }
+    let k = rates.len() as f64;
+    let mean = rates.iter().sum::<f64>() / k;
+    if mean <= 0.0 {
+        return None;
+    }
+    let var = rates.iter().map(|r| (r - mean) * (r - mean)).sum::<f64>() / k;
+    Some(var.sqrt() / mean)
+}
+
+/// Pooled two-proportion z-test (statsmodels `proportions_ztest` default): (z, two-sided p).
+pub fn two_proportion_z(x1: u64, n1: u64, x2: u64, n2: u64) -> Option<(f64, f64)> {
+    if n1 == 0 || n2 == 0 {
+        return None;
+    }
+    let (x1, n1, x2, n2) = (x1 as f64, n1 as f64, x2 as f64, n2 as f64);
+    let pooled = (x1 + x2) / (n1 + n2);
+    let se = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
+    if se == 0.0 || !se.is_finite() {
+        return None;
+    }
+    let z = (x1 / n1 - x2 / n2) / se;
+    Some((z, normal_two_sided_p(z)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, rel: f64) -> bool {
+        (a - b).abs() <= rel * b.abs().max(1e-300)
+    }
+
+    #[test]
+    fn paper_threshold() {
+        // Huang et al. 2025: 3,307 tests at alpha 0.05 gives 4.33
+        let z = bonferroni_threshold(0.05, 3307).unwrap();
+        assert!((z - 4.3269).abs() < 5e-5, "{z}");
+        assert!(close(
+            bonferroni_threshold(0.05, 1).unwrap(),
+            1.959963984540054,
+            1e-12
+        ));
+        assert_eq!(bonferroni_threshold(0.05, 0), None);
+    }
+
+    #[test]
+    fn chi2_tail_matches_known_values() {
+        // scipy.stats.chi2.sf(3.841458820694124, 1) == 0.05
+        assert!(close(chi2_sf(3.841458820694124, 1), 0.05, 1e-10));
+        // scipy.stats.chi2.sf(10, 4) == 0.04042768199451279
+        assert!(close(chi2_sf(10.0, 4), 0.04042768199451279, 1e-10));
+    }
+
+    #[test]
+    fn residual_of_a_2x2() {
+        // table [[10, 20], [30, 40]]: R chisq.test()$stdres[1,1] = -0.8728715609439696
+        let r = adjusted_residual(10.0, 30.0, 40.0, 100.0);
+        assert!(close(r, -0.8728715609439696, 1e-12), "{r}");
+        assert!(adjusted_residual(5.0, 5.0, 9.0, 5.0).is_nan());
+    }
+
+    #[test]
+    fn cv_and_z() {
+        assert_eq!(coefficient_of_variation(&[0.2, 0.2, 0.2]), Some(0.0));
+        let cv = coefficient_of_variation(&[0.1, 0.3]).unwrap();
+        assert!(close(cv, 0.5, 1e-12));
+        assert_eq!(coefficient_of_variation(&[0.4]), None);
+        // statsmodels proportions_ztest([30, 20], [100, 100]) -> z 1.6329931618554523
+        let (z, p) = two_proportion_z(30, 100, 20, 100).unwrap();
+        assert!(close(z, 1.6329931618554523, 1e-12));
+        assert!(close(p, 0.10247043485974938, 1e-9));
+    }
+
+    #[test]
+    fn compensated_sum() {
+        let mut s = Sum::default();
+        s.add(1e16);
+        s.add(1.0);
+        s.add(-1e16);
+        assert_eq!(s.value(), 1.0);
+    }
+}

@@ -1,0 +1,223 @@
+//! Thin PyO3 bindings for valuescope-core: argument conversion, Arrow in and out through the
+//! PyCapsule interface, the GIL released while the engine works. No statistics live here.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3_arrow::input::AnyRecordBatch;
+use pyo3_arrow::PyTable;
+use valuescope_core::{Engine, EngineConfig, EngineError, Reject};
+
+create_exception!(
+    _core,
+    SchemaError,
+    PyValueError,
+    "The input does not follow the feature schema (a missing or wrongly typed column)."
+);
+
+fn to_py(e: EngineError) -> PyErr {
+    match e {
+        EngineError::MissingColumn(_) | EngineError::WrongType { .. } => {
+            SchemaError::new_err(e.to_string())
+        }
+        _ => PyValueError::new_err(e.to_string()),
+    }
+}
+
+fn table_to_py<'py>(py: Python<'py>, batch: RecordBatch) -> PyResult<Bound<'py, PyAny>> {
+    let schema = batch.schema();
+    PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)
+}
+
+fn rejects_table(rejects: Vec<Reject>) -> RecordBatch {
+    let rows: ArrayRef = Arc::new(Int64Array::from_iter_values(
+        rejects.iter().map(|r| r.row as i64),
+    ));
+    let ids: ArrayRef = Arc::new(StringArray::from_iter(
+        rejects.iter().map(|r| r.conversation_id.as_deref()),
+    ));
+    let reasons: ArrayRef = Arc::new(StringArray::from_iter_values(
+        rejects.iter().map(|r| r.reason),
+    ));
+    RecordBatch::try_from_iter([("row", rows), ("conversation_id", ids), ("reason", reasons)])
+        .expect("equal lengths")
+}
+
+#[pyclass(module = "valuescope._core", name = "Engine")]
+struct PyEngine {
+    inner: Engine,
+}
+
+#[pymethods]
+impl PyEngine {
+    #[new]
+    #[pyo3(signature = (tables=None, min_conversations=15, min_users=10, alpha=0.05, n_tests=None))]
+    fn new(
+        tables: Option<Vec<(String, String)>>,
+        min_conversations: u64,
+        min_users: u32,
+        alpha: f64,
+        n_tests: Option<u64>,
+    ) -> PyResult<Self> {
+        let config = EngineConfig {
+            tables,
+            min_conversations,
+            min_users,
+            alpha,
+            n_tests,
+        };
+        Ok(PyEngine {
+            inner: Engine::new(config).map_err(to_py)?,
+        })
+    }
+
+    /// Streams every batch of `data` into the engine; returns the rejected rows.
+    fn update<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: AnyRecordBatch,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let reader = data.into_reader()?;
+        let engine = &mut self.inner;
+        let rejects = py.detach(move || -> Result<Vec<Reject>, PyErr> {
+            let mut offset = 0u64;
+            let mut all = Vec::new();
+            for batch in reader {
+                let batch = batch.map_err(|e| PyValueError::new_err(e.to_string()))?;
+                let rows = batch.num_rows() as u64;
+                for mut r in engine.update(&batch).map_err(to_py)? {
+                    r.row += offset;
+                    all.push(r);
+                }
+                offset += rows;
+            }
+            Ok(all)
+        })?;
+        table_to_py(py, rejects_table(rejects))
+    }
+
+    /// Folds another engine (same settings) into this one.
+    fn merge(slf: &Bound<'_, Self>, other: &Bound<'_, Self>) -> PyResult<()> {
+        let theirs = if slf.is(other) {
+            slf.borrow().inner.clone()
+        } else {
+            other.borrow().inner.clone()
+        };
+        let py = slf.py();
+        let mut me = slf.borrow_mut();
+        let engine = &mut me.inner;
+        py.detach(move || engine.merge(&theirs)).map_err(to_py)
+    }
+
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let engine = &self.inner;
+        let bytes = py.detach(move || engine.to_bytes());
+        PyBytes::new(py, &bytes)
+    }
+
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        let owned = data.to_vec();
+        let inner = py
+            .detach(move || Engine::from_bytes(&owned))
+            .map_err(to_py)?;
+        Ok(PyEngine { inner })
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let ctor = slf.get_type().getattr("from_bytes")?;
+        let bytes = slf.borrow().to_bytes(py);
+        PyTuple::new(py, [ctor.into_any(), PyTuple::new(py, [bytes])?.into_any()])
+    }
+
+    /// The published figures: {"summary": dict, name: pyarrow.Table, ...}.
+    fn result<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let engine = &self.inner;
+        let analysis = py.detach(move || engine.analysis());
+        let out = PyDict::new(py);
+        let json = py.import("json")?;
+        out.set_item(
+            "summary",
+            json.call_method1("loads", (analysis.summary.to_string(),))?,
+        )?;
+        for (name, batch) in analysis.tables {
+            out.set_item(name, table_to_py(py, batch)?)?;
+        }
+        Ok(out)
+    }
+
+    #[getter]
+    fn min_conversations(&self) -> u64 {
+        self.inner.config().min_conversations
+    }
+
+    #[getter]
+    fn min_users(&self) -> u32 {
+        self.inner.config().min_users
+    }
+
+    #[getter]
+    fn alpha(&self) -> f64 {
+        self.inner.config().alpha
+    }
+
+    #[getter]
+    fn n_tests(&self) -> Option<u64> {
+        self.inner.config().n_tests
+    }
+
+    /// The column pairs crossed, as given (None: the design's defaults).
+    #[getter]
+    fn tables(&self) -> Option<Vec<(String, String)>> {
+        self.inner.config().tables.clone()
+    }
+
+    /// Rows seen so far, analysed or not.
+    #[getter]
+    fn n_rows(&self) -> u64 {
+        self.inner.shards_rows()
+    }
+
+    fn __repr__(&self) -> String {
+        let c = self.inner.config();
+        format!(
+            "Engine(min_conversations={}, min_users={}, alpha={}, rows={})",
+            c.min_conversations,
+            c.min_users,
+            c.alpha,
+            self.inner.shards_rows()
+        )
+    }
+}
+
+/// NFKC, lower case, trimmed, inner white space collapsed: how the engine keys values.
+#[pyfunction]
+fn normalize(value: &str) -> String {
+    valuescope_core::normalize::normalize(value)
+}
+
+/// Two-sided Bonferroni threshold Phi^-1(1 - alpha / (2 m)).
+#[pyfunction]
+fn bonferroni_threshold(alpha: f64, n_tests: u64) -> PyResult<f64> {
+    valuescope_core::stats::bonferroni_threshold(alpha, n_tests)
+        .ok_or_else(|| PyValueError::new_err("need 0 < alpha < 1 and n_tests >= 1"))
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyEngine>()?;
+    m.add_function(wrap_pyfunction!(normalize, m)?)?;
+    m.add_function(wrap_pyfunction!(bonferroni_threshold, m)?)?;
+    m.add("SchemaError", m.py().get_type::<SchemaError>())?;
+    m.add(
+        "STATE_FORMAT_VERSION",
+        valuescope_core::codec::FORMAT_VERSION,
+    )?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
