@@ -1,0 +1,119 @@
+"""The `valuescope` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from valuescope import __version__
+from valuescope.errors import UserError
+
+
+class Group(click.Group):
+    """Turns UserError into one line on stderr and exit status 2: no traceback for user errors."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            click.echo(f"valuescope: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="valuescope")
+def main() -> None:
+    """Measure which values language models express in real conversations.
+
+    Stages: extract (LLM features) -> taxonomy -> analyze (statistics) -> report.
+    Start with `valuescope demo`: no data and no API key needed.
+    """
+
+
+@main.command("analyze")
+@click.argument("features", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=Path("valuescope-analysis"),
+    show_default=True,
+    help="Directory for the analysis files.",
+)
+@click.option(
+    "--min-conversations",
+    type=click.IntRange(min=1),
+    default=15,
+    show_default=True,
+    help="Privacy: publish a figure only if it describes at least this many conversations...",
+)
+@click.option(
+    "--min-users",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="...from at least this many distinct users.",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Family-wise error rate for the Bonferroni threshold.",
+)
+@click.option(
+    "--n-tests",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Number of tests m for Bonferroni [default: each table's number of rows].",
+)
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    metavar="A:B",
+    help="Cross columns A and B (repeatable); replaces the six default tables.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=65_536,
+    show_default=True,
+    help="Rows per Arrow batch read from Parquet.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def analyze_command(
+    features, out, min_conversations, min_users, alpha, n_tests, tables, batch_size, quiet
+) -> None:
+    """Compute the statistics of FEATURES (Parquet files or directories of them).
+
+    Writes to --out: summary.json; ai_values.csv, human_values.csv (value frequencies);
+    response_types.csv; mirroring.csv; invariance.csv (context CV); models.csv;
+    model_comparison.csv; tables/<A>__<B>.csv and .json (co-occurrence with chi-square and
+    adjusted residuals); rejects.csv (rows that break the schema, with the reason).
+    Figures below the privacy thresholds are suppressed everywhere.
+    """
+    from valuescope.analyze import AnalyzeOptions, analyze_files, parse_table
+
+    opts = AnalyzeOptions(
+        min_conversations=min_conversations,
+        min_users=min_users,
+        alpha=alpha,
+        n_tests=n_tests,
+        tables=[parse_table(t) for t in tables] or None,
+        batch_size=batch_size,
+        progress=not quiet,
+    )
+    rep = analyze_files(features, out, opts)
+    s = rep.summary
+    click.echo(
+        f"analysed {s['n_conversations']:,} conversations "
+        f"({s['n_rejected']:,} rejected, {s['n_not_subjective']:,} not subjective) "
+        f"in {rep.seconds:.1f}s -> {rep.out}/"
+    )
+
+
+if __name__ == "__main__":
+    main()

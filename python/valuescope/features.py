@@ -1,0 +1,109 @@
+"""Reading extracted-feature files (Parquet) batch by batch, with errors that name the file."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from valuescope.errors import UserError
+
+#: Columns of the feature schema the engine reads (DESIGN.md); others are not loaded.
+SCHEMA_COLUMNS = (
+    "conversation_id",
+    "user_id",
+    "model",
+    "subjective",
+    "task",
+    "task_cluster",
+    "ai_values",
+    "ai_values_explicit",
+    "human_values",
+    "response_type",
+)
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given, directories expanded to the Parquet files below them (sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(
+                f for f in p.rglob("*") if f.is_file() and f.suffix in (".parquet", ".pq")
+            )
+            if not found:
+                raise UserError(f"{p}: directory holds no .parquet files")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise UserError(f"{p}: no such file or directory")
+    return out
+
+
+def open_parquet(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise UserError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+
+
+def count_rows(files: Iterable[Path]) -> int:
+    return sum(open_parquet(f).metadata.num_rows for f in files)
+
+
+def iter_batches(
+    path: Path, columns: Iterable[str], batch_size: int = 65_536
+) -> Iterator[pa.RecordBatch]:
+    """Record batches holding the wanted columns that the file has; decoded one ahead in a
+    background thread so that Parquet decoding overlaps the engine's work."""
+    pf = open_parquet(path)
+    names = set(pf.schema_arrow.names)
+    wanted = [c for c in columns if c in names]
+    it = pf.iter_batches(batch_size=batch_size, columns=wanted)
+    return _prefetch(it, path)
+
+
+_DONE = object()
+
+
+def _prefetch(it: Iterator[pa.RecordBatch], path: Path, depth: int = 2) -> Iterator:
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for b in it:
+                while not stop.is_set():
+                    try:
+                        q.put(b, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except (pa.ArrowException, OSError) as exc:
+            q.put(UserError(f"{path}: cannot read Parquet data ({_first_line(exc)})"))
+
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, UserError):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,102 @@
+"""Writing an analysis directory: CSV and JSON in the published shapes, each file atomic."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from valuescope.atomic import write_text
+
+#: result() key -> file name, in the order they are written.
+FILES = {
+    "ai_values": "ai_values.csv",
+    "human_values": "human_values.csv",
+    "ai_values_explicit": "ai_values_explicit.csv",
+    "response_types": "response_types.csv",
+    "mirroring": "mirroring.csv",
+    "invariance": "invariance.csv",
+    "models": "models.csv",
+    "model_comparison": "model_comparison.csv",
+    "table_tests": "table_tests.csv",
+}
+
+TABLE_CSV_COLUMNS = ("row", "col", "observed", "expected", "adjusted_residual", "significant")
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return "" if math.isnan(v) else repr(v)
+    return v
+
+
+def csv_text(table: pa.Table, columns: Sequence[str] | None = None) -> str:
+    cols = list(columns) if columns is not None else table.column_names
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    data = [table.column(c).to_pylist() for c in cols]
+    for row in zip(*data, strict=True):
+        w.writerow([_cell(v) for v in row])
+    return buf.getvalue()
+
+
+def write_csv(path: Path, table: pa.Table, columns: Sequence[str] | None = None) -> None:
+    write_text(path, csv_text(table, columns))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def _json_num(x: Any) -> Any:
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def write_analysis(result: Mapping[str, Any], out: Path, extra_summary: Mapping | None = None):
+    """Writes every published figure of an Engine.result() under `out`; returns the paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for key, name in FILES.items():
+        write_csv(out / name, result[key])
+        written.append(out / name)
+    tests = {r["table"]: r for r in result["table_tests"].to_pylist()}
+    for key, table in result.items():
+        if not key.startswith("tables/"):
+            continue
+        name = key.removeprefix("tables/")
+        write_csv(out / "tables" / f"{name}.csv", table, TABLE_CSV_COLUMNS)
+        t = tests[name]
+        write_json(
+            out / "tables" / f"{name}.json",
+            {
+                "table": name,
+                "row_column": t["row_column"],
+                "col_column": t["col_column"],
+                "chi2": _json_num(t["chi2"]),
+                "dof": t["dof"],
+                "p_value": _json_num(t["p_value"]),
+                "n": t["n"],
+                "threshold": _json_num(t["threshold"]),
+                "n_tests": t["n_tests"],
+                "n_cells": t["n_cells"],
+                "suppressed_cells": t["suppressed_cells"],
+            },
+        )
+        written += [out / "tables" / f"{name}.csv", out / "tables" / f"{name}.json"]
+    summary = dict(result["summary"])
+    if extra_summary:
+        summary.update(extra_summary)
+    write_json(out / "summary.json", summary)
+    written.append(out / "summary.json")
+    return written
