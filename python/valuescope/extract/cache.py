@@ -1,0 +1,96 @@
+"""Durable answer cache (sqlite3), so a crashed or interrupted run never pays twice.
+
+Keys are hashes of everything that determines an answer (prompt version, provider, model,
+parameters, rendered conversation); never the API key. Each success is committed as soon as it
+arrives, so a SIGKILL loses at most the requests in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batch_items (
+    custom_id TEXT PRIMARY KEY,
+    batch_id TEXT NOT NULL
+);
+"""
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class Cache:
+    def __init__(self, path: str) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.path = path
+        # The runner is one thread of asyncio; sqlite calls are short enough to run inline.
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT value FROM results WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, key: str, value: Any, input_tokens: int, output_tokens: int, cost: float) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
+            (key, json.dumps(value), input_tokens, output_tokens, cost, time.time()),
+        )
+
+    def add_batch(self, batch_id: str, provider: str, custom_ids: list[str]) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute(
+                "INSERT OR REPLACE INTO batches VALUES (?, ?, 'submitted', ?)",
+                (batch_id, provider, time.time()),
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO batch_items VALUES (?, ?)",
+                [(cid, batch_id) for cid in custom_ids],
+            )
+
+    def pending_batches(self, provider: str) -> list[str]:
+        rows = self.db.execute(
+            "SELECT batch_id FROM batches WHERE provider = ? AND status = 'submitted' "
+            "ORDER BY created",
+            (provider,),
+        )
+        return [r[0] for r in rows]
+
+    def batch_of(self, custom_id: str) -> str | None:
+        row = self.db.execute(
+            "SELECT b.batch_id FROM batch_items i JOIN batches b USING (batch_id) "
+            "WHERE i.custom_id = ? AND b.status = 'submitted'",
+            (custom_id,),
+        ).fetchone()
+        return row[0] if row else None
+
+    def finish_batch(self, batch_id: str) -> None:
+        self.db.execute("UPDATE batches SET status = 'collected' WHERE batch_id = ?", (batch_id,))
+
+    def close(self) -> None:
+        self.db.close()
