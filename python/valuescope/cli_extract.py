@@ -163,6 +163,13 @@ _OPTIONS = [
         show_default=True,
         help="Transport retries per request (429, 5xx, time-outs).",
     ),
+    click.option(
+        "--retry-wait",
+        type=click.FloatRange(min=0),
+        default=1.0,
+        show_default=True,
+        help="First backoff in seconds (doubles per retry, with jitter; Retry-After wins).",
+    ),
     click.option("--progress/--no-progress", default=True, show_default=True),
 ]
 
@@ -195,6 +202,7 @@ def extract_from_cli(conversations: tuple[str, ...], out: str, **kw: Any) -> Sum
         temperature=kw["temperature"],
         timeout=kw["timeout"],
         transport_retries=kw["retries"],
+        backoff_base=kw["retry_wait"],
         progress=kw["progress"],
     )
     fields = FieldMap(kw["id_field"], kw["user_field"], kw["model_field"])

@@ -61,7 +61,18 @@ class Conversation:
     user_id: str | None
     model: str | None
     messages: list[Message]
-    source: str  # "file:line" for messages and rejects
+    source: str  # "file:line" or "file:row N", for messages
+    file: str = ""
+    line: int | None = None  # JSONL, 1-based
+    row: int | None = None  # Parquet, 0-based
+
+    def location(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"file": self.file}
+        if self.line is not None:
+            out["line"] = self.line
+        if self.row is not None:
+            out["row"] = self.row
+        return out
 
 
 @dataclass
@@ -271,6 +282,7 @@ def read_conversations(
                 continue
             try:
                 conv = parse_record(rec, fmt, fields, f"{name}:{pos}", source)
+                conv.file, conv.line, conv.row = path, line, row
             except RecordError as exc:
                 cid = None
                 if isinstance(rec, dict):

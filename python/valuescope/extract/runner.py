@@ -495,7 +495,7 @@ async def _run(
         def reject(idx: int, conv: Conversation, reason: str) -> None:
             rejects[idx] = {
                 "conversation_id": conv.conversation_id,
-                "source": conv.source,
+                **conv.location(),
                 "reason": reason,
             }
             summary.failed += 1

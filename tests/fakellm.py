@@ -1,0 +1,304 @@
+"""A fault-injecting LLM server for the extraction tests: OpenAI-compatible chat completions and
+the Anthropic Messages and Message Batches APIs, on 127.0.0.1 in a background thread.
+
+What happens to a request is written in the conversation itself, so that it holds under any
+concurrency: ``[[fault:429ra,500,ok]]`` in a conversation's text makes the first attempt for that
+conversation a 429 with Retry-After, the second a 500, and every later one a valid answer.
+Attempts are counted per conversation (the text of the first user message), re-asks included.
+
+Actions: ok, 429, 429ra (Retry-After: 1), 408, 500, 503, 529, 400, 400echo (key echoed in a
+permanent error), 401echo (key echoed in a 401), timeout (answers after ``slow_seconds``), drop
+(closes the connection), badjson, fenced, prose (JSON inside prose and a trailing comma), length
+(cut-off JSON with finish_reason length), badenum, pii (identifying strings in the answer),
+objective (subjective false).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+FAULT = re.compile(r"\[\[fault:([a-z0-9,]+)\]\]")
+
+
+def good_features(action: str) -> dict[str, Any]:
+    task = "help plan a difficult conversation with a colleague"
+    if action == "pii":
+        task = "mail jane.doe@example.com, call +1 (555) 123-4567, see https://ex.com/x 1234567"
+    return {
+        "subjective": action != "objective",
+        "task": task,
+        "ai_values": ["honesty", "empathy", "  honesty ", "professionalism"],
+        "ai_values_explicit": ["honesty"],
+        "human_values": ["fairness"] if action != "pii" else ["privacy at jane@example.org"],
+        "response_type": "mild support",
+    }
+
+
+class FakeLLM:
+    def __init__(self, slow_seconds: float = 3.0, delay: float = 0.0) -> None:
+        self.slow_seconds = slow_seconds
+        self.delay = delay  # added to every answer (for kill tests and concurrency)
+        self.default_actions: list[str] = []  # used when a conversation names no faults
+        self.reject_json_schema = False  # like llama.cpp: a 500 for response_format json_schema
+        self.only_tools = False  # a 400 for any response_format
+        self.batch_ready_after = 1  # status polls before a batch has ended
+        self.lock = threading.Lock()
+        self.attempts: dict[str, int] = {}
+        self.log: list[dict[str, Any]] = []
+        self.batches: dict[str, dict[str, Any]] = {}
+        handler = type("BoundHandler", (_Handler,), {"fake": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> FakeLLM:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def requests(self, path_part: str = "") -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.log if path_part in r["path"]]
+
+    def successes_by_conversation(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.requests():
+            if r["status"] == 200 and r.get("cid"):
+                out[r["cid"]] = out.get(r["cid"], 0) + 1
+        return out
+
+    def next_action(self, conv_text: str) -> tuple[str, str]:
+        cid = hashlib.sha256(conv_text.encode()).hexdigest()[:16]
+        m = FAULT.search(conv_text)
+        plan = m.group(1).split(",") if m else list(self.default_actions)
+        with self.lock:
+            n = self.attempts.get(cid, 0)
+            self.attempts[cid] = n + 1
+        return cid, plan[n] if n < len(plan) else "ok"
+
+    # -- answers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def answer_text(action: str, subjectivity_call: bool) -> tuple[str, bool]:
+        """(content, cut off at max_tokens)"""
+        if subjectivity_call:
+            return json.dumps({"subjective": action != "objective"}), False
+        full = json.dumps(good_features(action))
+        if action == "badjson":
+            return "I think the values are honesty and care {not json", False
+        if action == "fenced":
+            return f"```json\n{full}\n```", False
+        if action == "prose":
+            return f"Here is the JSON you asked for: {full[:-1]}, }} Hope this helps.", False
+        if action == "length":
+            return full[: len(full) // 2], True
+        if action == "badenum":
+            feats = good_features("ok")
+            feats["response_type"] = "enthusiastic agreement"
+            return json.dumps(feats), False
+        return full, False
+
+
+def _conversation_text(messages: list[dict[str, Any]]) -> str:
+    for m in messages:
+        if m.get("role") == "user":
+            content = m.get("content")
+            return content if isinstance(content, str) else json.dumps(content)
+    return ""
+
+
+def _is_subjectivity(schema: Any) -> bool:
+    return isinstance(schema, dict) and set(schema.get("properties", {})) == {"subjective"}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeLLM
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        raw = (body if isinstance(body, str) else json.dumps(body)).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(raw)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def _record(self, **kw: Any) -> None:
+        with self.fake.lock:
+            self.fake.log.append({"path": self.path, "time": time.monotonic(), **kw})
+
+    def _key(self) -> str:
+        auth = self.headers.get("authorization") or ""
+        return self.headers.get("x-api-key") or auth.removeprefix("Bearer ").strip()
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        fake = self.fake
+        m = re.fullmatch(r"/v1/messages/batches/([\w-]+)(/results)?", self.path)
+        if not m or m.group(1) not in fake.batches:
+            self._record(status=404)
+            self._send(404, {"error": "not found"})
+            return
+        batch = fake.batches[m.group(1)]
+        if m.group(2):
+            lines = []
+            for req in batch["requests"]:
+                params = req["params"]
+                _, action = fake.next_action(_conversation_text(params["messages"]))
+                if action in ("500", "badjson", "timeout", "drop", "429", "429ra"):
+                    result: dict[str, Any] = {"type": "errored", "error": {"type": "api_error"}}
+                else:
+                    result = {"type": "succeeded", "message": _anthropic_message(action, params)}
+                lines.append(json.dumps({"custom_id": req["custom_id"], "result": result}))
+            self._record(status=200, batch=m.group(1))
+            self._send(200, "\n".join(lines) + "\n")
+            return
+        batch["polls"] += 1
+        ended = batch["polls"] >= fake.batch_ready_after
+        self._record(status=200, batch=m.group(1))
+        self._send(
+            200,
+            {
+                "id": m.group(1),
+                "type": "message_batch",
+                "processing_status": "ended" if ended else "in_progress",
+                "results_url": f"{fake.url}/v1/messages/batches/{m.group(1)}/results"
+                if ended
+                else None,
+            },
+        )
+
+    def do_POST(self) -> None:  # noqa: N802
+        fake = self.fake
+        length = int(self.headers.get("content-length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length))
+        except ValueError:
+            self._record(status=400)
+            self._send(400, {"error": "bad json"})
+            return
+        if self.path == "/v1/messages/batches":
+            with fake.lock:
+                bid = f"msgbatch_{len(fake.batches) + 1:04d}"
+                fake.batches[bid] = {"requests": body["requests"], "polls": 0}
+            self._record(status=200, batch=bid, n=len(body["requests"]))
+            self._send(200, {"id": bid, "processing_status": "in_progress"})
+            return
+        anthropic = self.path == "/v1/messages"
+        if not anthropic and self.path != "/v1/chat/completions":
+            self._record(status=404)
+            self._send(404, {"error": "no such endpoint"})
+            return
+        conv_text = _conversation_text(body.get("messages", []))
+        cid = hashlib.sha256(conv_text.encode()).hexdigest()[:16]
+        if fake.delay:
+            time.sleep(fake.delay)
+        rf = body.get("response_format")
+        # A refused structured-output mode is not an attempt in the conversation's fault plan.
+        if not anthropic and rf is not None:
+            if fake.only_tools:
+                self._record(status=400, cid=cid, action="no response_format")
+                self._send(400, {"error": {"message": "response_format is not supported"}})
+                return
+            if fake.reject_json_schema and rf.get("type") == "json_schema":
+                self._record(status=500, cid=cid, action="no json_schema")
+                self._send(500, {"error": {"message": "Unsupported response_format json_schema"}})
+                return
+        cid, action = fake.next_action(conv_text)
+        status = {"429": 429, "429ra": 429, "408": 408, "500": 500, "503": 503, "529": 529}
+        status.update({"400": 400, "400echo": 400, "401echo": 401})
+        if action in status:
+            code = status[action]
+            headers = {"retry-after": "1"} if action == "429ra" else {}
+            msg = "try again"
+            if action.endswith("echo"):
+                msg = f"Incorrect API key provided: {self._key()}"
+            self._record(status=code, cid=cid, action=action)
+            self._send(code, {"error": {"message": msg}}, headers)
+            return
+        if action == "timeout":
+            time.sleep(fake.slow_seconds)
+        if action == "drop":
+            self._record(status=0, cid=cid, action=action)
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if anthropic:
+            out = _anthropic_message(action, body)
+        else:
+            schema = ((rf or {}).get("json_schema") or {}).get("schema") or (rf or {}).get("schema")
+            tools = body.get("tools") or []
+            if tools:
+                schema = tools[0]["function"]["parameters"]
+            text, cut = FakeLLM.answer_text(action, _is_subjectivity(schema))
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            if tools:
+                message = {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": tools[0]["function"]["name"], "arguments": text},
+                        }
+                    ],
+                }
+            out = {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "choices": [
+                    {"index": 0, "message": message, "finish_reason": "length" if cut else "stop"}
+                ],
+                "usage": {"prompt_tokens": 1000, "completion_tokens": 100},
+            }
+        self._record(
+            status=200,
+            cid=cid,
+            action=action,
+            mode=(rf or {}).get("type") or ("tools" if body.get("tools") else None),
+            max_tokens=body.get("max_tokens"),
+            text=conv_text,
+        )
+        self._send(200, out)
+
+
+def _anthropic_message(action: str, body: dict[str, Any]) -> dict[str, Any]:
+    tools = body.get("tools") or [{}]
+    text, cut = FakeLLM.answer_text(action, _is_subjectivity(tools[0].get("input_schema")))
+    try:
+        block: dict[str, Any] = {
+            "type": "tool_use",
+            "id": "toolu_1",
+            "name": tools[0].get("name", "tool"),
+            "input": json.loads(text),
+        }
+    except ValueError:  # a broken answer comes back as text, as a model without the tool would
+        block = {"type": "text", "text": text}
+    return {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "content": [block],
+        "stop_reason": "max_tokens" if cut else "tool_use",
+        "usage": {"input_tokens": 1000, "output_tokens": 100},
+    }
