@@ -40,6 +40,13 @@ def good_features(action: str) -> dict[str, Any]:
     }
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that time out leave broken pipes behind; that is the point of the test
+
+
 class FakeLLM:
     def __init__(self, slow_seconds: float = 3.0, delay: float = 0.0) -> None:
         self.slow_seconds = slow_seconds
@@ -53,8 +60,7 @@ class FakeLLM:
         self.log: list[dict[str, Any]] = []
         self.batches: dict[str, dict[str, Any]] = {}
         handler = type("BoundHandler", (_Handler,), {"fake": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
