@@ -9,7 +9,7 @@ use hashbrown::HashMap;
 use serde_json::{json, Value};
 
 use crate::engine::{EngineConfig, Plan, AI, EXPLICIT, HUMAN, MODEL, RT};
-use crate::state::{unpack, State, RESPONSE_TYPES};
+use crate::state::{pack, unpack, State, RESPONSE_TYPES};
 use crate::stats::{
     adjusted_residual, bonferroni_threshold, chi2_sf, coefficient_of_variation, expected,
     two_proportion_z, Sum,
@@ -397,7 +397,8 @@ fn is_value_list(name: &str) -> bool {
 
 /// CV of each AI value's rate across the categories of each context column crossed with it.
 fn invariance(plan: &Plan, st: &State, published: &[usize], pv: Privacy) -> RecordBatch {
-    let mut out: (Vec<&str>, Vec<&str>, Vec<Option<f64>>, Vec<u64>) = Default::default();
+    // (value, context, cv, n_categories)
+    let mut out: Vec<(&str, &str, f64, u64)> = Vec::new();
     for &t in published {
         let (a, b) = plan.tables[t];
         if a != AI || is_value_list(&plan.columns[b]) {
@@ -432,18 +433,15 @@ fn invariance(plan: &Plan, st: &State, published: &[usize], pv: Privacy) -> Reco
             let mut rates = nonzero.clone();
             rates.resize(k, 0.0);
             if let Some(cv) = coefficient_of_variation(&rates) {
-                out.0.push(st.string(v));
-                out.1.push(plan.columns[b].as_str());
-                out.2.push(Some(cv));
-                out.3.push(k as u64);
+                out.push((st.string(v), plan.columns[b].as_str(), cv, k as u64));
             }
         }
     }
     batch(vec![
-        ("value", strs(out.0)),
-        ("context", strs(out.1)),
-        ("cv", f64s(out.2)),
-        ("n_categories", u64s(out.3)),
+        ("value", strs(out.iter().map(|r| r.0).collect())),
+        ("context", strs(out.iter().map(|r| r.1).collect())),
+        ("cv", f64s(out.iter().map(|r| Some(r.2)).collect())),
+        ("n_categories", u64s(out.iter().map(|r| r.3).collect())),
     ])
 }
 
@@ -496,24 +494,17 @@ fn models(st: &State, pv: Privacy) -> (RecordBatch, u64) {
 /// Every pair of publishable models, per response type and per AI value: shares and a pooled
 /// two-proportion z-test. Needs the `response_type x model` / `ai_values x model` tables.
 fn model_comparison(plan: &Plan, st: &State, pv: Privacy) -> RecordBatch {
+    struct Row<'a> {
+        feature: &'a str,
+        value: &'a str,
+        model_a: &'a str,
+        model_b: &'a str,
+        n: (u64, u64),
+        x: (u64, u64),
+        z: Option<(f64, f64)>,
+    }
     let models = passing_models(st, pv);
-    let mut o: (
-        Vec<&str>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<u64>,
-        Vec<u64>,
-        Vec<u64>,
-        Vec<u64>,
-    ) = Default::default();
-    let mut f: (
-        Vec<Option<f64>>,
-        Vec<Option<f64>>,
-        Vec<Option<f64>>,
-        Vec<Option<f64>>,
-    ) = Default::default();
-    let mut diff = Vec::new();
+    let mut out: Vec<Row> = Vec::new();
     for (feature, col) in [("response_type", RT), ("ai_values", AI)] {
         let Some(t) = plan.tables.iter().position(|&p| p == (col, MODEL)) else {
             continue;
@@ -529,48 +520,51 @@ fn model_comparison(plan: &Plan, st: &State, pv: Privacy) -> RecordBatch {
             for j in i + 1..models.len() {
                 let ((ma, na), (mb, nb)) = (models[i], models[j]);
                 for &(v, _) in &features {
-                    let ca = cells.get(&crate::state::pack(v, ma));
-                    let cb = cells.get(&crate::state::pack(v, mb));
+                    let ca = cells.get(&pack(v, ma));
+                    let cb = cells.get(&pack(v, mb));
                     let xa = ca.map_or(0, |c| c.n);
                     let xb = cb.map_or(0, |c| c.n);
                     if xa + xb == 0 || !pv.ok_or_zero(ca) || !pv.ok_or_zero(cb) {
                         continue;
                     }
-                    let (z, p) = match two_proportion_z(xa, na, xb, nb) {
-                        Some((z, p)) => (Some(z), Some(p)),
-                        None => (None, None),
-                    };
-                    let (pa, pb) = (pct(xa, na), pct(xb, nb));
-                    o.0.push(feature);
-                    o.1.push(st.string(v));
-                    o.2.push(st.string(ma));
-                    o.3.push(st.string(mb));
-                    o.4.push(na);
-                    o.5.push(nb);
-                    o.6.push(xa);
-                    o.7.push(xb);
-                    f.0.push(pa);
-                    f.1.push(pb);
-                    diff.push(pa.zip(pb).map(|(a, b)| a - b));
-                    f.2.push(z);
-                    f.3.push(p);
+                    out.push(Row {
+                        feature,
+                        value: st.string(v),
+                        model_a: st.string(ma),
+                        model_b: st.string(mb),
+                        n: (na, nb),
+                        x: (xa, xb),
+                        z: two_proportion_z(xa, na, xb, nb),
+                    });
                 }
             }
         }
     }
+    let pa = |r: &Row| pct(r.x.0, r.n.0);
+    let pb = |r: &Row| pct(r.x.1, r.n.1);
     batch(vec![
-        ("feature", strs(o.0)),
-        ("value", strs(o.1)),
-        ("model_a", strs(o.2)),
-        ("model_b", strs(o.3)),
-        ("n_a", u64s(o.4)),
-        ("n_b", u64s(o.5)),
-        ("x_a", u64s(o.6)),
-        ("x_b", u64s(o.7)),
-        ("pct_a", f64s(f.0)),
-        ("pct_b", f64s(f.1)),
-        ("diff_pct", f64s(diff)),
-        ("z", f64s(f.2)),
-        ("p_value", f64s(f.3)),
+        ("feature", strs(out.iter().map(|r| r.feature).collect())),
+        ("value", strs(out.iter().map(|r| r.value).collect())),
+        ("model_a", strs(out.iter().map(|r| r.model_a).collect())),
+        ("model_b", strs(out.iter().map(|r| r.model_b).collect())),
+        ("n_a", u64s(out.iter().map(|r| r.n.0).collect())),
+        ("n_b", u64s(out.iter().map(|r| r.n.1).collect())),
+        ("x_a", u64s(out.iter().map(|r| r.x.0).collect())),
+        ("x_b", u64s(out.iter().map(|r| r.x.1).collect())),
+        ("pct_a", f64s(out.iter().map(pa).collect())),
+        ("pct_b", f64s(out.iter().map(pb).collect())),
+        (
+            "diff_pct",
+            f64s(
+                out.iter()
+                    .map(|r| pa(r).zip(pb(r)).map(|(a, b)| a - b))
+                    .collect(),
+            ),
+        ),
+        ("z", f64s(out.iter().map(|r| r.z.map(|z| z.0)).collect())),
+        (
+            "p_value",
+            f64s(out.iter().map(|r| r.z.map(|z| z.1)).collect()),
+        ),
     ])
 }

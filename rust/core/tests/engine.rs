@@ -1,0 +1,209 @@
+//! The engine end to end on hand-made batches, without Python.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{ListBuilder, StringBuilder};
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use valuescope_core::{Engine, EngineConfig, EngineError};
+
+fn list(rows: &[&[&str]]) -> ArrayRef {
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for r in rows {
+        for v in *r {
+            b.values().append_value(v);
+        }
+        b.append(true);
+    }
+    Arc::new(b.finish())
+}
+
+fn strings(v: &[Option<&str>]) -> ArrayRef {
+    Arc::new(StringArray::from(v.to_vec()))
+}
+
+/// Four conversations from three users; one row with an unknown response type.
+fn batch() -> RecordBatch {
+    RecordBatch::try_from_iter([
+        (
+            "conversation_id",
+            strings(&[Some("a"), Some("b"), Some("c"), Some("d"), Some("e")]),
+        ),
+        (
+            "user_id",
+            strings(&[Some("u1"), Some("u1"), Some("u2"), None, Some("u3")]),
+        ),
+        (
+            "model",
+            strings(&[Some("m1"), Some("m2"), Some("m1"), Some("m2"), None]),
+        ),
+        (
+            "ai_values",
+            list(&[
+                &["Honesty", "honesty ", "clarity"],
+                &["honesty"],
+                &["clarity"],
+                &[],
+                &["x"],
+            ]),
+        ),
+        (
+            "human_values",
+            list(&[&["honesty"], &[], &["efficiency"], &["honesty"], &[]]),
+        ),
+        (
+            "response_type",
+            strings(&[
+                Some("strong support"),
+                Some("Mild Support"),
+                Some("reframing"),
+                Some("strong support"),
+                Some("wild enthusiasm"),
+            ]),
+        ),
+    ])
+    .unwrap()
+}
+
+fn open() -> EngineConfig {
+    EngineConfig {
+        min_conversations: 1,
+        min_users: 1,
+        ..Default::default()
+    }
+}
+
+fn rows(b: &RecordBatch) -> Vec<Vec<String>> {
+    let n = b.num_rows();
+    (0..n)
+        .map(|i| {
+            b.columns()
+                .iter()
+                .map(|c| {
+                    arrow_array::Array::is_valid(c.as_ref(), i)
+                        .then(|| format!("{:?}", c.slice(i, 1)))
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn table<'a>(a: &'a valuescope_core::Analysis, name: &str) -> &'a RecordBatch {
+    &a.tables.iter().find(|(n, _)| n == name).unwrap().1
+}
+
+#[test]
+fn counts_each_value_once_per_conversation() {
+    let mut e = Engine::new(open()).unwrap();
+    let rejects = e.update(&batch()).unwrap();
+    assert_eq!(rejects.len(), 1);
+    assert_eq!(rejects[0].row, 4);
+    let a = e.analysis();
+    assert_eq!(a.summary["n_conversations"], 4);
+    assert_eq!(a.summary["n_rejected"], 1);
+    let ai = table(&a, "ai_values");
+    let values = ai.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+    let counts = ai
+        .column(1)
+        .as_any()
+        .downcast_ref::<arrow_array::UInt64Array>()
+        .unwrap();
+    // honesty in a and b (twice in a, counted once); clarity in a and c; "x" was rejected
+    assert_eq!(values.value(0), "clarity");
+    assert_eq!(counts.value(0), 2);
+    assert_eq!(values.value(1), "honesty");
+    assert_eq!(counts.value(1), 2);
+    assert_eq!(ai.num_rows(), 2);
+}
+
+#[test]
+fn thresholds_suppress_rows_and_cells() {
+    let mut cfg = open();
+    cfg.min_users = 2;
+    let mut e = Engine::new(cfg).unwrap();
+    e.update(&batch()).unwrap();
+    let a = e.analysis();
+    // honesty: conversations a, b, both user u1 -> one user -> suppressed; clarity: u1, u2
+    let ai = table(&a, "ai_values");
+    assert_eq!(ai.num_rows(), 1);
+    assert_eq!(a.summary["suppressed"]["ai_values"], 1);
+    // (as a human value, honesty has two users: a's u1 and d, its own user, so it stays)
+    for name in [
+        "ai_values",
+        "tables/ai_values__response_type",
+        "tables/ai_values__model",
+    ] {
+        let dump = format!("{:?}", table(&a, name));
+        assert!(!dump.contains("honesty"), "suppressed value leaked: {dump}");
+    }
+    assert_eq!(table(&a, "human_values").num_rows(), 1);
+}
+
+#[test]
+fn merge_equals_one_pass_and_bytes_round_trip() {
+    let b = batch();
+    let mut one = Engine::new(open()).unwrap();
+    one.update(&b).unwrap();
+    let mut left = Engine::new(open()).unwrap();
+    let mut right = Engine::new(open()).unwrap();
+    left.update(&b.slice(0, 2)).unwrap();
+    right.update(&b.slice(2, 3)).unwrap();
+    right.merge(&left).unwrap();
+    let back = Engine::from_bytes(&right.to_bytes()).unwrap();
+    for (name, t) in &one.analysis().tables {
+        assert_eq!(rows(t), rows(table(&back.analysis(), name)), "{name}");
+    }
+}
+
+#[test]
+fn damaged_bytes_are_errors_not_panics() {
+    let mut e = Engine::new(open()).unwrap();
+    e.update(&batch()).unwrap();
+    let good = e.to_bytes();
+    for cut in 0..good.len() {
+        assert!(matches!(
+            Engine::from_bytes(&good[..cut]),
+            Err(EngineError::Corrupt(_))
+        ));
+    }
+    let mut bad = good.clone();
+    bad[20] ^= 0x10;
+    assert!(Engine::from_bytes(&bad).is_err());
+}
+
+#[test]
+fn missing_and_mistyped_columns_name_the_column() {
+    let b = batch();
+    let no_rt = b.project(&[0, 1, 2, 3, 4]).unwrap();
+    let err = Engine::new(open()).unwrap().update(&no_rt).unwrap_err();
+    assert_eq!(err, EngineError::MissingColumn("response_type".into()));
+    let swapped = RecordBatch::try_from_iter([
+        ("conversation_id", b.column(0).clone()),
+        ("ai_values", b.column(2).clone()),
+        ("human_values", b.column(4).clone()),
+        ("response_type", b.column(5).clone()),
+    ])
+    .unwrap();
+    let err = Engine::new(open()).unwrap().update(&swapped).unwrap_err();
+    assert!(err.to_string().contains("'ai_values'"), "{err}");
+}
+
+#[test]
+fn bad_settings_are_refused() {
+    for cfg in [
+        EngineConfig {
+            min_users: 0,
+            ..Default::default()
+        },
+        EngineConfig {
+            alpha: 1.5,
+            ..Default::default()
+        },
+        EngineConfig {
+            tables: Some(vec![("ai_values".into(), "ai_values".into())]),
+            ..Default::default()
+        },
+    ] {
+        assert!(matches!(Engine::new(cfg), Err(EngineError::Config(_))));
+    }
+}
