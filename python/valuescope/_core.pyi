@@ -1,15 +1,27 @@
 """Type stubs for the native module valuescope._core (kept by hand, checked by stubtest)."""
 
-from typing import Any
+from typing import Any, final
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
+__all__ = [
+    "Engine",
+    "SchemaError",
+    "STATE_FORMAT_VERSION",
+    "__version__",
+    "bonferroni_threshold",
+    "normalize",
+    "MiniBatchKMeans",
+]
 __version__: str
 STATE_FORMAT_VERSION: int
 
 class SchemaError(ValueError):
     """The input does not follow the feature schema (a missing or wrongly typed column)."""
 
+@final
 class Engine:
     """Streaming, mergeable analysis of extracted-feature rows."""
 
@@ -46,3 +58,75 @@ class Engine:
 
 def normalize(value: str) -> str: ...
 def bonferroni_threshold(alpha: float, n_tests: int) -> float: ...
+
+class MiniBatchKMeans:
+    """Mini-batch k-means (Sculley 2010) with scikit-learn's interface and schedule, in Rust.
+
+    float32 / float64 C-contiguous input is read without a copy; the GIL is released while it
+    works. NaN or infinite input, ``n_clusters > n_samples`` and empty input raise ValueError.
+    """
+
+    def __new__(
+        cls,
+        n_clusters: int = 8,
+        *,
+        init: str | npt.ArrayLike = "k-means++",
+        max_iter: int = 100,
+        batch_size: int = 1024,
+        compute_labels: bool = True,
+        random_state: int | None = None,
+        tol: float = 0.0,
+        max_no_improvement: int | None = 10,
+        init_size: int | None = None,
+        n_init: int | str = "auto",
+        reassignment_ratio: float = 0.01,
+    ) -> MiniBatchKMeans: ...
+    def fit(
+        self, X: npt.ArrayLike, y: Any = None, sample_weight: npt.ArrayLike | None = None
+    ) -> MiniBatchKMeans: ...
+    def partial_fit(
+        self, X: npt.ArrayLike, y: Any = None, sample_weight: npt.ArrayLike | None = None
+    ) -> MiniBatchKMeans: ...
+    def predict(self, X: npt.ArrayLike) -> npt.NDArray[np.int32]: ...
+    def fit_predict(
+        self, X: npt.ArrayLike, y: Any = None, sample_weight: npt.ArrayLike | None = None
+    ) -> npt.NDArray[np.int32]: ...
+    def score(
+        self, X: npt.ArrayLike, y: Any = None, sample_weight: npt.ArrayLike | None = None
+    ) -> float: ...
+    def get_params(self, deep: bool = True) -> dict[str, Any]: ...
+    def set_params(self, **params: Any) -> MiniBatchKMeans: ...
+    @property
+    def n_clusters(self) -> int: ...
+    @property
+    def init(self) -> str | npt.NDArray[np.float64]: ...
+    @property
+    def max_iter(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def compute_labels(self) -> bool: ...
+    @property
+    def random_state(self) -> int | None: ...
+    @property
+    def tol(self) -> float: ...
+    @property
+    def max_no_improvement(self) -> int | None: ...
+    @property
+    def init_size(self) -> int | None: ...
+    @property
+    def n_init(self) -> int | str: ...
+    @property
+    def reassignment_ratio(self) -> float: ...
+    @property
+    def cluster_centers_(self) -> npt.NDArray[np.floating[Any]]: ...
+    @property
+    def labels_(self) -> npt.NDArray[np.int32]: ...
+    @property
+    def inertia_(self) -> float: ...
+    @property
+    def n_steps_(self) -> int: ...
+    @property
+    def n_iter_(self) -> int: ...
+    @property
+    def n_features_in_(self) -> int: ...
