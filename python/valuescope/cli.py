@@ -115,5 +115,36 @@ def analyze_command(
     )
 
 
+@main.command("demo")
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(min=1),
+    default=1_000_000,
+    show_default=True,
+    help="Conversations to synthesise.",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=Path("valuescope-demo"),
+    show_default=True,
+    help="Directory for the corpus, analysis and report.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def demo_command(n, out, seed, quiet) -> None:
+    """Run the whole pipeline on a synthetic corpus calibrated on the published data.
+
+    No data, network or API key needed: synthesises extracted features for N conversations
+    (value frequencies from "Values in the Wild", Huang et al. 2025, CC BY 4.0), analyses them
+    and writes the report, then prints the headline findings.
+    """
+    from valuescope.demo import run_demo
+
+    run_demo(n, out, seed=seed, progress=not quiet)
+
+
 if __name__ == "__main__":
     main()
