@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -13,9 +15,21 @@ from tqdm import tqdm
 
 from valuescope._core import Engine, SchemaError
 from valuescope.atomic import atomic_open
+from valuescope.checkpoint import Checkpointer, Position, fingerprint
 from valuescope.errors import UserError
 from valuescope.features import SCHEMA_COLUMNS, count_rows, expand_paths, iter_batches
 from valuescope.output import write_analysis
+from valuescope.parallel import (
+    Unit,
+    default_jobs,
+    engine_options,
+    feed_unit,
+    plan_units,
+    run_pool,
+    target_rows_for,
+)
+
+REJECTS_HEADER = ("file", "row", "conversation_id", "reason")
 
 
 @dataclass
@@ -27,6 +41,13 @@ class AnalyzeOptions:
     tables: list[tuple[str, str]] | None = None
     batch_size: int = 65_536
     progress: bool = True
+    #: Processes over files / row groups; None = one per CPU. 1 = this process only (the
+    #: engine still uses every core inside a batch).
+    jobs: int | None = 1
+    #: Write a checkpoint every this many batches (None: never).
+    checkpoint_every: int | None = None
+    #: Continue from the checkpoint in the output directory, if there is one.
+    resume: bool = False
 
 
 @dataclass
@@ -85,24 +106,151 @@ def feed_files(
                 bar.update(batch.num_rows)
 
 
+class RejectsWriter:
+    """rejects.csv rows on a binary file, so that a checkpoint can record its byte length."""
+
+    def __init__(self, fh: Any, header: bool):
+        self.fh = fh
+        if header:
+            self.write([REJECTS_HEADER])
+
+    def write(self, rows: Iterable[Sequence[Any]]) -> None:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(rows)
+        if buf.tell():
+            self.fh.write(buf.getvalue().encode("utf-8"))
+
+
+def _flush_in_order(pos: Position, writer: RejectsWriter) -> None:
+    """Writes the rejects of finished units in unit order, stopping at the first unfinished
+    one, so that rejects.csv reads as in one pass whatever order the units end in."""
+    for u in pos.plan:
+        if u.index not in pos.done:
+            return
+        rejects = pos.pending_rejects.pop(u.index, None)
+        if rejects:
+            writer.write(rejects)
+
+
+class _Run:
+    def __init__(
+        self,
+        engine: Engine,
+        pos: Position,
+        writer: RejectsWriter,
+        ck: Checkpointer | None,
+        opts: AnalyzeOptions,
+        bar: tqdm,
+    ):
+        self.engine, self.pos, self.writer, self.ck, self.opts, self.bar = (
+            engine,
+            pos,
+            writer,
+            ck,
+            opts,
+            bar,
+        )
+
+    def checkpoint(self, batches: int) -> None:
+        if self.ck is not None and self.ck.tick(batches):
+            self.ck.save(self.pos, self.engine.to_bytes(), self.writer.fh)
+
+    def serial(self, unit: Unit) -> None:
+        """Reads one unit here, from where a checkpoint left it; checkpoints between batches."""
+        pos = self.pos
+        _flush_in_order(pos, self.writer)  # every earlier unit is finished: its rejects first
+        skip = pos.partial.get(unit.index, 0)
+        for rows, rejects in feed_unit(self.engine, unit, self.opts, skip):
+            self.writer.write(rejects)
+            pos.partial[unit.index] = pos.partial.get(unit.index, 0) + rows
+            pos.rows += rows
+            pos.batches += 1
+            self.bar.update(rows)
+            self.checkpoint(1)
+        pos.partial.pop(unit.index, None)
+        pos.done.add(unit.index)
+
+    def pooled(self, units: Sequence[Unit], jobs: int) -> None:
+        pos = self.pos
+        for res in run_pool(units, self.opts, jobs):
+            self.engine.merge(Engine.from_bytes(res.state))
+            pos.done.add(res.index)
+            if res.rejects:
+                pos.pending_rejects[res.index] = res.rejects
+            pos.rows += res.n_rows
+            pos.batches += res.n_batches
+            _flush_in_order(pos, self.writer)
+            self.bar.update(res.n_rows)
+            self.checkpoint(res.n_batches)
+
+
 def analyze_files(
     paths: Iterable[str | Path], out: str | Path, opts: AnalyzeOptions | None = None
 ) -> AnalyzeReport:
+    """Analyses Parquet feature files into `out`; with `opts.jobs` > 1 over a process pool,
+    with `opts.checkpoint_every` checkpointed, with `opts.resume` continued from a checkpoint.
+    Every mode writes the same files."""
     opts = opts or AnalyzeOptions()
     t0 = time.perf_counter()
     out = Path(out)
     files = expand_paths(paths)
-    engine = make_engine(opts)
+    engine = make_engine(opts)  # checks the settings before any work
+    jobs = opts.jobs or default_jobs()
+    if jobs < 1:
+        raise UserError(f"--jobs {jobs}: expected at least 1")
+    total = count_rows(files)
     out.mkdir(parents=True, exist_ok=True)
     rejects_path = out / "rejects.csv"
-    with atomic_open(rejects_path, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["file", "row", "conversation_id", "reason"])
-        feed_files(
-            engine, files, opts, lambda p, row, cid, why: w.writerow([str(p), row, cid, why])
+
+    ck = None
+    keep: int | None = None
+    if opts.checkpoint_every or opts.resume:
+        ck = Checkpointer(out, fingerprint(files, engine_options(opts)), opts.checkpoint_every)
+    if ck is not None and opts.resume and ck.exists():
+        pos, state, keep = ck.load()
+        engine = Engine.from_bytes(state)
+    else:
+        if ck is not None:
+            ck.discard()
+        # One process reads whole files; a pool gets row-group units to share out.
+        target = None if jobs == 1 else target_rows_for(total, jobs, opts.batch_size)
+        pos = Position(plan_units(files, target))
+
+    with contextlib.ExitStack() as stack:
+        if ck is not None:
+            fh = stack.enter_context(ck.open_rejects(keep, b""))
+            writer = RejectsWriter(fh, header=keep is None)
+        else:
+            fh = stack.enter_context(atomic_open(rejects_path, "wb"))
+            writer = RejectsWriter(fh, header=True)
+        bar = stack.enter_context(
+            tqdm(
+                total=total,
+                initial=pos.rows,
+                unit="rows",
+                unit_scale=True,
+                desc="analyze",
+                disable=not opts.progress,
+            )
         )
+        run = _Run(engine, pos, writer, ck, opts, bar)
+        todo = [u for u in pos.plan if u.index not in pos.done]
+        # A unit a serial run left half read is finished here: a pool starts units afresh.
+        for u in [u for u in todo if u.index in pos.partial]:
+            run.serial(u)
+        todo = [u for u in todo if u.index not in pos.done]
+        if jobs > 1 and len(todo) > 1:
+            run.pooled(todo, min(jobs, len(todo)))
+        else:
+            for u in todo:
+                run.serial(u)
+        _flush_in_order(pos, writer)
+
     result = engine.result()
     extra = {"inputs": [str(f) for f in files], "rejects_file": rejects_path.name}
     written = write_analysis(result, out, extra) + [rejects_path]
+    if ck is not None:
+        # Only now: a crash before this point resumes from the last checkpoint.
+        ck.finish(rejects_path)
     summary = dict(result["summary"], **extra)
     return AnalyzeReport(out, summary, written, time.perf_counter() - t0)

@@ -1,0 +1,217 @@
+"""Work units for scale-out: Parquet files cut at row-group boundaries, each folded into its own
+engine state in another process (or Dask worker), the states merged in the parent.
+
+A unit is a contiguous run of row groups of one file, so a reject's row number inside the file is
+the unit's first row plus the row inside the unit: rejects.csv reads the same as in one pass.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import math
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from valuescope.errors import UserError
+from valuescope.features import SCHEMA_COLUMNS, _prefetch, open_parquet
+
+
+@dataclass(frozen=True)
+class Unit:
+    index: int
+    path: str
+    #: Row groups to read, in order; None reads the whole file.
+    row_groups: tuple[int, ...] | None
+    #: Row number (inside the file) of the unit's first row.
+    first_row: int
+    n_rows: int
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["row_groups"] = None if self.row_groups is None else list(self.row_groups)
+        return d
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Unit:
+        rg = d["row_groups"]
+        return Unit(
+            d["index"], d["path"], None if rg is None else tuple(rg), d["first_row"], d["n_rows"]
+        )
+
+
+#: A rejected row: (file, row in file, conversation_id, reason).
+Reject = tuple[str, int, "str | None", str]
+
+
+@dataclass
+class UnitResult:
+    index: int
+    state: bytes
+    rejects: list[Reject] = field(default_factory=list)
+    n_rows: int = 0
+    n_batches: int = 0
+
+
+def columns_for(tables: Sequence[tuple[str, str]] | None) -> list[str]:
+    """The schema columns plus any extra column a requested table crosses."""
+    cols = list(SCHEMA_COLUMNS)
+    for a, b in tables or []:
+        cols += [c for c in (a, b) if c not in cols]
+    return cols
+
+
+def plan_units(files: Sequence[Path], target_rows: int | None) -> list[Unit]:
+    """One unit per file when `target_rows` is None; otherwise consecutive row groups gathered
+    until they hold at least `target_rows` rows (a row group is never split: Parquet cannot seek
+    inside one)."""
+    units: list[Unit] = []
+    for path in files:
+        md = open_parquet(path).metadata
+        if target_rows is None or md.num_row_groups <= 1:
+            units.append(Unit(len(units), str(path), None, 0, md.num_rows))
+            continue
+        start, groups, rows = 0, [], 0
+        for g in range(md.num_row_groups):
+            groups.append(g)
+            rows += md.row_group(g).num_rows
+            if rows >= target_rows or g == md.num_row_groups - 1:
+                units.append(Unit(len(units), str(path), tuple(groups), start, rows))
+                start += rows
+                groups, rows = [], 0
+    return units
+
+
+def target_rows_for(total_rows: int, workers: int, batch_size: int) -> int:
+    # A few units per worker balances uneven files; no smaller than a batch, no larger than
+    # a couple of million rows so that a lost unit (or a checkpoint step) costs little.
+    return max(batch_size, min(2_000_000, math.ceil(total_rows / max(1, 4 * workers))))
+
+
+def iter_unit_batches(
+    unit: Unit, columns: Sequence[str], batch_size: int, skip_rows: int = 0
+) -> Iterator[pa.RecordBatch]:
+    """The unit's batches, the first `skip_rows` rows left out (for a resumed unit)."""
+    pf = open_parquet(Path(unit.path))
+    names = set(pf.schema_arrow.names)
+    wanted = [c for c in columns if c in names]
+    if unit.row_groups is None:
+        it = pf.iter_batches(batch_size=batch_size, columns=wanted)
+    else:
+        it = pf.iter_batches(batch_size=batch_size, columns=wanted, row_groups=unit.row_groups)
+    for batch in _prefetch(it, Path(unit.path)):
+        if skip_rows >= batch.num_rows:
+            skip_rows -= batch.num_rows
+            continue
+        if skip_rows:
+            batch = batch.slice(skip_rows)
+            skip_rows = 0
+        yield batch
+
+
+def engine_options(opts: Any) -> dict[str, Any]:
+    return {
+        "tables": opts.tables,
+        "min_conversations": opts.min_conversations,
+        "min_users": opts.min_users,
+        "alpha": opts.alpha,
+        "n_tests": opts.n_tests,
+    }
+
+
+def new_engine(opts: Any):
+    from valuescope._core import Engine
+
+    try:
+        return Engine(**engine_options(opts))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def feed_unit(engine, unit: Unit, opts: Any, skip_rows: int = 0) -> Iterator[tuple[int, list]]:
+    """Feeds the unit's batches into `engine`; yields (rows, rejects) after each batch, rejects
+    as (file, row in file, conversation_id, reason)."""
+    from valuescope._core import SchemaError
+
+    offset = unit.first_row + skip_rows
+    for batch in iter_unit_batches(unit, columns_for(opts.tables), opts.batch_size, skip_rows):
+        try:
+            rej = engine.update(batch)
+        except SchemaError as exc:
+            raise UserError(f"{unit.path}: {exc}") from None
+        rejects = (
+            [
+                (unit.path, offset + r["row"], r["conversation_id"], r["reason"])
+                for r in rej.to_pylist()
+            ]
+            if rej.num_rows
+            else []
+        )
+        offset += batch.num_rows
+        yield batch.num_rows, rejects
+
+
+def run_unit(unit: Unit, opts: Any) -> UnitResult:
+    """Folds one unit into a fresh engine; what a pool process or a Dask task runs."""
+    engine = new_engine(opts)
+    res = UnitResult(unit.index, b"")
+    for rows, rejects in feed_unit(engine, unit, opts):
+        res.n_rows += rows
+        res.n_batches += 1
+        res.rejects += rejects
+    res.state = engine.to_bytes()
+    return res
+
+
+def combine(*results: UnitResult) -> UnitResult:
+    """Merges unit results given in unit order: one state, rejects kept in order."""
+    from valuescope._core import Engine
+
+    first = results[0]
+    engine = Engine.from_bytes(first.state)
+    out = UnitResult(first.index, b"", list(first.rejects), first.n_rows, first.n_batches)
+    for r in results[1:]:
+        engine.merge(Engine.from_bytes(r.state))
+        out.rejects += r.rejects
+        out.n_rows += r.n_rows
+        out.n_batches += r.n_batches
+    out.state = engine.to_bytes()
+    return out
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _init_worker(threads: int) -> None:
+    # The engine also parallelises inside a batch (rayon); with one process per core that
+    # would oversubscribe. Rayon's global pool reads this when the first engine is built.
+    os.environ["RAYON_NUM_THREADS"] = str(threads)
+
+
+def run_pool(units: Sequence[Unit], opts: Any, jobs: int) -> Iterator[UnitResult]:
+    """Runs the units on `jobs` processes; yields results as they complete (any order)."""
+    # spawn, not fork: the parent may already hold rayon and reader threads, and forking a
+    # process with threads can deadlock the child.
+    ctx = multiprocessing.get_context("spawn")
+    threads = max(1, default_jobs() // jobs)
+    with cf.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+    ) as pool:
+        pending = {pool.submit(run_unit, u, opts) for u in units}
+        try:
+            while pending:
+                done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for f in done:
+                    yield f.result()
+        finally:
+            for f in pending:
+                f.cancel()

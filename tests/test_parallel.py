@@ -1,0 +1,179 @@
+"""`analyze --jobs N`: row-group units on a process pool, states merged, the same files as one
+pass (rejects.csv included, with file and row). Also the directory comparison other scale-out
+tests use."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import assert_same_result, make_rows, to_table
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from valuescope import Engine
+from valuescope.analyze import AnalyzeOptions, analyze_files
+from valuescope.parallel import combine, plan_units, run_unit
+
+REL = 1e-9
+SMALL = {"min_conversations": 5, "min_users": 3}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "valuescope.cli", *args], capture_output=True, text=True
+    )
+
+
+def _num(s: str) -> float | None:
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+
+def _same_cell(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    x, y = _num(a), _num(b)
+    # floats may differ in the last bits (summation order); nothing else may
+    return x is not None and y is not None and math.isclose(x, y, rel_tol=REL, abs_tol=1e-12)
+
+
+def _same_json(a, b) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return (
+            isinstance(a, int | float)
+            and isinstance(b, int | float)
+            and math.isclose(a, b, rel_tol=REL, abs_tol=1e-12)
+        )
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def files_of(d: Path) -> set[str]:
+    return {str(p.relative_to(d)) for p in d.rglob("*") if p.is_file()}
+
+
+def assert_same_dir(d1: Path, d2: Path, skip: frozenset[str] = frozenset()) -> None:
+    """Every file of two analysis directories: the same names, the same CSV cells in the same
+    order, the same JSON; numbers compared with a tight relative tolerance."""
+    names = files_of(d1)
+    assert names == files_of(d2)
+    assert "summary.json" in names and "rejects.csv" in names
+    for name in sorted(names - skip):
+        a, b = (d / name for d in (d1, d2))
+        if name.endswith(".json"):
+            assert _same_json(json.loads(a.read_text()), json.loads(b.read_text())), name
+        else:
+            ra = list(csv.reader(io.StringIO(a.read_text(encoding="utf-8"))))
+            rb = list(csv.reader(io.StringIO(b.read_text(encoding="utf-8"))))
+            assert len(ra) == len(rb), name
+            for x, y in zip(ra, rb, strict=True):
+                assert len(x) == len(y) and all(
+                    _same_cell(p, q) for p, q in zip(x, y, strict=True)
+                ), f"{name}: {x} != {y}"
+
+
+def write_features(d: Path, n: int = 4000, seed: int = 5) -> Path:
+    """Three files with uneven row groups and schema-breaking rows in each."""
+    d.mkdir(parents=True, exist_ok=True)
+    t = to_table(make_rows(n, seed=seed, bad_rate=0.03))
+    a, b = n // 2, n // 2 + n // 8
+    pq.write_table(t.slice(0, a), d / "part-0.parquet", row_group_size=350)
+    pq.write_table(t.slice(a, b - a), d / "part-1.parquet", row_group_size=10_000)
+    pq.write_table(t.slice(b), d / "part-2.parquet", row_group_size=222)
+    return d
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory) -> Path:
+    return write_features(tmp_path_factory.mktemp("par") / "features")
+
+
+@pytest.fixture(scope="module")
+def one_pass(features, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("par") / "one"
+    analyze_files([features], out, AnalyzeOptions(**SMALL, batch_size=200, progress=False))
+    return out
+
+
+def test_jobs_2_equals_one_pass(features, one_pass, tmp_path):
+    out = tmp_path / "j2"
+    rep = analyze_files(
+        [features], out, AnalyzeOptions(**SMALL, batch_size=200, progress=False, jobs=2)
+    )
+    assert_same_dir(one_pass, out)
+    # the comparison has something to compare: rejects from several files, by file and row
+    rejects = list(csv.DictReader((out / "rejects.csv").open()))
+    assert len({r["file"] for r in rejects}) == 3
+    assert rep.summary["n_rejected"] == len(rejects) > 20
+    assert (out / "rejects.csv").read_text() == (one_pass / "rejects.csv").read_text()
+
+
+def test_cli_jobs_2_equals_one_pass(features, one_pass, tmp_path):
+    out = tmp_path / "cli"
+    p = run_cli(
+        "analyze", str(features), "--out", str(out), "--min-conversations", "5",
+        "--min-users", "3", "--batch-size", "200", "--jobs", "2", "-q",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert_same_dir(one_pass, out)
+
+
+def test_schema_error_in_a_worker_is_one_line(features, tmp_path):
+    d = tmp_path / "bad"
+    d.mkdir()
+    for f in features.iterdir():
+        (d / f.name).write_bytes(f.read_bytes())
+    t = to_table(make_rows(300, seed=9)).drop_columns(["response_type"])
+    pq.write_table(t, d / "part-9.parquet", row_group_size=100)
+    p = run_cli("analyze", str(d), "--out", str(tmp_path / "o"), "-j", "2", "-q")
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "part-9.parquet" in lines[0] and "response_type" in lines[0]
+
+
+def test_plan_covers_every_row_once(features):
+    files = sorted(features.iterdir())
+    for target in (None, 1, 500, 10**9):
+        units = plan_units(files, target)
+        assert [u.index for u in units] == list(range(len(units)))
+        for f in files:
+            mine = [u for u in units if u.path == str(f)]
+            starts = [u.first_row for u in mine]
+            assert starts[0] == 0
+            pairs = zip(mine, mine[1:], strict=False)
+            assert all(x.first_row + x.n_rows == y.first_row for x, y in pairs)
+            assert sum(u.n_rows for u in mine) == pq.ParquetFile(f).metadata.num_rows
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    target=st.integers(1, 3000),
+    order=st.randoms(use_true_random=False),
+)
+def test_units_merged_in_any_order_equal_one_pass(features, target, order):
+    files = sorted(features.iterdir())
+    opts = AnalyzeOptions(**SMALL, batch_size=97, progress=False)
+    whole = Engine(**SMALL)
+    for f in files:
+        whole.update(pq.read_table(f))
+    results = [run_unit(u, opts) for u in plan_units(files, target)]
+    expected_rejects = sorted(r for res in results for r in res.rejects)
+    order.shuffle(results)
+    while len(results) > 1:  # a random tree of random fan-in
+        i = order.randrange(len(results))
+        k = order.randint(2, 4)
+        results[i : i + k] = [combine(*results[i : i + k])]
+    assert_same_result(whole.result(), Engine.from_bytes(results[0].state).result(), rel=REL)
+    assert sorted(results[0].rejects) == expected_rejects
