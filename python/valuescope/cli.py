@@ -84,8 +84,36 @@ def main() -> None:
     help="Rows per Arrow batch read from Parquet.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes over files and row groups, partial states merged [default: one per CPU].",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Save the engine state and the position reached every N batches (in --out).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue from the checkpoint in --out (same inputs and settings); "
+    "starts from the beginning when there is none.",
+)
+@click.option(
+    "--dask",
+    "dask_address",
+    metavar="ADDRESS",
+    default=None,
+    help="Run on a Dask cluster: a scheduler address, or local:N for N local worker processes.",
+)
 def analyze_command(
-    features, out, min_conversations, min_users, alpha, n_tests, tables, batch_size, quiet
+    features, out, min_conversations, min_users, alpha, n_tests, tables, batch_size, quiet,
+    jobs, checkpoint_every, resume, dask_address,
 ) -> None:
     """Compute the statistics of FEATURES (Parquet files or directories of them).
 
@@ -105,8 +133,16 @@ def analyze_command(
         tables=[parse_table(t) for t in tables] or None,
         batch_size=batch_size,
         progress=not quiet,
+        jobs=jobs,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
     )
-    rep = analyze_files(features, out, opts)
+    if dask_address is not None:
+        from valuescope.dask import analyze_cli
+
+        rep = analyze_cli(features, out, opts, dask_address)
+    else:
+        rep = analyze_files(features, out, opts)
     s = rep.summary
     click.echo(
         f"analysed {s['n_conversations']:,} conversations "
