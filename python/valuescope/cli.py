@@ -112,8 +112,19 @@ def main() -> None:
     help="Run on a Dask cluster: a scheduler address, or local:N for N local worker processes.",
 )
 def analyze_command(
-    features, out, min_conversations, min_users, alpha, n_tests, tables, batch_size, quiet,
-    jobs, checkpoint_every, resume, dask_address,
+    features,
+    out,
+    min_conversations,
+    min_users,
+    alpha,
+    n_tests,
+    tables,
+    batch_size,
+    quiet,
+    jobs,
+    checkpoint_every,
+    resume,
+    dask_address,
 ) -> None:
     """Compute the statistics of FEATURES (Parquet files or directories of them).
 
