@@ -190,7 +190,7 @@ def analyze_cli(
     """`valuescope analyze --dask ADDRESS|local:N`."""
     if opts.checkpoint_every or opts.resume:
         raise UserError("--checkpoint-every and --resume do not apply with --dask")
-    _, distributed = _import_dask()
+    dask_mod, distributed = _import_dask()
     eng = {k: getattr(opts, k) for k in ENGINE_OPTIONS}
     with contextlib.ExitStack() as stack:
         if address.startswith("local:"):
@@ -201,7 +201,9 @@ def analyze_cli(
             client = stack.enter_context(distributed.Client(cluster))
         else:
             try:
-                client = stack.enter_context(distributed.Client(address, timeout="15s"))
+                # Dask's own connect timeout (DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT)
+                timeout = dask_mod.config.get("distributed.comm.timeouts.connect")
+                client = stack.enter_context(distributed.Client(address, timeout=timeout))
             except (OSError, TimeoutError, ValueError) as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise UserError(f"--dask {address}: cannot reach the scheduler ({first})") from None

@@ -12,6 +12,7 @@ pub mod codec;
 pub mod engine;
 pub mod error;
 pub mod ingest;
+pub mod kmeans;
 pub mod normalize;
 pub mod report;
 pub mod state;

@@ -1,6 +1,8 @@
 //! Thin PyO3 bindings for valuescope-core: argument conversion, Arrow in and out through the
 //! PyCapsule interface, the GIL released while the engine works. No statistics live here.
 
+mod kmeans;
+
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
@@ -211,6 +213,7 @@ fn bonferroni_threshold(alpha: f64, n_tests: u64) -> PyResult<f64> {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEngine>()?;
+    m.add_class::<kmeans::PyMiniBatchKMeans>()?;
     m.add_function(wrap_pyfunction!(normalize, m)?)?;
     m.add_function(wrap_pyfunction!(bonferroni_threshold, m)?)?;
     m.add("SchemaError", m.py().get_type::<SchemaError>())?;
