@@ -1,0 +1,133 @@
+"""Reading an analysis directory (the output of `valuescope analyze`) for the report.
+
+Only the published, already privacy-suppressed files are read; the features file never is. Every
+file is optional: a section whose input is missing says so instead of failing, so a report can be
+written for a partial or older analysis.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+# Columns that hold names (values, models, clusters): always strings, never null, never inferred.
+# Without this, pyarrow would turn a value called "null" or "true" into a null or a bool.
+STRING_COLUMNS = {
+    "value",
+    "response_type",
+    "model",
+    "context",
+    "feature",
+    "model_a",
+    "model_b",
+    "table",
+    "row_column",
+    "col_column",
+    "row",
+    "col",
+    "cluster_id",
+    "description",
+    "name",
+    "parent_cluster_id",
+}
+
+
+def read_csv(path: Path) -> pa.Table | None:
+    """A CSV as a pyarrow Table (empty numeric cells as nulls), or None when the file is absent."""
+    if not path.is_file():
+        return None
+    with path.open("rb") as fh:
+        header = fh.readline().decode("utf-8").strip().split(",")
+    types = {c: pa.string() for c in header if c in STRING_COLUMNS}
+    if "significant" in header:
+        types["significant"] = pa.bool_()
+    convert = pacsv.ConvertOptions(
+        column_types=types,
+        null_values=[""],
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+        true_values=["true"],
+        false_values=["false"],
+    )
+    return pacsv.read_csv(path, convert_options=convert)
+
+
+def rows(table: pa.Table | None) -> list[dict[str, Any]]:
+    return [] if table is None else table.to_pylist()
+
+
+@dataclass
+class CrossTable:
+    """One co-occurrence table: its cells and its test (chi-square, threshold, test count)."""
+
+    name: str
+    row_column: str
+    col_column: str
+    cells: pa.Table
+    test: dict[str, Any]
+
+
+@dataclass
+class Analysis:
+    path: Path
+    summary: dict[str, Any]
+    ai_values: list[dict[str, Any]] = field(default_factory=list)
+    human_values: list[dict[str, Any]] = field(default_factory=list)
+    ai_values_explicit: list[dict[str, Any]] = field(default_factory=list)
+    response_types: list[dict[str, Any]] = field(default_factory=list)
+    mirroring: list[dict[str, Any]] = field(default_factory=list)
+    invariance: list[dict[str, Any]] = field(default_factory=list)
+    models: list[dict[str, Any]] = field(default_factory=list)
+    model_comparison: pa.Table | None = None
+    table_tests: list[dict[str, Any]] = field(default_factory=list)
+    tables: dict[str, CrossTable] = field(default_factory=dict)
+    taxonomy: list[dict[str, Any]] | None = None
+    reference: list[dict[str, Any]] | None = None
+
+    def table(self, *names: str) -> CrossTable | None:
+        """The first of `names` that the analysis has."""
+        for n in names:
+            if n in self.tables:
+                return self.tables[n]
+        return None
+
+
+def load_analysis(path: str | Path) -> Analysis:
+    d = Path(path)
+    summary_path = d / "summary.json"
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"{summary_path}: not an analysis directory (no summary.json)")
+    a = Analysis(path=d, summary=json.loads(summary_path.read_text(encoding="utf-8")))
+    a.ai_values = rows(read_csv(d / "ai_values.csv"))
+    a.human_values = rows(read_csv(d / "human_values.csv"))
+    a.ai_values_explicit = rows(read_csv(d / "ai_values_explicit.csv"))
+    a.response_types = rows(read_csv(d / "response_types.csv"))
+    a.mirroring = rows(read_csv(d / "mirroring.csv"))
+    a.invariance = rows(read_csv(d / "invariance.csv"))
+    a.models = rows(read_csv(d / "models.csv"))
+    a.model_comparison = read_csv(d / "model_comparison.csv")
+    a.table_tests = rows(read_csv(d / "table_tests.csv"))
+    for meta_path in sorted((d / "tables").glob("*.json")):
+        cells = read_csv(meta_path.with_suffix(".csv"))
+        if cells is None:
+            continue
+        test = json.loads(meta_path.read_text(encoding="utf-8"))
+        name = meta_path.stem
+        row_col, _, col_col = name.partition("__")
+        a.tables[name] = CrossTable(
+            name=name,
+            row_column=test.get("row_column") or row_col,
+            col_column=test.get("col_column") or col_col,
+            cells=cells,
+            test=test,
+        )
+    tree = read_csv(d / "taxonomy" / "values_tree.csv")
+    a.taxonomy = None if tree is None else tree.to_pylist()
+    ref = read_csv(d / "taxonomy" / "reference_comparison.csv")
+    a.reference = None if ref is None else ref.to_pylist()
+    return a
