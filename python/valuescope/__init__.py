@@ -7,6 +7,7 @@ the command line, file handling, extraction, taxonomy and reports.
 from valuescope._core import (
     STATE_FORMAT_VERSION,
     Engine,
+    MiniBatchKMeans,
     SchemaError,
     __version__,
     bonferroni_threshold,
@@ -15,6 +16,7 @@ from valuescope._core import (
 
 __all__ = [
     "Engine",
+    "MiniBatchKMeans",
     "SchemaError",
     "STATE_FORMAT_VERSION",
     "__version__",

@@ -59,6 +59,7 @@ class Engine:
 def normalize(value: str) -> str: ...
 def bonferroni_threshold(alpha: float, n_tests: int) -> float: ...
 
+@final
 class MiniBatchKMeans:
     """Mini-batch k-means (Sculley 2010) with scikit-learn's interface and schedule, in Rust.
 

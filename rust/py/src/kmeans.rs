@@ -1,0 +1,642 @@
+//! `valuescope._core.MiniBatchKMeans`: scikit-learn's face over the Rust mini-batch k-means.
+//!
+//! C-contiguous float32 / float64 arrays are read in place (anything else is converted once, as
+//! scikit-learn's own validation would); the GIL is released while the model works.
+
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{IntoPyDict, PyDict, PyString};
+use valuescope_core::kmeans::{Init, KMeansConfig, KMeansError, MiniBatchKMeans};
+
+fn to_py(e: KMeansError) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+enum Model {
+    F32(MiniBatchKMeans<f32>),
+    F64(MiniBatchKMeans<f64>),
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Dtype {
+    F32,
+    F64,
+}
+
+/// A 2-D C-contiguous float array borrowed from Python.
+enum Matrix<'py> {
+    F32(PyReadonlyArray2<'py, f32>),
+    F64(PyReadonlyArray2<'py, f64>),
+}
+
+impl Matrix<'_> {
+    fn dims(&self) -> (usize, usize) {
+        let s = match self {
+            Matrix::F32(a) => a.shape(),
+            Matrix::F64(a) => a.shape(),
+        };
+        (s[0], s[1])
+    }
+}
+
+/// X as a C-contiguous 2-D array of `want` (or of its own dtype when that is float32/float64),
+/// without a copy whenever it already is one.
+fn matrix<'py>(x: &Bound<'py, PyAny>, want: Option<Dtype>) -> PyResult<Matrix<'py>> {
+    if want != Some(Dtype::F64) {
+        if let Ok(a) = x.extract::<PyReadonlyArray2<'py, f32>>() {
+            if a.is_c_contiguous() {
+                return Ok(Matrix::F32(a));
+            }
+        }
+    }
+    if want != Some(Dtype::F32) {
+        if let Ok(a) = x.extract::<PyReadonlyArray2<'py, f64>>() {
+            if a.is_c_contiguous() {
+                return Ok(Matrix::F64(a));
+            }
+        }
+    }
+    let py = x.py();
+    let np = py.import("numpy")?;
+    let arr = np.call_method1("asarray", (x,))?;
+    let ndim: usize = arr.getattr("ndim")?.extract()?;
+    if ndim != 2 {
+        return Err(PyValueError::new_err(format!(
+            "Expected a 2-D array (n_samples, n_features), got {ndim}-D; \
+             reshape with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample"
+        )));
+    }
+    let kind: String = arr.getattr("dtype")?.getattr("kind")?.extract()?;
+    if !matches!(kind.as_str(), "f" | "i" | "u" | "b") {
+        return Err(PyTypeError::new_err(format!(
+            "X must hold real numbers, got dtype {}",
+            arr.getattr("dtype")?.str()?
+        )));
+    }
+    let own_f32 = arr.getattr("dtype")?.eq(np.getattr("float32")?)?;
+    let dtype = match want {
+        Some(d) => d,
+        None if own_f32 => Dtype::F32,
+        None => Dtype::F64,
+    };
+    let name = if dtype == Dtype::F32 {
+        "float32"
+    } else {
+        "float64"
+    };
+    let arr = np.call_method(
+        "ascontiguousarray",
+        (arr,),
+        Some(&[("dtype", name)].into_py_dict(py)?),
+    )?;
+    Ok(match dtype {
+        Dtype::F32 => Matrix::F32(arr.extract()?),
+        Dtype::F64 => Matrix::F64(arr.extract()?),
+    })
+}
+
+/// sample_weight as float64, one per row (a scalar is broadcast), or None.
+fn weights<'py>(
+    w: Option<&Bound<'py, PyAny>>,
+    n: usize,
+) -> PyResult<Option<PyReadonlyArray1<'py, f64>>> {
+    let Some(w) = w else { return Ok(None) };
+    if w.is_none() {
+        return Ok(None);
+    }
+    let py = w.py();
+    let np = py.import("numpy")?;
+    let mut arr = np.call_method(
+        "ascontiguousarray",
+        (w,),
+        Some(&[("dtype", "float64")].into_py_dict(py)?),
+    )?;
+    let ndim: usize = arr.getattr("ndim")?.extract()?;
+    if ndim == 0 {
+        arr = np.call_method1("full", (n, arr))?;
+    } else if ndim != 1 {
+        return Err(PyValueError::new_err(format!(
+            "sample_weight must be 1-D (one weight per row), got {ndim}-D"
+        )));
+    }
+    Ok(Some(arr.extract()?))
+}
+
+fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>) -> PyResult<&'a [T]> {
+    a.as_slice()
+        .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+#[pyclass(module = "valuescope._core", name = "MiniBatchKMeans")]
+pub struct PyMiniBatchKMeans {
+    config: KMeansConfig,
+    model: Option<Model>,
+    labels: Option<Py<PyArray1<i32>>>,
+}
+
+impl PyMiniBatchKMeans {
+    fn set_init(&mut self, init: &Bound<'_, PyAny>) -> PyResult<()> {
+        if let Ok(s) = init.cast::<PyString>() {
+            self.config.init = match s.to_str()? {
+                "k-means++" => Init::KMeansPlusPlus,
+                "random" => Init::Random,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "init must be 'k-means++', 'random' or an array of shape \
+                         (n_clusters, n_features), got {other:?}"
+                    )))
+                }
+            };
+            return Ok(());
+        }
+        let m = matrix(init, Some(Dtype::F64))?;
+        let (k, _) = m.dims();
+        if k != self.config.n_clusters {
+            return Err(PyValueError::new_err(format!(
+                "init has {k} rows, but n_clusters is {}",
+                self.config.n_clusters
+            )));
+        }
+        let Matrix::F64(a) = m else { unreachable!() };
+        self.config.init = Init::Given(
+            a.as_slice()
+                .map_err(|e| PyValueError::new_err(e.to_string()))?
+                .to_vec(),
+        );
+        Ok(())
+    }
+
+    fn set_n_init(&mut self, n_init: &Bound<'_, PyAny>) -> PyResult<()> {
+        if let Ok(s) = n_init.cast::<PyString>() {
+            if s.to_str()? == "auto" {
+                self.config.n_init = None;
+                return Ok(());
+            }
+        }
+        let n: usize = n_init
+            .extract()
+            .map_err(|_| PyValueError::new_err("n_init must be 'auto' or an int >= 1"))?;
+        self.config.n_init = Some(n);
+        Ok(())
+    }
+
+    fn set_param(&mut self, key: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
+        let c = &mut self.config;
+        match key {
+            "n_clusters" => c.n_clusters = v.extract()?,
+            "init" => return self.set_init(v),
+            "max_iter" => c.max_iter = v.extract()?,
+            "batch_size" => c.batch_size = v.extract()?,
+            "compute_labels" => c.compute_labels = v.extract()?,
+            "random_state" => c.random_state = v.extract()?,
+            "tol" => c.tol = v.extract()?,
+            "max_no_improvement" => c.max_no_improvement = v.extract()?,
+            "init_size" => c.init_size = v.extract()?,
+            "n_init" => return self.set_n_init(v),
+            "reassignment_ratio" => c.reassignment_ratio = v.extract()?,
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "invalid parameter {key:?} for MiniBatchKMeans"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    fn model(&self) -> PyResult<&Model> {
+        self.model
+            .as_ref()
+            .ok_or_else(|| to_py(KMeansError::NotFitted))
+    }
+
+    fn fitted_attr(&self, name: &str) -> PyResult<&Model> {
+        self.model.as_ref().ok_or_else(|| {
+            PyAttributeError::new_err(format!(
+                "MiniBatchKMeans has no attribute {name:?} before fit or partial_fit"
+            ))
+        })
+    }
+
+    /// Runs fit or partial_fit with the GIL released, then caches the labels as numpy.
+    fn train(
+        slf: &Bound<'_, Self>,
+        x: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
+        partial: bool,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let mut me = slf.borrow_mut();
+        let want = match (&me.model, partial) {
+            (Some(Model::F32(_)), true) => Some(Dtype::F32),
+            (Some(Model::F64(_)), true) => Some(Dtype::F64),
+            _ => None,
+        };
+        let m = matrix(x, want)?;
+        let (n, d) = m.dims();
+        let w = weights(sample_weight, n)?;
+        let w = match &w {
+            Some(a) => Some(slice(a)?),
+            None => None,
+        };
+        let config = me.config.clone();
+        if !partial || me.model.is_none() {
+            config.validate().map_err(to_py)?;
+            me.model = Some(match m {
+                Matrix::F32(_) => Model::F32(MiniBatchKMeans::new(config).map_err(to_py)?),
+                Matrix::F64(_) => Model::F64(MiniBatchKMeans::new(config).map_err(to_py)?),
+            });
+        }
+        let model = me.model.as_mut().expect("set above");
+        let result = match (&m, model) {
+            (Matrix::F32(a), Model::F32(k)) => {
+                let xs = a
+                    .as_slice()
+                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                py.detach(|| {
+                    if partial {
+                        k.partial_fit(xs, d, w)
+                    } else {
+                        k.fit(xs, d, w)
+                    }
+                })
+            }
+            (Matrix::F64(a), Model::F64(k)) => {
+                let xs = a
+                    .as_slice()
+                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                py.detach(|| {
+                    if partial {
+                        k.partial_fit(xs, d, w)
+                    } else {
+                        k.fit(xs, d, w)
+                    }
+                })
+            }
+            _ => unreachable!("X was converted to the model's dtype"),
+        };
+        if let Err(e) = result {
+            if !partial {
+                me.model = None;
+                me.labels = None;
+            }
+            return Err(to_py(e));
+        }
+        let labels = match me.model.as_ref().expect("fitted") {
+            Model::F32(k) => k.labels().to_vec(),
+            Model::F64(k) => k.labels().to_vec(),
+        };
+        me.labels = if me.config.compute_labels {
+            let v: Vec<i32> = labels.into_iter().map(|l| l as i32).collect();
+            Some(PyArray1::from_vec(py, v).unbind())
+        } else {
+            None
+        };
+        Ok(())
+    }
+
+    fn predict_inner<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(Vec<u32>, f64)> {
+        let model = self.model()?;
+        let want = match model {
+            Model::F32(_) => Dtype::F32,
+            Model::F64(_) => Dtype::F64,
+        };
+        let m = matrix(x, Some(want))?;
+        let (n, d) = m.dims();
+        let w = weights(sample_weight, n)?;
+        let w = match &w {
+            Some(a) => Some(slice(a)?),
+            None => None,
+        };
+        let r = match (&m, model) {
+            (Matrix::F32(a), Model::F32(k)) => {
+                let xs = a
+                    .as_slice()
+                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                py.detach(|| k.predict(xs, d, w))
+            }
+            (Matrix::F64(a), Model::F64(k)) => {
+                let xs = a
+                    .as_slice()
+                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                py.detach(|| k.predict(xs, d, w))
+            }
+            _ => unreachable!("X was converted to the model's dtype"),
+        };
+        r.map_err(to_py)
+    }
+}
+
+#[pymethods]
+impl PyMiniBatchKMeans {
+    #[new]
+    #[pyo3(
+        signature = (n_clusters=8, *, init=None, max_iter=100, batch_size=1024, compute_labels=true,
+                     random_state=None, tol=0.0, max_no_improvement=Some(10), init_size=None,
+                     n_init=None, reassignment_ratio=0.01),
+        text_signature = "(n_clusters=8, *, init='k-means++', max_iter=100, batch_size=1024, \
+                          compute_labels=True, random_state=None, tol=0.0, max_no_improvement=10, \
+                          init_size=None, n_init='auto', reassignment_ratio=0.01)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        n_clusters: usize,
+        init: Option<&Bound<'_, PyAny>>,
+        max_iter: usize,
+        batch_size: usize,
+        compute_labels: bool,
+        random_state: Option<u64>,
+        tol: f64,
+        max_no_improvement: Option<usize>,
+        init_size: Option<usize>,
+        n_init: Option<&Bound<'_, PyAny>>,
+        reassignment_ratio: f64,
+    ) -> PyResult<Self> {
+        let mut me = PyMiniBatchKMeans {
+            config: KMeansConfig {
+                n_clusters,
+                batch_size,
+                max_iter,
+                n_init: None,
+                init: Init::KMeansPlusPlus,
+                init_size,
+                random_state,
+                reassignment_ratio,
+                max_no_improvement,
+                tol,
+                compute_labels,
+            },
+            model: None,
+            labels: None,
+        };
+        if let Some(i) = init {
+            me.set_init(i)?;
+        }
+        if let Some(n) = n_init {
+            me.set_n_init(n)?;
+        }
+        me.config.validate().map_err(to_py)?;
+        Ok(me)
+    }
+
+    /// Fits on X (n_samples, n_features); returns self.
+    #[pyo3(signature = (X, y=None, sample_weight=None))]
+    #[allow(non_snake_case)]
+    fn fit<'py>(
+        slf: Bound<'py, Self>,
+        X: &Bound<'py, PyAny>,
+        y: Option<&Bound<'py, PyAny>>,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let _ = y;
+        Self::train(&slf, X, sample_weight, false)?;
+        Ok(slf)
+    }
+
+    /// One mini-batch step on all of X (the first call also initialises); returns self.
+    #[pyo3(signature = (X, y=None, sample_weight=None))]
+    #[allow(non_snake_case)]
+    fn partial_fit<'py>(
+        slf: Bound<'py, Self>,
+        X: &Bound<'py, PyAny>,
+        y: Option<&Bound<'py, PyAny>>,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let _ = y;
+        Self::train(&slf, X, sample_weight, true)?;
+        Ok(slf)
+    }
+
+    /// Index of the nearest centre for each row of X (int32).
+    #[allow(non_snake_case)]
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        X: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        let (labels, _) = self.predict_inner(py, X, None)?;
+        Ok(PyArray1::from_vec(
+            py,
+            labels.into_iter().map(|l| l as i32).collect(),
+        ))
+    }
+
+    /// fit(X).labels_, computed even when compute_labels is off.
+    #[pyo3(signature = (X, y=None, sample_weight=None))]
+    #[allow(non_snake_case)]
+    fn fit_predict<'py>(
+        slf: Bound<'py, Self>,
+        X: &Bound<'py, PyAny>,
+        y: Option<&Bound<'py, PyAny>>,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        let _ = y;
+        let py = slf.py();
+        Self::train(&slf, X, sample_weight, false)?;
+        let me = slf.borrow();
+        match &me.labels {
+            Some(l) => Ok(l.bind(py).clone()),
+            None => me.predict(py, X),
+        }
+    }
+
+    /// Minus the weighted inertia of X against the centres (higher is better).
+    #[pyo3(signature = (X, y=None, sample_weight=None))]
+    #[allow(non_snake_case)]
+    fn score<'py>(
+        &self,
+        py: Python<'py>,
+        X: &Bound<'py, PyAny>,
+        y: Option<&Bound<'py, PyAny>>,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<f64> {
+        let _ = y;
+        Ok(-self.predict_inner(py, X, sample_weight)?.1)
+    }
+
+    #[pyo3(signature = (deep=true))]
+    fn get_params<'py>(&self, py: Python<'py>, deep: bool) -> PyResult<Bound<'py, PyDict>> {
+        let _ = deep;
+        let c = &self.config;
+        let d = PyDict::new(py);
+        d.set_item("n_clusters", c.n_clusters)?;
+        d.set_item("init", self.init(py)?)?;
+        d.set_item("max_iter", c.max_iter)?;
+        d.set_item("batch_size", c.batch_size)?;
+        d.set_item("compute_labels", c.compute_labels)?;
+        d.set_item("random_state", c.random_state)?;
+        d.set_item("tol", c.tol)?;
+        d.set_item("max_no_improvement", c.max_no_improvement)?;
+        d.set_item("init_size", c.init_size)?;
+        d.set_item("n_init", self.n_init(py)?)?;
+        d.set_item("reassignment_ratio", c.reassignment_ratio)?;
+        Ok(d)
+    }
+
+    /// Sets constructor parameters (takes effect at the next fit); returns self.
+    #[pyo3(signature = (**params))]
+    fn set_params<'py>(
+        slf: Bound<'py, Self>,
+        params: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        {
+            let mut me = slf.borrow_mut();
+            let saved = me.config.clone();
+            if let Some(p) = params {
+                for (k, v) in p.iter() {
+                    let key: String = k.extract()?;
+                    if let Err(e) = me.set_param(&key, &v) {
+                        me.config = saved;
+                        return Err(e);
+                    }
+                }
+            }
+            if let Err(e) = me.config.validate() {
+                me.config = saved;
+                return Err(to_py(e));
+            }
+        }
+        Ok(slf)
+    }
+
+    #[getter]
+    fn n_clusters(&self) -> usize {
+        self.config.n_clusters
+    }
+    #[getter]
+    fn init<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match &self.config.init {
+            Init::KMeansPlusPlus => PyString::new(py, "k-means++").into_any(),
+            Init::Random => PyString::new(py, "random").into_any(),
+            Init::Given(c) => {
+                let k = self.config.n_clusters;
+                PyArray1::from_slice(py, c)
+                    .reshape([k, c.len() / k])?
+                    .into_any()
+            }
+        })
+    }
+    #[getter]
+    fn max_iter(&self) -> usize {
+        self.config.max_iter
+    }
+    #[getter]
+    fn batch_size(&self) -> usize {
+        self.config.batch_size
+    }
+    #[getter]
+    fn compute_labels(&self) -> bool {
+        self.config.compute_labels
+    }
+    #[getter]
+    fn random_state(&self) -> Option<u64> {
+        self.config.random_state
+    }
+    #[getter]
+    fn tol(&self) -> f64 {
+        self.config.tol
+    }
+    #[getter]
+    fn max_no_improvement(&self) -> Option<usize> {
+        self.config.max_no_improvement
+    }
+    #[getter]
+    fn init_size(&self) -> Option<usize> {
+        self.config.init_size
+    }
+    #[getter]
+    fn n_init<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match self.config.n_init {
+            None => PyString::new(py, "auto").into_any(),
+            Some(n) => n.into_pyobject(py)?.into_any(),
+        })
+    }
+    #[getter]
+    fn reassignment_ratio(&self) -> f64 {
+        self.config.reassignment_ratio
+    }
+
+    /// (n_clusters, n_features), in the dtype X had at fit.
+    #[getter]
+    fn cluster_centers_<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let k = self.config.n_clusters;
+        Ok(match self.fitted_attr("cluster_centers_")? {
+            Model::F32(m) => PyArray1::from_slice(py, m.centers())
+                .reshape([k, m.n_features()])?
+                .into_any(),
+            Model::F64(m) => PyArray1::from_slice(py, m.centers())
+                .reshape([k, m.n_features()])?
+                .into_any(),
+        })
+    }
+
+    /// Labels of the rows given to the last fit / partial_fit (int32).
+    #[getter]
+    fn labels_<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        self.labels
+            .as_ref()
+            .map(|l| l.bind(py).clone())
+            .ok_or_else(|| {
+                PyAttributeError::new_err(
+                    "MiniBatchKMeans has no labels_: not fitted, or compute_labels=False",
+                )
+            })
+    }
+
+    /// Weighted sum of squared distances of the last fit's rows to their nearest centre.
+    #[getter]
+    fn inertia_(&self) -> PyResult<f64> {
+        if self.labels.is_none() {
+            return Err(PyAttributeError::new_err(
+                "MiniBatchKMeans has no inertia_: not fitted, or compute_labels=False",
+            ));
+        }
+        Ok(match self.fitted_attr("inertia_")? {
+            Model::F32(m) => m.inertia(),
+            Model::F64(m) => m.inertia(),
+        })
+    }
+
+    /// Mini-batch steps taken.
+    #[getter]
+    fn n_steps_(&self) -> PyResult<usize> {
+        Ok(match self.fitted_attr("n_steps_")? {
+            Model::F32(m) => m.n_steps(),
+            Model::F64(m) => m.n_steps(),
+        })
+    }
+
+    /// Passes over the data (steps x batch / n, rounded up) of the last fit.
+    #[getter]
+    fn n_iter_(&self) -> PyResult<usize> {
+        Ok(match self.fitted_attr("n_iter_")? {
+            Model::F32(m) => m.n_iter(),
+            Model::F64(m) => m.n_iter(),
+        })
+    }
+
+    #[getter]
+    fn n_features_in_(&self) -> PyResult<usize> {
+        Ok(match self.fitted_attr("n_features_in_")? {
+            Model::F32(m) => m.n_features(),
+            Model::F64(m) => m.n_features(),
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        let c = &self.config;
+        let mut s = format!("MiniBatchKMeans(n_clusters={}", c.n_clusters);
+        if c.batch_size != 1024 {
+            s += &format!(", batch_size={}", c.batch_size);
+        }
+        if let Some(r) = c.random_state {
+            s += &format!(", random_state={r}");
+        }
+        s + ")"
+    }
+}
