@@ -217,8 +217,9 @@ impl Engine {
             )));
         }
         let cap = self.config.min_users;
-        let merged = other.merged_state();
-        self.shards[0].merge_from(&merged, cap);
+        for shard in &other.shards {
+            self.shards[0].merge_from(shard, cap);
+        }
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! PyCapsule interface, the GIL released while the engine works. No statistics live here.
 
 mod kmeans;
+mod synth;
 
 use std::sync::Arc;
 
@@ -104,15 +105,18 @@ impl PyEngine {
 
     /// Folds another engine (same settings) into this one.
     fn merge(slf: &Bound<'_, Self>, other: &Bound<'_, Self>) -> PyResult<()> {
-        let theirs = if slf.is(other) {
-            slf.borrow().inner.clone()
-        } else {
-            other.borrow().inner.clone()
-        };
         let py = slf.py();
+        if slf.is(other) {
+            // merging with itself: borrow rules need a copy of the counts first
+            let copy = slf.borrow().inner.clone();
+            let mut me = slf.borrow_mut();
+            let engine = &mut me.inner;
+            return py.detach(move || engine.merge(&copy)).map_err(to_py);
+        }
+        let theirs = other.borrow();
         let mut me = slf.borrow_mut();
-        let engine = &mut me.inner;
-        py.detach(move || engine.merge(&theirs)).map_err(to_py)
+        let (engine, theirs) = (&mut me.inner, &theirs.inner);
+        py.detach(move || engine.merge(theirs)).map_err(to_py)
     }
 
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
@@ -215,6 +219,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEngine>()?;
     m.add_class::<kmeans::PyMiniBatchKMeans>()?;
     m.add_function(wrap_pyfunction!(normalize, m)?)?;
+    m.add_function(wrap_pyfunction!(synth::synth_batches, m)?)?;
     m.add_function(wrap_pyfunction!(bonferroni_threshold, m)?)?;
     m.add("SchemaError", m.py().get_type::<SchemaError>())?;
     m.add(
