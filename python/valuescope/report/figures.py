@@ -150,7 +150,8 @@ def rank_frequency(series: Sequence[tuple[str, Sequence[float], str]], *, cutoff
 
 def tree_bars(items: Sequence[tuple[str, int, float]], *, xlabel: str) -> str:
     """An indented tree drawn as bars: (name, depth, share) in display order."""
-    labels = [("    " * d) + short(name, 40 - 4 * d) for name, d, _ in items]
+    # non-breaking spaces: SVG collapses ordinary leading white space
+    labels = [("\u00a0" * 4 * d) + short(name, 40 - 4 * d) for name, d, _ in items]
     values = [v for _, _, v in items]
     colors = [PALETTE[0] if d == 0 else "#8fb0d4" if d == 1 else "#c3d4e8" for _, d, _ in items]
     with matplotlib.rc_context(RC):
@@ -251,8 +252,7 @@ def heatmap(
         )
         ax = fig.add_subplot()
         ax.grid(False)
-        cmap = matplotlib.colormaps["RdBu_r"].copy()
-        cmap.set_bad("#f3f3f3")
+        cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#f3f3f3")
         im = ax.imshow(
             np.ma.masked_invalid(m),
             cmap=cmap,

@@ -1,0 +1,171 @@
+"""The report files: sections, privacy, escaping, offline HTML, optional inputs, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from html import escape as html_escape
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from test_report_support import (
+    COMMON_MARKER,
+    ESCAPE_PROBE,
+    RARE_MARKER,
+    build_analysis,
+    external_urls,
+)
+from valuescope.cli import Group
+from valuescope.cli_report import report_command
+from valuescope.report import TITLES, write_report
+from valuescope.report.sections import CREDIT_URLS
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "values_tree.csv"
+
+
+@pytest.fixture(scope="module")
+def analysis(tmp_path_factory) -> Path:
+    return build_analysis(tmp_path_factory.mktemp("report"))
+
+
+@pytest.fixture(scope="module")
+def report(analysis: Path) -> tuple[str, str]:
+    html_path, md_path = write_report(analysis)
+    assert (html_path, md_path) == (analysis / "report.html", analysis / "report.md")
+    return html_path.read_text(encoding="utf-8"), md_path.read_text(encoding="utf-8")
+
+
+def h2(html: str) -> list[str]:
+    return re.findall(r"<h2>(.*?)</h2>", html)
+
+
+def test_every_section_in_both_files(report):
+    html, md = report
+    assert h2(html) == list(TITLES.values())
+    assert re.findall(r"^## (.*)$", md, re.M) == list(TITLES.values())
+
+
+def test_figures_inline_and_file_is_small(report, analysis):
+    html, _ = report
+    n_svg = html.count("<svg")
+    assert n_svg >= 10, n_svg  # every section with data has its figure
+    assert "<?xml" not in html and "<!DOCTYPE svg" not in html  # SVG prologues stripped
+    assert "<script" not in html.lower()
+    assert (analysis / "report.html").stat().st_size < 2_000_000
+
+
+def test_no_external_urls(report):
+    html, _ = report
+    urls = external_urls(html)
+    assert set(urls) <= set(CREDIT_URLS.values()), urls
+    # the only links are the credits in the Method section; nothing is loaded from anywhere
+    assert not re.search(r"""src\s*=\s*["']?https?:""", html, re.I)
+    assert "<link" not in html.lower()
+
+
+def test_external_url_check_can_fail():
+    assert external_urls('<img src="https://example.com/x.png">') == ["https://example.com/x.png"]
+    assert external_urls("<style>@import 'http://x/y.css';</style>") == ["http://x/y.css"]
+    assert external_urls('<svg xmlns="http://www.w3.org/2000/svg">') == []
+
+
+def test_rare_marker_in_neither_file(report, analysis):
+    html, md = report
+    # the check can fail: the common marker, above the thresholds, is reported
+    assert COMMON_MARKER in html and COMMON_MARKER in md
+    for text in (html, md):
+        assert RARE_MARKER not in text.lower()
+        assert "zqx rare" not in text.lower()  # not even truncated in an axis label
+    # and nowhere else in the analysis directory either
+    for f in analysis.rglob("*"):
+        if f.is_file():
+            assert RARE_MARKER not in f.read_text(encoding="utf-8", errors="replace").lower(), f
+
+
+def test_values_are_escaped(report):
+    html, md = report
+    assert ESCAPE_PROBE not in html and "<b>bold</b>" not in html
+    assert html_escape(ESCAPE_PROBE) in html
+    assert "<b>" not in md
+    assert r"&lt;b&gt;bold&lt;/b&gt; \| pipe & amp" in md
+    # every Markdown table row keeps its column count despite the pipe in the value
+    for block in re.findall(r"(?:^\|.*\|\n)+", md, re.M):
+        lines = block.strip().split("\n")
+        counts = {len(re.findall(r"(?<!\\)\|", line)) for line in lines}
+        assert len(counts) == 1, lines
+
+
+def test_numbers_match_the_analysis(report, analysis):
+    html, md = report
+    s = json.loads((analysis / "summary.json").read_text())
+    assert f"{s['n_conversations']:,}" in html
+    with (analysis / "ai_values.csv").open() as fh:
+        top = next(csv.DictReader(fh))
+    assert f"{top['value']} ({float(top['pct_convos']):.1f}%)" in md
+    assert "Bonferroni" in md and "m = " in md  # threshold and test count stated
+    assert "CC BY 4.0" in html and "Huang et al." in md
+
+
+def test_optional_sections_say_not_computed(report):
+    html, md = report
+    for title in ("Taxonomy", "Reference comparison"):
+        section = md.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+        assert section.strip().startswith("Not computed"), section
+
+
+def test_taxonomy_and_reference_rendered_when_present(analysis, tmp_path):
+    if not REFERENCE.is_file():
+        pytest.skip("published values_tree.csv not found")
+    d = tmp_path / "an"
+    shutil.copytree(analysis, d)
+    (d / "taxonomy").mkdir()
+    shutil.copy(REFERENCE, d / "taxonomy" / "values_tree.csv")
+    (d / "taxonomy" / "reference_comparison.csv").write_text(
+        "level,name,pct_reference,pct_observed\n"
+        "3,Practical values,31.4,35.0\n3,Epistemic values,22.2,20.0\n"
+        "3,Social values,21.4,19.5\n3,Protective values,13.9,14.5\n3,Personal values,11.1,11.0\n"
+    )
+    write_report(d)
+    md = (d / "report.md").read_text()
+    html = (d / "report.html").read_text()
+    tax = md.split("## Taxonomy\n", 1)[1].split("\n## ", 1)[0]
+    assert "Not computed" not in tax
+    assert "Practical values" in tax and "266 clusters at level 1" in tax
+    ref = md.split("## Reference comparison\n", 1)[1].split("\n## ", 1)[0]
+    assert "Not computed" not in ref and "+3.60" in ref
+    assert html.count("<svg") >= 12
+
+
+def test_empty_analysis(tmp_path):
+    out = build_analysis(tmp_path, rows=[])
+    html_path, md_path = write_report(out)
+    html = html_path.read_text()
+    assert h2(html) == list(TITLES.values())
+    assert "Not computed" in md_path.read_text()
+
+
+def _cli() -> click.Group:
+    group = Group()
+    group.add_command(report_command)
+    return group
+
+
+def test_cli(analysis, tmp_path):
+    d = tmp_path / "an"
+    shutil.copytree(analysis, d)
+    (d / "report.html").unlink()
+    res = CliRunner().invoke(_cli(), ["report", str(d)])
+    assert res.exit_code == 0, res.output
+    assert (d / "report.html").is_file() and (d / "report.md").is_file()
+    assert not list(d.glob(".report*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_cli_not_an_analysis(tmp_path):
+    res = CliRunner().invoke(_cli(), ["report", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "not an analysis directory" in res.output
+    assert "Traceback" not in res.output
