@@ -17,6 +17,7 @@ pub mod normalize;
 pub mod report;
 pub mod state;
 pub mod stats;
+pub mod synth;
 pub mod users;
 
 pub use engine::{Engine, EngineConfig, Reject};
