@@ -4,8 +4,10 @@ the same as one pass."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from test_parallel import SMALL, assert_same_dir, run_cli, write_features
 from valuescope.analyze import AnalyzeOptions, analyze_files
@@ -93,3 +95,66 @@ def test_bad_address_is_one_line(features, tmp_path, monkeypatch, address, words
 def test_unknown_engine_option(features, client, tmp_path):
     with pytest.raises(UserError, match="min_user"):
         vdask.analyze([features], out=tmp_path / "o", client=client, min_user=3)
+
+
+def _conversations(path: Path, lo: int, hi: int) -> None:
+    with path.open("w") as fh:
+        for i in range(lo, hi):
+            rec = {
+                "conversation_id": f"c{i:03d}",
+                "user_id": f"u{i % 4}",
+                "model": "chat-model",
+                "messages": [
+                    {"role": "user", "content": f"Conversation {i}: should I tell the truth?"},
+                    {"role": "assistant", "content": "Honesty matters, but be kind."},
+                ],
+            }
+            fh.write(json.dumps(rec) + "\n")
+
+
+def test_extract_on_workers_shares_one_cache(client, tmp_path):
+    fakellm = pytest.importorskip("fakellm")
+    key = "sk-test-DASK-0a1b2c3d"
+    # the workers are already running: the key goes into their environment, not the test's
+    client.run(os.environ.__setitem__, "OPENAI_API_KEY", key)
+    try:
+        with fakellm.FakeLLM(slow_seconds=1.0) as fake:
+            first = tmp_path / "in4"
+            first.mkdir()
+            for k in range(4):
+                _conversations(first / f"{k}.jsonl", 6 * k, 6 * (k + 1))
+            kw = {
+                "client": client,
+                "provider": "openai",
+                "model": "m",
+                "base_url": fake.url + "/v1",
+                "backoff_base": 0.01,
+                "timeout": 5.0,
+                "concurrency": 2,
+                "cache_dir": str(tmp_path / "cache"),
+            }
+            out = tmp_path / "features"
+            sums = vdask.extract(sorted(first.iterdir()), out, **kw)
+            assert [s["done"] for s in sums] == [6] * 4
+            assert sum(s["requests"] for s in sums) == len(fake.requests()) >= 24
+            parts = sorted(out.glob("*.parquet"))
+            assert len(parts) == 4
+            ids = [i for p in parts for i in pq.read_table(p).column("conversation_id").to_pylist()]
+            assert sorted(ids) == [f"c{i:03d}" for i in range(24)]
+            assert [p.name for p in (tmp_path / "cache").iterdir() if p.suffix == ".sqlite3"] == [
+                "extract.sqlite3"
+            ]
+            # the same conversations cut into other files, on whichever worker: no new request
+            n = len(fake.requests())
+            second = tmp_path / "in2"
+            second.mkdir()
+            _conversations(second / "a.jsonl", 0, 11)
+            _conversations(second / "b.jsonl", 11, 24)
+            sums = vdask.extract(sorted(second.iterdir()), tmp_path / "again", **kw)
+            assert len(fake.requests()) == n
+            assert [s["cached"] for s in sums] == [11, 13]
+    finally:
+        client.run(os.environ.pop, "OPENAI_API_KEY", None)
+    opts = AnalyzeOptions(min_conversations=1, min_users=1, progress=False)
+    rep = analyze_files([out], tmp_path / "analysis", opts)
+    assert rep.summary["n_conversations"] == 24

@@ -208,3 +208,62 @@ def analyze_cli(
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise UserError(f"--dask {address}: cannot reach the scheduler ({first})") from None
         return analyze(list(features), out, client=client, batch_size=opts.batch_size, **eng)
+
+
+def _extract_part(src: str, out: str, options: dict[str, Any], fmt: str) -> dict[str, Any]:
+    """One input file extracted on a worker; the answer cache is the shared one."""
+    from dataclasses import asdict
+
+    from valuescope.extract.runner import ExtractOptions, run_extract
+
+    summary = run_extract([src], out, ExtractOptions(**options), fmt)
+    return asdict(summary)
+
+
+def extract(
+    inputs: Iterable[str | Path],
+    out_dir: str | Path,
+    *,
+    client: Any = None,
+    fmt: str = "auto",
+    **extract_options: Any,
+) -> list[dict[str, Any]]:
+    """Extraction over a cluster: one task per conversation file, each writing
+    ``out_dir/part-NNNNN.parquet`` (and its rejects beside it), all sharing one answer cache
+    (``cache_dir``, default ``out_dir/.valuescope-cache``), so that a rerun after a crash or a
+    ``max_cost`` stop pays for nothing twice, whichever worker asked first. ``out_dir`` is then
+    the input of ``valuescope analyze``.
+
+    The budget is the cluster's: ``rpm`` and ``tpm`` are split evenly over the workers and
+    ``max_cost`` over the files (a file's unused share is not lent to another). The cache is
+    SQLite: ``cache_dir`` must be on a disk that every worker sees with working file locks (a
+    local disk for a LocalCluster; not NFS). Returns each file's summary."""
+    dask_mod, _ = _import_dask()
+    srcs = [str(p) for p in inputs]
+    if not srcs:
+        raise UserError("no conversation files given")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    opts = dict(extract_options)
+    opts.setdefault("cache_dir", str(out_dir / ".valuescope-cache"))
+    opts.setdefault("progress", False)
+    if client is None:
+        with contextlib.suppress(ValueError, ImportError):
+            from distributed import get_client
+
+            client = get_client()
+    workers = min(_n_workers(client), len(srcs))
+    for name in ("rpm", "tpm"):
+        if opts.get(name):
+            opts[name] = opts[name] / workers
+    if opts.get("max_cost"):
+        opts["max_cost"] = opts["max_cost"] / len(srcs)
+    tasks = [
+        dask_mod.delayed(_extract_part, pure=False)(
+            src, str(out_dir / f"part-{i:05d}.parquet"), opts, fmt
+        )
+        for i, src in enumerate(srcs)
+    ]
+    if client is not None:
+        return list(client.gather(client.compute(tasks)))
+    return list(dask_mod.compute(*tasks))
