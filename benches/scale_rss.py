@@ -1,0 +1,207 @@
+"""Scale benchmarks for issue 7.
+
+    python benches/scale_rss.py rss 1e6 1e7 5e7     peak RSS of streaming N synthetic rows
+    python benches/scale_rss.py dask 4e6            Dask on 2 local workers vs one process
+
+`rss`: each size runs in a fresh process that generates feature batches on the fly (numpy, a
+fixed vocabulary: the published 3,307 values when ../shared/data is there) and streams them
+through one Engine; nothing is held but the current batch and the engine state, so peak RSS
+must stay flat as N grows (the issue asks for within 1.5x from 1M to 50M).
+
+`dask`: writes N rows to Parquet in a temporary directory (streamed, 8 files), then times the
+same analysis three ways: one process (`analyze_files`, jobs=1), a process pool (`--jobs 2`) and
+`valuescope.dask.analyze` on a LocalCluster of 2 worker processes; checks they agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+RESPONSE_TYPES = [
+    "strong support",
+    "mild support",
+    "neutral acknowledgment",
+    "reframing",
+    "mild resistance",
+    "strong resistance",
+    "no values",
+]
+PUBLISHED = Path(__file__).resolve().parents[2] / "shared" / "data" / "values_frequencies.csv"
+
+
+def vocabulary(size: int | None = None) -> tuple[pa.Array, np.ndarray]:
+    """Value names (the `size` most frequent, or all) and their cumulative draw probabilities."""
+    if PUBLISHED.exists():
+        with PUBLISHED.open(encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        names = [r["value"] for r in rows]
+        w = np.array([float(r["pct_convos"]) for r in rows])
+    else:  # a Zipf-like stand-in of the same size
+        names = [f"value {i}" for i in range(3307)]
+        w = 1.0 / np.arange(1, 3308)
+    names, w = names[:size], w[:size]
+    cum = np.cumsum(w)
+    return pa.array(names, pa.string()), cum / cum[-1]
+
+
+def _lists(rng, n: int, counts: np.ndarray, vocab: pa.Array, cum: np.ndarray) -> pa.Array:
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    idx = np.searchsorted(cum, rng.random(int(offsets[-1])))
+    return pa.ListArray.from_arrays(pa.array(offsets), vocab.take(pa.array(idx)))
+
+
+def batches(
+    n_rows: int,
+    batch: int = 65_536,
+    seed: int = 0,
+    vocab_size: int | None = None,
+    n_tasks: int = 266,
+) -> Iterator[pa.RecordBatch]:
+    """`n_rows` synthetic feature rows, made one batch at a time."""
+    rng = np.random.default_rng(seed)
+    vocab, cum = vocabulary(vocab_size)
+    tasks = pa.array([f"task cluster {i}" for i in range(n_tasks)])
+    models = pa.array(["model-a", "model-b", "model-c"])
+    rtypes = pa.array(RESPONSE_TYPES)
+    done = 0
+    while done < n_rows:
+        n = min(batch, n_rows - done)
+        ids = pc.cast(pa.array(np.arange(done, done + n)), pa.string())
+        users = pc.cast(pa.array(rng.integers(0, 2_000_000, n)), pa.string())
+        ai = _lists(rng, n, rng.integers(0, 7, n), vocab, cum)
+        human_n = np.where(rng.random(n) < 0.4, rng.integers(1, 3, n), 0)
+        human = _lists(rng, n, human_n, vocab, cum)
+        yield pa.record_batch(
+            {
+                "conversation_id": ids,
+                "user_id": users,
+                "model": models.take(pa.array(rng.integers(0, 3, n))),
+                "subjective": pa.array(rng.random(n) < 0.9),
+                "task_cluster": tasks.take(pa.array(rng.integers(0, n_tasks, n))),
+                "ai_values": ai,
+                "human_values": human,
+                "response_type": rtypes.take(pa.array(rng.integers(0, 7, n))),
+            }
+        )
+        done += n
+
+
+def _stream(n_rows: int, vocab_size: int | None, n_tasks: int) -> None:
+    """Child: stream n_rows through an Engine; print one JSON line."""
+    from valuescope import Engine
+
+    t0 = time.perf_counter()
+    e = Engine()
+    for b in batches(n_rows, vocab_size=vocab_size, n_tasks=n_tasks):
+        e.update(b)
+    streaming_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = e.result()
+    secs = time.perf_counter() - t0
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(
+        json.dumps(
+            {
+                "rows": n_rows,
+                "seconds": round(secs, 1),
+                "rows_per_s": round(n_rows / secs),
+                "peak_rss_mib": round(peak_kib / 1024, 1),
+                "peak_rss_before_result_mib": round(streaming_kib / 1024, 1),
+                "n_conversations": result["summary"]["n_conversations"],
+                "ai_values_rows": result["ai_values"].num_rows,
+                # distinct keys: what the state (and so memory) may grow with
+                "table_cells": sum(result["table_tests"].column("n_cells").to_pylist()),
+                "state_mib": round(len(e.to_bytes()) / 2**20, 1),
+            }
+        )
+    )
+
+
+def rss(sizes: list[int], vocab_size: int | None, n_tasks: int) -> None:
+    out = []
+    for n in sizes:
+        cmd = [sys.executable, __file__, "_stream", str(n), "--tasks", str(n_tasks)]
+        if vocab_size:
+            cmd += ["--vocab", str(vocab_size)]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode:
+            sys.exit(p.stderr)
+        rec = json.loads(p.stdout)
+        out.append(rec)
+        print(json.dumps(rec), flush=True)
+    base = out[0]["peak_rss_mib"]
+    for r in out:
+        print(f"{r['rows']:>12,} rows  peak RSS {r['peak_rss_mib']:8.1f} MiB  "
+              f"({r['peak_rss_mib'] / base:.2f}x)  {r['rows_per_s']:,} rows/s")  # fmt: skip
+
+
+def dask_vs_one(n_rows: int, files: int = 8) -> None:
+    import distributed
+    import valuescope.dask as vdask
+    from valuescope.analyze import AnalyzeOptions, analyze_files
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp) / "features"
+        d.mkdir()
+        per = -(-n_rows // files)
+        gen = batches(n_rows)
+        for i in range(files):
+            left = min(per, n_rows - i * per)
+            first = next(gen)
+            with pq.ParquetWriter(d / f"part-{i}.parquet", first.schema) as w:
+                w.write_batch(first, row_group_size=131_072)
+                left -= first.num_rows
+                while left > 0:
+                    b = next(gen)
+                    w.write_batch(b, row_group_size=131_072)
+                    left -= b.num_rows
+        timings = {}
+        t0 = time.perf_counter()
+        analyze_files([d], Path(tmp) / "one", AnalyzeOptions(progress=False, jobs=1))
+        timings["one process (jobs=1)"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        analyze_files([d], Path(tmp) / "pool", AnalyzeOptions(progress=False, jobs=2))
+        timings["process pool (jobs=2)"] = time.perf_counter() - t0
+        with vdask.local_cluster(2, silence_logs=40) as c, distributed.Client(c) as client:
+            t_start = time.perf_counter()
+            vdask.analyze([d], out=Path(tmp) / "dask", client=client)
+            timings["dask LocalCluster, 2 workers"] = time.perf_counter() - t_start
+        for name in ("pool", "dask"):
+            a = (Path(tmp) / "one" / "ai_values.csv").read_text()
+            assert (Path(tmp) / name / "ai_values.csv").read_text() == a, name
+    for k, v in timings.items():
+        print(f"{k:32s} {v:7.2f} s  {n_rows / v:12,.0f} rows/s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", choices=["rss", "dask", "_stream"])
+    ap.add_argument("sizes", nargs="*", type=float)
+    ap.add_argument("--vocab", type=int, default=None, help="only the N most frequent values")
+    ap.add_argument("--tasks", type=int, default=266, help="number of task clusters")
+    a = ap.parse_args()
+    sizes = [int(s) for s in a.sizes]
+    if a.mode == "_stream":
+        _stream(sizes[0], a.vocab, a.tasks)
+    elif a.mode == "rss":
+        rss(sizes or [1_000_000, 10_000_000, 50_000_000], a.vocab, a.tasks)
+    else:
+        dask_vs_one(sizes[0] if sizes else 4_000_000)
+
+
+if __name__ == "__main__":
+    main()
