@@ -45,7 +45,10 @@ class Provider:
                 "anthropic-version": ANTHROPIC_VERSION,
                 "content-type": "application/json",
             }
-        return {"authorization": f"Bearer {self.api_key}", "content-type": "application/json"}
+        headers = {"content-type": "application/json"}
+        if self.api_key:  # a local server may take none; an empty bearer is an invalid header
+            headers["authorization"] = f"Bearer {self.api_key}"
+        return headers
 
     def url(self) -> str:
         if self.name == "anthropic":
