@@ -110,41 +110,80 @@ HUMAN_TUNING = {"authenticity": 1.1, "clarity": 0.88, "professionalism": 0.72}
 HUMAN_TAIL_EXPONENT = 0.5
 
 CLUSTERS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
-    ("software development", 0.16, (
-        "debug a failing build", "review a pull request", "design a database schema",
-        "write unit tests")),
-    ("writing and editing", 0.12, (
-        "edit an essay for clarity", "draft a cover letter", "proofread a report")),
-    ("business and marketing strategy", 0.09, (
-        "plan a product launch", "write marketing copy", "analyse a competitor")),
-    ("education and tutoring", 0.08, (
-        "explain a maths concept", "prepare for an exam", "design a lesson plan")),
-    ("data analysis", 0.07, (
-        "interpret regression output", "clean a data set", "choose a statistical test")),
-    ("academic research", 0.06, (
-        "structure a literature review", "check a citation", "frame a research question")),
-    ("creative writing", 0.06, (
-        "develop a fictional character", "write a poem", "outline a short story")),
-    ("relationship advice", 0.05, (
-        "handle a conflict with a partner", "set limits with family", "navigate a breakup")),
-    ("health and wellness", 0.05, (
-        "understand a diagnosis", "plan a fitness routine", "manage medication side effects")),
-    ("career and job search", 0.05, (
-        "negotiate a salary", "prepare for an interview", "plan a career change")),
-    ("mental health support", 0.04, (
-        "cope with anxiety", "deal with burnout", "process grief")),
-    ("personal finance", 0.04, (
-        "build a budget", "compare investment options", "pay down debt")),
-    ("legal questions", 0.03, (
-        "understand a tenancy agreement", "respond to a contract dispute")),
-    ("controversial historical events", 0.03, (
-        "discuss a contested war history", "assess a colonial legacy")),
-    ("technology ethics and ai", 0.03, (
-        "debate ai and automation of work", "discuss algorithmic decision making")),
-    ("philosophy and religion", 0.02, (
-        "discuss free will", "compare religious ethics")),
-    ("beauty and fashion marketing", 0.02, (
-        "write skincare product copy", "plan a fashion campaign")),
+    (
+        "software development",
+        0.16,
+        (
+            "debug a failing build",
+            "review a pull request",
+            "design a database schema",
+            "write unit tests",
+        ),
+    ),
+    (
+        "writing and editing",
+        0.12,
+        ("edit an essay for clarity", "draft a cover letter", "proofread a report"),
+    ),
+    (
+        "business and marketing strategy",
+        0.09,
+        ("plan a product launch", "write marketing copy", "analyse a competitor"),
+    ),
+    (
+        "education and tutoring",
+        0.08,
+        ("explain a maths concept", "prepare for an exam", "design a lesson plan"),
+    ),
+    (
+        "data analysis",
+        0.07,
+        ("interpret regression output", "clean a data set", "choose a statistical test"),
+    ),
+    (
+        "academic research",
+        0.06,
+        ("structure a literature review", "check a citation", "frame a research question"),
+    ),
+    (
+        "creative writing",
+        0.06,
+        ("develop a fictional character", "write a poem", "outline a short story"),
+    ),
+    (
+        "relationship advice",
+        0.05,
+        ("handle a conflict with a partner", "set limits with family", "navigate a breakup"),
+    ),
+    (
+        "health and wellness",
+        0.05,
+        ("understand a diagnosis", "plan a fitness routine", "manage medication side effects"),
+    ),
+    (
+        "career and job search",
+        0.05,
+        ("negotiate a salary", "prepare for an interview", "plan a career change"),
+    ),
+    ("mental health support", 0.04, ("cope with anxiety", "deal with burnout", "process grief")),
+    ("personal finance", 0.04, ("build a budget", "compare investment options", "pay down debt")),
+    ("legal questions", 0.03, ("understand a tenancy agreement", "respond to a contract dispute")),
+    (
+        "controversial historical events",
+        0.03,
+        ("discuss a contested war history", "assess a colonial legacy"),
+    ),
+    (
+        "technology ethics and ai",
+        0.03,
+        ("debate ai and automation of work", "discuss algorithmic decision making"),
+    ),
+    ("philosophy and religion", 0.02, ("discuss free will", "compare religious ethics")),
+    (
+        "beauty and fashion marketing",
+        0.02,
+        ("write skincare product copy", "plan a fashion campaign"),
+    ),
 )
 
 #: (context, category, AI value, share of the value's conversations placed there).
@@ -179,19 +218,42 @@ CONTEXT_PLANTS: tuple[tuple[str, str, str, float], ...] = (
 
 #: (human value, AI values that trigger it, response types, probability).
 HUMAN_TRIGGERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...], float], ...] = (
-    ("efficiency", ("efficiency",), ("strong support", "mild support", "neutral acknowledgment"),
-     0.3),
-    ("deception", ("ethical integrity", "harm prevention", "honesty"),
-     ("strong resistance", "mild resistance"), 0.35),
+    (
+        "efficiency",
+        ("efficiency",),
+        ("strong support", "mild support", "neutral acknowledgment"),
+        0.3,
+    ),
+    (
+        "deception",
+        ("ethical integrity", "harm prevention", "honesty"),
+        ("strong resistance", "mild resistance"),
+        0.35,
+    ),
 )
 
 #: Pet values of the 20 heaviest users (absent from the published list).
 PET_VALUES = (
-    "aquarium stewardship", "bonsai patience", "chess mastery", "vintage synth fidelity",
-    "stargazing wonder", "fountain pen craft", "sourdough discipline", "model railway precision",
-    "birdwatching attentiveness", "climbing grit", "beekeeping care", "calligraphic grace",
-    "genealogical thoroughness", "ham radio etiquette", "origami exactness", "woodturning finesse",
-    "marathon endurance", "tabletop fair play", "homebrew experimentation", "keyboard tactility",
+    "aquarium stewardship",
+    "bonsai patience",
+    "chess mastery",
+    "vintage synth fidelity",
+    "stargazing wonder",
+    "fountain pen craft",
+    "sourdough discipline",
+    "model railway precision",
+    "birdwatching attentiveness",
+    "climbing grit",
+    "beekeeping care",
+    "calligraphic grace",
+    "genealogical thoroughness",
+    "ham radio etiquette",
+    "origami exactness",
+    "woodturning finesse",
+    "marathon endurance",
+    "tabletop fair play",
+    "homebrew experimentation",
+    "keyboard tactility",
 )
 
 DEFAULT_BATCH_SIZE = 131_072
@@ -224,12 +286,17 @@ def model_mixes(models: Sequence[str] = DEFAULT_MODELS) -> list[dict[str, Any]]:
         ]
     if len(names) == 3:
         return [
-            {"name": names[0], "share": 0.5,
-             "response_types": [r + s for r, s in zip(rest, shift, strict=True)]},
-            {"name": names[1], "share": 0.4,
-             "response_types": [r - 1.25 * s for r, s in zip(rest, shift, strict=True)]},
-            {"name": names[2], "share": EXPRESSIVE_SHARE,
-             "response_types": list(EXPRESSIVE_MIX)},
+            {
+                "name": names[0],
+                "share": 0.5,
+                "response_types": [r + s for r, s in zip(rest, shift, strict=True)],
+            },
+            {
+                "name": names[1],
+                "share": 0.4,
+                "response_types": [r - 1.25 * s for r, s in zip(rest, shift, strict=True)],
+            },
+            {"name": names[2], "share": EXPRESSIVE_SHARE, "response_types": list(EXPRESSIVE_MIX)},
         ]
     raise ValueError("give one, two or three model names")
 
@@ -259,8 +326,7 @@ def build_spec(models: Sequence[str] = DEFAULT_MODELS) -> dict[str, Any]:
         "models": model_mixes(models),
         "clusters": [{"name": n, "share": s, "tasks": list(t)} for n, s, t in CLUSTERS],
         "plants": [
-            {"context": c, "category": k, "value": v, "share": s}
-            for c, k, v, s in CONTEXT_PLANTS
+            {"context": c, "category": k, "value": v, "share": s} for c, k, v, s in CONTEXT_PLANTS
         ],
         "human_values": human_vocabulary(),
         "human_rate": HUMAN_RATE,
