@@ -9,6 +9,8 @@ Layout, inside the output directory while a run is under way (removed when it co
 The state file records how many bytes of the rejects file belong to the checkpoint; a resumed run
 cuts the rejects file back to that length, since rows after the checkpoint are read again. The
 format is JSON plus raw bytes, not pickle: loading a checkpoint runs no code from the file.
+The state is unsuppressed (rare values included), as sensitive as the features themselves: it is
+deleted as soon as the run completes.
 """
 
 from __future__ import annotations
