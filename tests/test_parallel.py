@@ -177,3 +177,20 @@ def test_units_merged_in_any_order_equal_one_pass(features, target, order):
         results[i : i + k] = [combine(*results[i : i + k])]
     assert_same_result(whole.result(), Engine.from_bytes(results[0].state).result(), rel=REL)
     assert sorted(results[0].rejects) == expected_rejects
+
+
+def test_default_jobs_pools_only_large_inputs(features, one_pass, tmp_path, monkeypatch):
+    import valuescope.analyze as va
+
+    used = []
+    real = va.run_pool
+    monkeypatch.setattr(va, "run_pool", lambda units, opts, jobs: used.append(jobs) or real(
+        units, opts, jobs))  # fmt: skip
+    monkeypatch.setattr(va, "default_jobs", lambda: 2)
+    opts = AnalyzeOptions(**SMALL, batch_size=200, progress=False, jobs=None)
+    analyze_files([features], tmp_path / "small", opts)
+    assert used == []  # 4,000 rows: not worth starting processes
+    monkeypatch.setattr(va, "POOL_MIN_ROWS", 1000)
+    analyze_files([features], tmp_path / "large", opts)
+    assert used == [2]
+    assert_same_dir(one_pass, tmp_path / "large")

@@ -31,6 +31,10 @@ from valuescope.parallel import (
 
 REJECTS_HEADER = ("file", "row", "conversation_id", "reason")
 
+#: Below this many rows a pool costs more (starting processes, importing pyarrow) than it
+#: saves: the engine already spreads each batch over the cores.
+POOL_MIN_ROWS = 1_000_000
+
 
 @dataclass
 class AnalyzeOptions:
@@ -41,8 +45,8 @@ class AnalyzeOptions:
     tables: list[tuple[str, str]] | None = None
     batch_size: int = 65_536
     progress: bool = True
-    #: Processes over files / row groups; None = one per CPU. 1 = this process only (the
-    #: engine still uses every core inside a batch).
+    #: Processes over files / row groups; 1 = this process only (the engine still uses every
+    #: core inside a batch); None = one per CPU when the input has POOL_MIN_ROWS rows or more.
     jobs: int | None = 1
     #: Write a checkpoint every this many batches (None: never).
     checkpoint_every: int | None = None
@@ -195,10 +199,13 @@ def analyze_files(
     out = Path(out)
     files = expand_paths(paths)
     engine = make_engine(opts)  # checks the settings before any work
-    jobs = opts.jobs or default_jobs()
-    if jobs < 1:
-        raise UserError(f"--jobs {jobs}: expected at least 1")
+    if opts.jobs is not None and opts.jobs < 1:
+        raise UserError(f"--jobs {opts.jobs}: expected at least 1")
     total = count_rows(files)
+    if opts.jobs is not None:
+        jobs = opts.jobs
+    else:
+        jobs = default_jobs() if total >= POOL_MIN_ROWS else 1
     out.mkdir(parents=True, exist_ok=True)
     rejects_path = out / "rejects.csv"
 

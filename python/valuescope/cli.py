@@ -89,7 +89,8 @@ def main() -> None:
     "-j",
     type=click.IntRange(min=1),
     default=None,
-    help="Processes over files and row groups, partial states merged [default: one per CPU].",
+    help="Processes over files and row groups, partial states merged "
+    "[default: one per CPU for a million rows or more].",
 )
 @click.option(
     "--checkpoint-every",
