@@ -158,3 +158,14 @@ def test_extract_on_workers_shares_one_cache(client, tmp_path):
     opts = AnalyzeOptions(min_conversations=1, min_users=1, progress=False)
     rep = analyze_files([out], tmp_path / "analysis", opts)
     assert rep.summary["n_conversations"] == 24
+
+
+def test_relative_paths_keep_their_names(features, client, tmp_path, monkeypatch):
+    # the workers' working directory is not ours: they must still find the files, and the
+    # rejects must name them as given
+    monkeypatch.chdir(features.parent)
+    opts = AnalyzeOptions(**SMALL, batch_size=200, progress=False)
+    analyze_files([features.name], tmp_path / "one", opts)
+    vdask.analyze([features.name], out=tmp_path / "dask", client=client, batch_size=200, **SMALL)
+    assert_same_dir(tmp_path / "one", tmp_path / "dask")
+    assert "features/part-0.parquet," in (tmp_path / "dask" / "rejects.csv").read_text()

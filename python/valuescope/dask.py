@@ -13,6 +13,7 @@ Needs the optional extra: ``pip install 'valuescope[dask]'``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -140,9 +141,10 @@ def analyze(
         paths = [data] if isinstance(data, str | os.PathLike) else list(data)
         files = expand_paths(paths)
         total = count_rows(files)
-        units: Sequence[Unit] = plan_units(
-            files, target_rows_for(total, _n_workers(client), batch_size)
-        )
+        units: Sequence[Unit] = [
+            dataclasses.replace(u, path=str(Path(u.path).resolve()), label=u.path)
+            for u in plan_units(files, target_rows_for(total, _n_workers(client), batch_size))
+        ]
         leaves = [dask_mod.delayed(run_unit, pure=True)(u, opts) for u in units]
         inputs = [str(f) for f in files]
     if not leaves:

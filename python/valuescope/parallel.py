@@ -31,6 +31,9 @@ class Unit:
     #: Row number (inside the file) of the unit's first row.
     first_row: int
     n_rows: int
+    #: The file's name in rejects and errors, when `path` is not the name the user gave
+    #: (Dask workers get absolute paths: their working directory may differ).
+    label: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -41,7 +44,12 @@ class Unit:
     def from_json(d: dict[str, Any]) -> Unit:
         rg = d["row_groups"]
         return Unit(
-            d["index"], d["path"], None if rg is None else tuple(rg), d["first_row"], d["n_rows"]
+            d["index"],
+            d["path"],
+            None if rg is None else tuple(rg),
+            d["first_row"],
+            d["n_rows"],
+            d.get("label"),
         )
 
 
@@ -139,16 +147,14 @@ def feed_unit(engine, unit: Unit, opts: Any, skip_rows: int = 0) -> Iterator[tup
     from valuescope._core import SchemaError
 
     offset = unit.first_row + skip_rows
+    name = unit.label or unit.path
     for batch in iter_unit_batches(unit, columns_for(opts.tables), opts.batch_size, skip_rows):
         try:
             rej = engine.update(batch)
         except SchemaError as exc:
-            raise UserError(f"{unit.path}: {exc}") from None
+            raise UserError(f"{name}: {exc}") from None
         rejects = (
-            [
-                (unit.path, offset + r["row"], r["conversation_id"], r["reason"])
-                for r in rej.to_pylist()
-            ]
+            [(name, offset + r["row"], r["conversation_id"], r["reason"]) for r in rej.to_pylist()]
             if rej.num_rows
             else []
         )
