@@ -10,6 +10,8 @@ import random
 import sys
 import time
 from collections.abc import Iterable
+from contextlib import AsyncExitStack
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +48,10 @@ from valuescope.prompts import PROMPT_VERSION, Rendered, estimate_tokens, load_p
 from valuescope.prompts import user_message as render_user_message
 
 RETRY_STATUSES = frozenset({408, 409, 429})
+# httpx's connection pool does work proportional to its size on every request, so many workers
+# share a few small pools (one per worker, through this context variable) instead of one big one.
+POOL_SIZE = 4
+_CLIENT: ContextVar[httpx.AsyncClient | None] = ContextVar("valuescope_http_client", default=None)
 PROVIDERS = ("anthropic", "openai")
 
 
@@ -160,6 +166,7 @@ class Runner:
         self.system = {k: load_prompt(k) for k in ("extract", "subjectivity")}
         self.client: httpx.AsyncClient | None = None
         self.bar: Any = None
+        self._ticked = 0.0
 
     # -- keys and accounting -------------------------------------------------------------------
 
@@ -196,7 +203,10 @@ class Runner:
         return spent
 
     def tick(self) -> None:
-        if self.bar is not None:
+        # Postfix formatting costs more than a request's own bookkeeping: a few times a second.
+        now = time.monotonic()
+        if self.bar is not None and now - self._ticked >= 0.25:
+            self._ticked = now
             s = self.summary
             self.bar.set_postfix(
                 cached=s.cached,
@@ -213,7 +223,8 @@ class Runner:
     # -- one HTTP exchange with transport retries -----------------------------------------------
 
     async def send(self, kind: str, messages: list[dict[str, str]], max_tokens: int) -> Answer:
-        assert self.client is not None
+        client = _CLIENT.get(self.client)
+        assert client is not None
         schema = FEATURE_SCHEMA if kind == "extract" else SUBJECTIVITY_SCHEMA
         est = sum(estimate_tokens(m["content"]) for m in messages) + max_tokens
         left = self.opts.transport_retries
@@ -231,7 +242,7 @@ class Runner:
             self.summary.requests += 1
             wait_hint: float | None = None
             try:
-                resp = await self.client.post(
+                resp = await client.post(
                     self.provider.url(), json=body, headers=self.provider.headers()
                 )
             except httpx.TimeoutException:
@@ -467,11 +478,15 @@ async def _run(
     fatal: list[str] = []
 
     timeout = httpx.Timeout(opts.timeout, connect=min(opts.timeout, 30.0))
-    limits = httpx.Limits(
-        max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency
-    )
-    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
-        runner.client = client
+    n_pools = -(-opts.concurrency // POOL_SIZE)
+    per_pool = -(-opts.concurrency // n_pools)
+    limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
+    async with AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(timeout=timeout, limits=limits))
+            for _ in range(n_pools)
+        ]
+        runner.client = clients[0]
         if opts.batch:
             from valuescope.extract.batch import run_batches
 
@@ -490,7 +505,7 @@ async def _run(
             file=sys.stderr,
             dynamic_ncols=True,
         )
-        runner.bar = bar
+        runner.bar = bar if opts.progress else None
 
         def reject(idx: int, conv: Conversation, reason: str) -> None:
             rejects[idx] = {
@@ -500,7 +515,8 @@ async def _run(
             }
             summary.failed += 1
 
-        async def worker() -> None:
+        async def worker(client: httpx.AsyncClient) -> None:
+            _CLIENT.set(client)  # this task's own context: other workers keep theirs
             while True:
                 item = await queue.get()
                 if item is None:
@@ -524,7 +540,9 @@ async def _run(
                 bar.update(1)
                 runner.tick()
 
-        workers = [asyncio.create_task(worker()) for _ in range(opts.concurrency)]
+        workers = [
+            asyncio.create_task(worker(clients[i % n_pools])) for i in range(opts.concurrency)
+        ]
         try:
             idx = 0
             for item in read_conversations(inputs, fmt, fields):
