@@ -127,6 +127,15 @@ def barh_panels(
         return to_svg(fig)
 
 
+def _log_sample(n: int, points: int = 400) -> list[int]:
+    """Ranks 1..n thinned to about `points`, evenly on a log axis: the curve looks the same and
+    the SVG stays small however many values there are."""
+    if n <= points:
+        return list(range(1, n + 1))
+    step = math.log(n) / points
+    return sorted({min(n, round(math.exp(i * step))) for i in range(points + 1)} | {1, n})
+
+
 def rank_frequency(series: Sequence[tuple[str, Sequence[float], str]], *, cutoff: float) -> str:
     """Log-log rank-frequency plot of value shares, with the long-tail cut-off marked."""
     with matplotlib.rc_context(RC):
@@ -135,7 +144,8 @@ def rank_frequency(series: Sequence[tuple[str, Sequence[float], str]], *, cutoff
         for name, pcts, color in series:
             pos = [p for p in pcts if p and p > 0]
             if pos:
-                ax.plot(range(1, len(pos) + 1), pos, color=color, lw=1.6, label=name)
+                ranks = _log_sample(len(pos))
+                ax.plot(ranks, [pos[r - 1] for r in ranks], color=color, lw=1.6, label=name)
         ax.axhline(cutoff, color=GREY, lw=0.9, ls="--")
         ax.text(1, cutoff, f" {cutoff:g}% of conversations", va="bottom", fontsize=8, color="#555")
         ax.set_xscale("log")

@@ -37,12 +37,13 @@ STRING_COLUMNS = {
 }
 
 
-def read_csv(path: Path) -> pa.Table | None:
-    """A CSV as a pyarrow Table (empty numeric cells as nulls), or None when the file is absent."""
+def read_csv(path: Path, columns: list[str] | None = None) -> pa.Table | None:
+    """A CSV as a pyarrow Table (empty numeric cells as nulls), or None when the file is absent.
+    `columns`: read only these (the large tables' `expected` column is never shown)."""
     if not path.is_file():
         return None
     with path.open("rb") as fh:
-        header = fh.readline().decode("utf-8").strip().split(",")
+        header = [c.strip('"') for c in fh.readline().decode("utf-8").strip().split(",")]
     types = {c: pa.string() for c in header if c in STRING_COLUMNS}
     if "significant" in header:
         types["significant"] = pa.bool_()
@@ -53,6 +54,7 @@ def read_csv(path: Path) -> pa.Table | None:
         quoted_strings_can_be_null=False,
         true_values=["true"],
         false_values=["false"],
+        include_columns=[c for c in columns if c in header] if columns else None,
     )
     return pacsv.read_csv(path, convert_options=convert)
 
@@ -61,15 +63,27 @@ def rows(table: pa.Table | None) -> list[dict[str, Any]]:
     return [] if table is None else table.to_pylist()
 
 
+CELL_COLUMNS = ["row", "col", "observed", "adjusted_residual", "significant"]
+
+
 @dataclass
 class CrossTable:
-    """One co-occurrence table: its cells and its test (chi-square, threshold, test count)."""
+    """One co-occurrence table: its test (chi-square, threshold, test count) and its cells, read
+    on first use: at scale a table has millions of cells and most tables are only summarised."""
 
     name: str
     row_column: str
     col_column: str
-    cells: pa.Table
+    path: Path
     test: dict[str, Any]
+    _cells: pa.Table | None = None
+
+    @property
+    def cells(self) -> pa.Table:
+        if self._cells is None:
+            self._cells = read_csv(self.path, CELL_COLUMNS)
+            assert self._cells is not None
+        return self._cells
 
 
 @dataclass
@@ -113,8 +127,8 @@ def load_analysis(path: str | Path) -> Analysis:
     a.model_comparison = read_csv(d / "model_comparison.csv")
     a.table_tests = rows(read_csv(d / "table_tests.csv"))
     for meta_path in sorted((d / "tables").glob("*.json")):
-        cells = read_csv(meta_path.with_suffix(".csv"))
-        if cells is None:
+        cells = meta_path.with_suffix(".csv")
+        if not cells.is_file():
             continue
         test = json.loads(meta_path.read_text(encoding="utf-8"))
         name = meta_path.stem
@@ -123,7 +137,7 @@ def load_analysis(path: str | Path) -> Analysis:
             name=name,
             row_column=test.get("row_column") or row_col,
             col_column=test.get("col_column") or col_col,
-            cells=cells,
+            path=cells,
             test=test,
         )
     tree = read_csv(d / "taxonomy" / "values_tree.csv")

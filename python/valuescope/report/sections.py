@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -447,13 +448,13 @@ def mirroring(a: Analysis) -> Section:
 
 
 def _top_cells(
-    t: CrossTable, group_col: str, groups: Sequence[str], k: int
+    t: CrossTable, group_col: str, groups: Sequence[str], k: int, skip_self: bool = False
 ) -> dict[str, list[tuple[str, float]]]:
     """For each group (a column or row label), the k cells with the largest significant
     positive residuals; pyarrow does the filtering so large tables stay fast."""
     c = t.cells
     item_col = "row" if group_col == "col" else "col"
-    mask = pc.and_(pc.equal(c["significant"], True), pc.greater(c["adjusted_residual"], 0.0))
+    mask = pc.and_(c["significant"], pc.greater(c["adjusted_residual"], pa.scalar(0.0)))
     mask = pc.and_(mask, pc.is_in(c[group_col], value_set=pa.array(list(groups), pa.string())))
     sig = c.filter(mask).sort_by([("adjusted_residual", "descending")])
     out: dict[str, list[tuple[str, float]]] = {g: [] for g in groups}
@@ -463,15 +464,28 @@ def _top_cells(
         sig["adjusted_residual"].to_pylist(),
         strict=True,
     ):
-        if len(out[g]) < k:
+        if len(out[g]) < k and not (skip_self and item == g):
             out[g].append((item, r))
     return out
 
 
+def _np(arr: pa.Array) -> np.ndarray:
+    """A null-free primitive Arrow array as a numpy view of its buffer. (Array.to_numpy would
+    import pandas through pyarrow's compatibility layer: most of a second at start-up.)"""
+    assert arr.null_count == 0
+    dtype = np.dtype(arr.type.to_pandas_dtype())
+    return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr) + arr.offset)[arr.offset :]
+
+
 def _largest_groups(t: CrossTable, col: str, limit: int) -> list[str]:
-    sizes = t.cells.group_by(col).aggregate([("observed", "sum")])
-    sizes = sizes.sort_by([("observed_sum", "descending")])
-    return sizes[col].to_pylist()[:limit]
+    """The labels of `col` with the most co-occurrences among the reported cells. A bincount, not
+    Table.group_by: that would import pyarrow.acero and with it pandas (a second at start-up)."""
+    enc = pc.dictionary_encode(t.cells[col]).combine_chunks()
+    if not len(enc):
+        return []
+    observed = pc.cast(t.cells["observed"], pa.float64()).combine_chunks()
+    sums = np.bincount(_np(enc.indices), weights=_np(observed), minlength=len(enc.dictionary))
+    return [enc.dictionary[int(i)].as_py() for i in np.argsort(-sums, kind="stable")[:limit]]
 
 
 def _panels(
@@ -487,8 +501,10 @@ def _panels(
 def _heat(t: CrossTable) -> tuple[list[str], list[str], list[list[float | None]], list[list[bool]]]:
     """The strongest cells: rows and columns met first in order of |residual|, then the matrix."""
     c = t.cells.filter(pc.is_valid(t.cells["adjusted_residual"]))
-    c = c.append_column("abs", pc.abs(c["adjusted_residual"])).sort_by([("abs", "descending")])
-    head = c.slice(0, 2000)
+    c = c.append_column("abs", pc.abs(c["adjusted_residual"]))
+    k = min(2000, c.num_rows)  # a top-k, not a sort of millions of cells
+    head = pc.take(c, pc.select_k_unstable(c, k, [("abs", "descending")])) if k else c
+    head = head.sort_by([("abs", "descending")])
     rows: list[str] = []
     cols: list[str] = []
     for r, col in zip(head["row"].to_pylist(), head["col"].to_pylist(), strict=True):
@@ -518,7 +534,7 @@ def associations(a: Analysis) -> Section:
     if task is None and hv is None:
         return _not_computed(s, "the analysis has no ai_values x task or human x AI value table.")
     if task is not None and task.cells.num_rows:
-        groups = _largest_groups(task, "col", PANELS * 2)
+        groups = _largest_groups(task, "col", 1000)  # panels: the first six with a finding
         panels = _panels(_top_cells(task, "col", groups, PER_PANEL), fg.AI)
         ctx = task.col_column.replace("_", " ")
         s.para(
@@ -544,8 +560,9 @@ def associations(a: Analysis) -> Section:
     if hv is not None and hv.cells.num_rows:
         order = [r["value"] for r in a.human_values]
         present = set(pc.unique(hv.cells["row"]).to_pylist())
-        groups = [v for v in order if v in present][: PANELS * 2]
-        panels = _panels(_top_cells(hv, "row", groups, PER_PANEL), fg.HUMAN)
+        groups = [v for v in order if v in present]
+        # the value itself (the AI echoing it) is left out here: the Mirroring section covers it
+        panels = _panels(_top_cells(hv, "row", groups, PER_PANEL, skip_self=True), fg.HUMAN)
         s.para(
             "When the user states a value, the AI's values shift: "
             + (
@@ -563,8 +580,9 @@ def associations(a: Analysis) -> Section:
                 fg.barh_panels(
                     panels, xlabel="adjusted residual", fmt="{:.1f}", ncols=3, col_width=3.4
                 ),
-                "For the most frequent human values, the AI values that co-occur with them "
-                "far more than chance (largest significant adjusted residuals).",
+                "For the most frequent human values, the other AI values that co-occur with "
+                "them far more than chance (largest significant adjusted residuals; the AI "
+                "echoing the same value is shown under Mirroring).",
             )
     heat_src = task if task is not None and task.cells.num_rows else hv
     if heat_src is not None and heat_src.cells.num_rows:
@@ -724,8 +742,10 @@ def models(a: Analysis) -> Section:
         alpha = float(a.summary.get("thresholds", {}).get("alpha", 0.05))
         zstar = NormalDist().inv_cdf(1 - alpha / (2 * m))
         c = cmp.filter(pc.is_valid(cmp["z"]))
-        c = c.append_column("absz", pc.abs(c["z"])).sort_by([("absz", "descending")])
-        rows = c.slice(0, TOP).to_pylist()
+        c = c.append_column("absz", pc.abs(c["z"]))
+        k = min(TOP, c.num_rows)
+        top_rows = pc.take(c, pc.select_k_unstable(c, k, [("absz", "descending")])) if k else c
+        rows = top_rows.sort_by([("absz", "descending")]).to_pylist()
         s.figure(
             fg.diverging_barh(
                 [f"{r['value']}: {r['model_a']} vs {r['model_b']}" for r in rows],
@@ -733,8 +753,9 @@ def models(a: Analysis) -> Section:
                 [abs(r["z"]) >= zstar for r in rows],
                 xlabel="difference in % of conversations (model A minus model B)",
             ),
-            f"The largest differences between models by |z| (two-proportion z-test); in "
-            f"colour when |z| > {zstar:.2f} (Bonferroni over {tx.num(m)} comparisons).",
+            f"The largest differences between models by |z| (two-proportion z-test): blue "
+            f"where model A is higher, orange where model B is; grey when |z| <= {zstar:.2f}"
+            f" (not significant, Bonferroni over {tx.num(m)} comparisons).",
         )
         n_sig = int(pc.sum(pc.greater_equal(c["absz"], zstar)).as_py() or 0)
         s.para(

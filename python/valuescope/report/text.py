@@ -113,10 +113,11 @@ def long_tail(n: int, n_under: int, cutoff: float, suppressed: int | None) -> st
 
 
 def significance(test: dict[str, Any], alpha: Any) -> str:
+    p = pval(test.get("p_value"))
     return (
         f"Cells are significant when the adjusted residual exceeds {dec(test.get('threshold'))} "
         f"in absolute value: Bonferroni, two-sided, alpha = {alpha}, "
         f"m = {num(test.get('n_tests'))} tests (the table's rows). Chi-square = "
         f"{dec(test.get('chi2'), 1)} on {num(test.get('dof'))} degrees of freedom, "
-        f"p = {pval(test.get('p_value'))}, n = {num(test.get('n'))} co-occurrences."
+        f"p {p if p.startswith('<') else '= ' + p}, n = {num(test.get('n'))} co-occurrences."
     )
