@@ -304,3 +304,20 @@ def test_authentication_failure_stops_the_run_without_the_key(
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_requests_per_minute_limit_is_held(fake: FakeLLM, tmp_path: Path) -> None:
+    import time
+
+    src = tmp_path / "c.jsonl"
+    ids = write_conversations(src, ["ok"] * 40)
+    out = tmp_path / "f.parquet"
+    start = time.monotonic()
+    run_extract([str(src)], str(out), options(fake, tmp_path, rpm=1200, concurrency=8))
+    elapsed = time.monotonic() - start
+    rows, rejects = outputs(out)
+    assert_nothing_lost(ids, rows, rejects)
+    stamps = sorted(r["time"] for r in fake.requests())
+    # 20 per second after a one-second burst of 20: the last 20 take about a second
+    assert stamps[-1] - stamps[19] >= 0.9 and elapsed >= 0.9
+    assert 19 / (stamps[-1] - stamps[20]) <= 22

@@ -51,7 +51,8 @@ class Cache:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str) -> Any:
+        """The stored JSON value, or None when absent."""
         row = self.db.execute("SELECT value FROM results WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 

@@ -184,7 +184,6 @@ class Runner:
                 "prompt_version": PROMPT_VERSION,
                 "kind": kind,
                 "provider": self.opts.provider,
-                "base_url": self.provider.base_url,
                 "model": self.opts.model,
                 "params": self.params(),
                 "conversation": rendered.text,
@@ -357,7 +356,7 @@ class Runner:
                 self.cache.put(skey, subjective, tin, tout, spent)
             if subjective is False:
                 # Not analysed downstream; the row is still written so nothing goes missing.
-                features = {
+                features: dict[str, Any] = {
                     "subjective": False,
                     "task": None,
                     "ai_values": [],
@@ -374,7 +373,9 @@ class Runner:
         return features, False, rendered
 
 
-def _row(conv: Conversation, features: dict[str, Any], opts: ExtractOptions, truncated: bool):
+def _row(
+    conv: Conversation, features: dict[str, Any], opts: ExtractOptions, truncated: bool
+) -> dict[str, Any]:
     return {
         "conversation_id": conv.conversation_id,
         "user_id": conv.user_id,
