@@ -124,8 +124,8 @@ def headline(a: Analysis) -> Section:
         ("AI values reported", tx.num(len(a.ai_values))),
         ("models", tx.num(len(a.models))),
         (
-            "privacy floor",
-            f"{tx.num(t.get('min_conversations'))} conv. / {tx.num(t.get('min_users'))} users",
+            "privacy floor: conversations / users",
+            f"{tx.num(t.get('min_conversations'))} / {tx.num(t.get('min_users'))}",
         ),
     ]
     s.para(tx.headline(m, len(a.ai_values), len(a.human_values)))
