@@ -46,7 +46,8 @@ class Cache:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
         # The runner is one thread of asyncio; sqlite calls are short enough to run inline.
-        self.db = sqlite3.connect(path, isolation_level=None)
+        # A generous lock timeout: Dask workers may share one cache file (writes serialise).
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=60)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
