@@ -180,3 +180,34 @@ def test_api_key_never_written_or_printed(fake: FakeLLM, tmp_path: Path) -> None
         assert secret not in streams
         for path in files:
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_extract_options_compose_into_a_pipeline_command(fake: FakeLLM, tmp_path: Path) -> None:
+    """What `valuescope run` does: the shared options, then extraction, then the engine."""
+    import click
+    from click.testing import CliRunner
+    from valuescope import Engine
+    from valuescope.cli_extract import extract_from_cli, extract_options, split_extract_kwargs
+
+    seen: dict[str, Any] = {}
+
+    @click.command()
+    @click.argument("conversations", nargs=-1, required=True)
+    @click.option("--out", required=True)
+    @click.option("--min-users", type=int, default=10)
+    @extract_options
+    def pipeline(conversations: tuple[str, ...], out: str, **kw: Any) -> None:
+        ext, rest = split_extract_kwargs(kw)
+        summary = extract_from_cli(conversations, f"{out}/features.parquet", **ext)
+        engine = Engine(min_conversations=1, min_users=rest["min_users"])
+        engine.update(pq.read_table(f"{out}/features.parquet"))
+        seen.update(summary=summary, result=engine.result(), rest=rest)
+
+    src = tmp_path / "c.jsonl"
+    write_conversations(src, ["ok"] * 4)
+    args = [str(src), "--out", str(tmp_path / "run"), "--min-users", "1", "--provider", "openai",
+            "--model", "m", "--base-url", fake.url + "/v1", "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(pipeline, args, env={"OPENAI_API_KEY": KEY})
+    assert result.exit_code == 0, result.output
+    assert seen["summary"].done == 4 and seen["rest"] == {"min_users": 1}
+    assert seen["result"]["summary"]["n_conversations"] == 4

@@ -174,6 +174,24 @@ _OPTIONS = [
 ]
 
 
+def extract_param_names() -> list[str]:
+    """The keyword names that ``extract_options`` adds (for ``run`` to split its kwargs)."""
+
+    def probe() -> None:
+        pass
+
+    cmd = click.command()(extract_options(probe))
+    return [p.name for p in cmd.params if p.name]
+
+
+def split_extract_kwargs(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the extraction options, everything else) from a command's kwargs."""
+    names = set(extract_param_names())
+    return {k: v for k, v in kw.items() if k in names}, {
+        k: v for k, v in kw.items() if k not in names
+    }
+
+
 def extract_options(func: F) -> F:
     """Attach every extraction option (shared by ``extract`` and ``run``)."""
     for option in reversed(_OPTIONS):
