@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from test_report_support import (
     COMMON_MARKER,
+    DOLLAR_PROBE,
     ESCAPE_PROBE,
     RARE_MARKER,
     build_analysis,
@@ -97,6 +98,12 @@ def test_values_are_escaped(report):
         lines = block.strip().split("\n")
         counts = {len(re.findall(r"(?<!\\)\|", line)) for line in lines}
         assert len(counts) == 1, lines
+
+
+def test_dollars_and_other_scripts_are_literal(report):
+    html, _ = report
+    # an axis label in an SVG figure shows the value as written, not typeset as maths
+    assert f">{DOLLAR_PROBE}</text>" in html
 
 
 def test_numbers_match_the_analysis(report, analysis):

@@ -15,6 +15,7 @@ from valuescope.analyze import AnalyzeOptions, analyze_files
 RARE_MARKER = "zqx rare marker value"
 COMMON_MARKER = "zqx common marker value"
 ESCAPE_PROBE = "<b>bold</b> | pipe & amp"  # frequent: published, so the writers must escape it
+DOLLAR_PROBE = "cost of $living$ 生活"  # not mathtext, and a script DejaVu lacks
 
 
 def planted_rows(n: int = 4000, seed: int = 7) -> list[dict]:
@@ -34,7 +35,7 @@ def planted_rows(n: int = 4000, seed: int = 7) -> list[dict]:
         r.update(
             user_id=f"common-user-{i % 20}",
             subjective=True,
-            ai_values=[*(r["ai_values"] or []), COMMON_MARKER, ESCAPE_PROBE],
+            ai_values=[*(r["ai_values"] or []), COMMON_MARKER, ESCAPE_PROBE, DOLLAR_PROBE],
             human_values=[COMMON_MARKER],
         )
     return rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import warnings
 from collections.abc import Sequence
 
 import matplotlib
@@ -47,13 +48,19 @@ _HEAD = re.compile(r"^.*?(?=<svg)", re.S)
 
 
 def short(label: str, width: int = 38) -> str:
-    """Long value strings truncated for axis labels (tables show them whole)."""
-    return label if len(label) <= width else label[: width - 1].rstrip() + "…"
+    """A value string as an axis label: truncated (tables show it whole), and with its dollar
+    signs escaped, else matplotlib would read "$...$" in a value as mathtext."""
+    if len(label) > width:
+        label = label[: width - 1].rstrip() + "…"
+    return label.replace("$", "\\$")
 
 
 def to_svg(fig: Figure) -> str:
     buf = io.StringIO()
-    with matplotlib.rc_context(RC):
+    with matplotlib.rc_context(RC), warnings.catch_warnings():
+        # Values in scripts DejaVu lacks (CJK, say) stay text in the SVG and the browser picks
+        # a font for them; matplotlib's warning about its own font is noise here.
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         fig.savefig(buf, format="svg", metadata={"Date": None})
     svg = _HEAD.sub("", buf.getvalue(), count=1)  # drop the XML prologue and DOCTYPE
     return _META.sub("", svg, count=1)  # and the RDF block with its external namespace URLs
