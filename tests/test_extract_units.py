@@ -294,3 +294,22 @@ def test_token_bucket_holds_the_rate() -> None:
 
     elapsed = asyncio.run(go())
     assert 1.3 <= elapsed <= 2.5  # 30 beyond the burst at 20/s
+
+
+def test_json_array_files_are_read_with_array_positions(tmp_path: Path) -> None:
+    path = tmp_path / "sharegpt.json"
+    path.write_text(
+        json.dumps(
+            [
+                {"id": "s1", "conversations": [{"from": "human", "value": "hi"}]},
+                {"id": "s2", "conversations": "oops"},
+            ]
+        )
+    )
+    first, second = read_conversations([str(path)])
+    assert isinstance(first, Conversation) and first.row == 0 and first.line is None
+    assert isinstance(second, Rejected) and second.row == 1
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"id": 1,')
+    with pytest.raises(InputError, match="broken.json: not valid JSON"):
+        list(read_conversations([str(broken)]))

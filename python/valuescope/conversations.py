@@ -210,6 +210,24 @@ def _jsonl(path: str) -> Iterator[tuple[int, Any, str | None]]:
                 yield lineno, None, f"invalid JSON: {exc.msg} at column {exc.colno}"
 
 
+def _starts_with_array(path: str) -> bool:
+    """A .json file holding one JSON array (the usual ShareGPT release) rather than JSON lines."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"[")
+
+
+def _json_array(path: str) -> Iterator[tuple[int, Any, str | None]]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON array of conversations or JSON lines")
+    yield from ((i, rec, None) for i, rec in enumerate(data))
+
+
 def _parquet(path: str) -> Iterator[tuple[int, Any, str | None]]:
     import pyarrow.parquet as pq
 
@@ -224,15 +242,17 @@ def _parquet(path: str) -> Iterator[tuple[int, Any, str | None]]:
             row += 1
 
 
-def count_records(path: str) -> int:
-    """Cheap upper bound for the progress bar."""
+def count_records(path: str) -> int | None:
+    """Cheap record count for the progress bar; None when it would need a full parse."""
+    if path.lower().endswith(".json") and _starts_with_array(path):
+        return None
     if _is_parquet(path):
         import pyarrow.parquet as pq
 
         try:
             return int(pq.ParquetFile(path).metadata.num_rows)
         except Exception:
-            return 0
+            return None
     with open(path, "rb") as fh:
         return sum(1 for line in fh if line.strip())
 
@@ -271,6 +291,8 @@ def read_conversations(
             records, is_rows = _parquet(path), True
         elif lower.endswith(_JSONL_EXT):
             records, is_rows = _jsonl(path), False
+            if lower.endswith(".json") and _starts_with_array(path):
+                records, is_rows = _json_array(path), True  # positions are array indices
         else:
             raise InputError(f"{path}: unknown file type (expected .jsonl, .ndjson or .parquet)")
         name = os.path.basename(path)

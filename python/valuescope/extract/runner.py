@@ -470,9 +470,10 @@ async def _run(
     from valuescope.conversations import count_records
 
     runner = Runner(opts, api_key, cache, summary)
-    total = sum(count_records(p) for p in inputs)
+    counts = [count_records(p) for p in inputs]
+    total = None if None in counts else sum(c for c in counts if c is not None)
     if opts.limit is not None:
-        total = min(total, opts.limit)
+        total = opts.limit if total is None else min(total, opts.limit)
     rows: dict[int, dict[str, Any]] = {}
     rejects: dict[int, dict[str, Any]] = {}
     queue: asyncio.Queue[tuple[int, Conversation] | None] = asyncio.Queue(opts.concurrency * 4)
