@@ -176,3 +176,17 @@ def test_cli_not_an_analysis(tmp_path):
     assert res.exit_code == 2
     assert "not an analysis directory" in res.output
     assert "Traceback" not in res.output
+
+
+def test_reference_with_one_cluster_and_bad_columns(analysis, tmp_path):
+    d = tmp_path / "an"
+    shutil.copytree(analysis, d)
+    (d / "taxonomy").mkdir()
+    ref = d / "taxonomy" / "reference_comparison.csv"
+    ref.write_text("level,name,pct_reference,pct_observed\n3,Practical values,31.4,35.0\n")
+    write_report(d)
+    assert "+3.60" in (d / "report.md").read_text()
+    ref.write_text("cluster,share\nPractical values,31.4\n")
+    write_report(d)
+    md = (d / "report.md").read_text()
+    assert "lacks the expected columns" in md

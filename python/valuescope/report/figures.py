@@ -13,12 +13,13 @@ import math
 import re
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-RC = {
+RC: dict[Any, Any] = {  # Any keys: matplotlib's stubs want literal rc names
     "svg.fonttype": "none",
     "svg.hashsalt": "valuescope",  # stable ids: the same analysis gives the same file
     "font.family": "sans-serif",

@@ -7,6 +7,7 @@ other limits below), so the report's size and time do not grow with the corpus.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -286,9 +287,10 @@ def reference(a: Analysis) -> Section:
     if not {"name", "pct_reference", "pct_observed"} <= set(cols):
         return _not_computed(s, "taxonomy/reference_comparison.csv lacks the expected columns.")
     rows = [r for r in a.reference if _finite(r["pct_reference"]) and _finite(r["pct_observed"])]
-    levels = sorted({r.get("level") for r in rows if r.get("level") is not None})
-    if levels:  # the coarsest level with more than one cluster reads best
-        lvl = max(lvl for lvl in levels if sum(1 for r in rows if r.get("level") == lvl) > 1)
+    sizes = Counter(r["level"] for r in rows if r.get("level") is not None)
+    # the coarsest level with more than one cluster reads best
+    lvl = max((k for k, n in sizes.items() if n > 1), default=None)
+    if lvl is not None:
         rows = [r for r in rows if r.get("level") == lvl]
     rows.sort(key=lambda r: -abs(r["pct_observed"] - r["pct_reference"]))
     rows = rows[:TOP]
