@@ -14,8 +14,12 @@ The analysis, identical for every tool, on one synthetic feature file (``valuesc
   significance with one test per row value, and the same 15 / 10 publication rule per cell.
 
 Each tool runs in its own subprocess, so the wall time includes its start-up and imports, and the
-peak RSS is that process's alone (``os.wait4``'s ``ru_maxrss``). Every tool's published counts are
-reduced to a digest and compared: the script fails if any tool disagrees with valuescope.
+peak RSS is that process's (``os.wait4``'s ``ru_maxrss``; for a command that starts worker
+processes, the Linux kernel reports the largest single process among it and the workers it
+reaped, not their sum). ``valuescope`` is the Engine fed by ``pq.ParquetFile.iter_batches`` in
+one process; ``analyze`` is the ``valuescope analyze`` command as a user types it. Every tool's
+published counts are reduced to a digest and compared: the script fails if any tool disagrees
+with valuescope.
 The input values are already normalised (the generator writes lower-case, trimmed strings), so
 the SQL/dataframe versions need no normalisation step to agree with the engine.
 """
@@ -55,7 +59,7 @@ COLUMNS = [
     "ai_values",
     "human_values",
 ]
-TOOLS = ["valuescope", "duckdb", "polars", "pandas"]
+TOOLS = ["valuescope", "analyze", "duckdb", "polars", "pandas"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -320,6 +324,28 @@ RUNNERS = {
 # driver
 
 
+def read_analysis(out: Path) -> dict:
+    """The published counts from the files `valuescope analyze` wrote."""
+    import csv
+
+    res: dict[str, Any] = {"n": json.loads((out / "summary.json").read_text())["n_conversations"]}
+    for kind in ["ai_values", "human_values"]:
+        with open(out / f"{kind}.csv", newline="") as fh:
+            rows = [(r["value"], int(r["n_conversations"])) for r in csv.DictReader(fh)]
+        res[kind] = values_summary(rows)
+    for a, b in TABLES:
+        name = f"{a}__{b}"
+        info = json.loads((out / "tables" / f"{name}.json").read_text())
+        with open(out / "tables" / f"{name}.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        published = [(r["row"], r["col"], int(r["observed"])) for r in rows]
+        n_sig = sum(r["significant"].lower() in ("true", "1") for r in rows)
+        res[name] = table_summary(
+            info["n"], info["n_cells"], info["chi2"], info["n_tests"], published, n_sig
+        )
+    return res
+
+
 def worker(tool: str, path: str, result: str) -> None:
     t = time.perf_counter()
     out, timings = RUNNERS[tool](path)
@@ -329,15 +355,25 @@ def worker(tool: str, path: str, result: str) -> None:
 
 def run_tool(tool: str, path: Path, tmp: Path) -> dict:
     result = tmp / f"{tool}.json"
+    if tool == "analyze":
+        # the command a user types
+        out = tmp / "analysis"
+        cmd = [sys.executable, "-c", "from valuescope.cli import main; main()", "analyze"]
+        cmd += [str(path), "--out", str(out), "--quiet"]
+        cmd += [f"--table={a}:{b}" for a, b in TABLES]
+    else:
+        cmd = [sys.executable, __file__, "--worker", tool, "--file", str(path)]
+        cmd += ["--result", str(result)]
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--worker", tool, "--file", str(path), "--result", str(result)]
-    )
+    proc = subprocess.Popen(cmd)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if status != 0:
         raise SystemExit(f"{tool} failed (status {status})")
-    data = json.loads(result.read_text())
+    if tool == "analyze":
+        data = {"result": read_analysis(tmp / "analysis"), "timings": {"analysis": wall}}
+    else:
+        data = json.loads(result.read_text())
     data.update(tool=tool, wall=wall, rss_mb=usage.ru_maxrss / 1024)
     return data
 
