@@ -38,14 +38,14 @@ Published figures (Huang et al. 2025, arXiv 2504.15236, and the CC BY 4.0 releas
   background rate (0.6: lift of about 0.6/P(context)).
 * **Planted response-type associations**: resistance brings ethical boundaries, harm prevention,
   honesty and ethical integrity; reframing brings emotional validation and balanced perspective.
-* **Planted human -> AI associations**: efficiency -> efficiency (a supportive conversation whose AI
-  values include efficiency gets the human value efficiency with probability 0.3, which is
-  mirroring); deception -> ethical integrity, harm prevention, honesty (deception is stated only in
-  resisted conversations whose AI values hold one of those three).
+* **Planted human -> AI associations**: efficiency -> efficiency (in a supportive conversation that
+  mirrors and whose AI values include efficiency, the user states efficiency with probability
+  0.3); deception -> ethical integrity, harm prevention, honesty (deception is stated only in
+  resisted conversations whose AI values hold one of those three, with probability 0.35).
 * **Users**: n/5 users; user index = floor(n_users * U^3), so the heaviest 0.1% of users hold about
-  10% of the conversations and most users have one or two. Each of the 20 heaviest users has a pet
-  value (``PET_VALUES``, not in the published list) in 30% of their conversations: frequent values
-  from a single user, which the distinct-user threshold (10 users) must suppress.
+  10% of the conversations, while the median user has about three. Each of the 20 heaviest users
+  has a pet value (``PET_VALUES``, not in the published list) in 30% of their conversations:
+  frequent values from a single user, which the distinct-user threshold (10 users) must suppress.
 * ``ai_values_explicit``: each expressed value is also explicit with probability 0.2.
   ``subjective``: true, null (unknown) for 1% of rows; the analysis keeps both.
 """
