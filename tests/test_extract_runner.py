@@ -321,3 +321,23 @@ def test_requests_per_minute_limit_is_held(fake: FakeLLM, tmp_path: Path) -> Non
     # 20 per second after a one-second burst of 20: the last 20 take about a second
     assert stamps[-1] - stamps[19] >= 0.9 and elapsed >= 0.9
     assert 19 / (stamps[-1] - stamps[20]) <= 22
+
+
+def test_tokens_per_minute_limit_slows_the_run(fake: FakeLLM, tmp_path: Path) -> None:
+    import time
+
+    from valuescope.prompts import estimate_tokens, load_prompt
+
+    src = tmp_path / "c.jsonl"
+    ids = write_conversations(src, ["ok"] * 20)
+    per_request = estimate_tokens(load_prompt("extract")) + 1024 + 30
+    tpm = per_request * 6 * 60  # about six requests a second
+    out = tmp_path / "f.parquet"
+    start = time.monotonic()
+    run_extract([str(src)], str(out), options(fake, tmp_path, tpm=tpm, concurrency=8))
+    elapsed = time.monotonic() - start
+    rows, rejects = outputs(out)
+    assert_nothing_lost(ids, rows, rejects)
+    # the bucket holds one large request's worth (~11k tokens, ~6 requests); the other ~14
+    # come at six a second
+    assert 1.5 <= elapsed <= 8

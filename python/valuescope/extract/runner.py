@@ -158,7 +158,10 @@ class Runner:
         self.price = pricing.price_for(opts.model, opts.price)
         summary.priced = self.price is not None
         self.rpm = TokenBucket(opts.rpm) if opts.rpm else None
-        self.tpm = TokenBucket(opts.tpm, burst=opts.tpm) if opts.tpm else None
+        # A one-second burst, but never smaller than one large request (a request bigger than
+        # the bucket would otherwise be clamped and let the rate drift above the limit).
+        largest = opts.token_budget + 4 * opts.max_tokens + 2000
+        self.tpm = TokenBucket(opts.tpm, burst=max(opts.tpm / 60, largest)) if opts.tpm else None
         modes = OPENAI_MODES if opts.structured == "auto" else (opts.structured,)
         self.modes = list(modes)
         self.mode_confirmed = opts.structured != "auto"
@@ -225,7 +228,8 @@ class Runner:
         client = _CLIENT.get(self.client)
         assert client is not None
         schema = FEATURE_SCHEMA if kind == "extract" else SUBJECTIVITY_SCHEMA
-        est = sum(estimate_tokens(m["content"]) for m in messages) + max_tokens
+        est = estimate_tokens(self.system[kind]) + max_tokens
+        est += sum(estimate_tokens(m["content"]) for m in messages)
         left = self.opts.transport_retries
         attempt = 0
         last = ""
