@@ -341,3 +341,37 @@ def test_tokens_per_minute_limit_slows_the_run(fake: FakeLLM, tmp_path: Path) ->
     # the bucket holds one large request's worth (~11k tokens, ~6 requests); the other ~14
     # come at six a second
     assert 1.5 <= elapsed <= 8
+
+
+def test_wildchat_style_parquet_input(fake: FakeLLM, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    turn = pa.struct([("role", pa.string()), ("content", pa.string()), ("turn", pa.int64())])
+    table = pa.table(
+        {
+            "conversation_hash": ["h1", "h2", "h3"],
+            "hashed_ip": ["ip-a", "ip-b", None],
+            "model": ["gpt-4", "gpt-3.5-turbo", "gpt-4"],
+            "conversation": pa.array(
+                [
+                    [{"role": "user", "content": "Is lying ever okay?", "turn": 1},
+                     {"role": "assistant", "content": "Sometimes, to protect...", "turn": 1}],
+                    [{"role": "user", "content": "Sort this list [[fault:503]]", "turn": 1}],
+                    [],
+                ],
+                type=pa.list_(turn),
+            ),
+        }
+    )  # fmt: skip
+    src = tmp_path / "wildchat.parquet"
+    pq.write_table(table, src)
+    out = tmp_path / "f.parquet"
+    run_extract([str(src)], str(out), options(fake, tmp_path))
+    rows, rejects = outputs(out)
+    assert [(r["conversation_id"], r["user_id"], r["model"]) for r in rows] == [
+        ("h1", "ip-a", "gpt-4"),
+        ("h2", "ip-b", "gpt-3.5-turbo"),
+    ]
+    assert rejects == [
+        {"conversation_id": "h3", "file": str(src), "row": 2, "reason": "conversation has no text"}
+    ]
