@@ -1,0 +1,87 @@
+"""Cluster names and one-sentence descriptions from an LLM, through the extraction client's wire
+formats (valuescope.extract.providers). Only strings that already passed the privacy thresholds are
+ever sent: the namer sees cluster members, never raw conversations."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from valuescope.errors import UserError
+from valuescope.extract.providers import OPENAI_MODES, Provider, default_base_url
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "description": "at most six words"},
+        "description": {"type": "string", "description": "one sentence"},
+    },
+    "required": ["name", "description"],
+    "additionalProperties": False,
+}
+
+SYSTEM = (
+    "You name clusters of values that an AI assistant expressed in conversations. Reply with a "
+    "short name (at most six words) that covers the cluster's members and sets it apart from the "
+    "neighbouring cluster, and a one-sentence description in the past tense, e.g. 'This group of "
+    "values emphasized ...'. Use no proper nouns and no personal information."
+)
+
+
+class LLMNamer:
+    def __init__(
+        self,
+        provider: str,
+        model: str,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 4,
+    ) -> None:
+        if provider not in ("anthropic", "openai"):
+            raise UserError(f"--namer {provider!r}: use none, anthropic or openai")
+        p = Provider(provider, (base_url or default_base_url(provider)).rstrip("/"), "", model)
+        p.api_key = os.environ.get(p.env_var, "")
+        if provider == "anthropic" and not p.api_key:
+            raise UserError(f"--namer anthropic needs {p.env_var} in the environment")
+        self.provider = p
+        self._client = httpx.Client(timeout=timeout)
+        self._retries = retries
+        self._modes = list(OPENAI_MODES)
+
+    def __call__(self, members: Sequence[str], neighbours: Sequence[str]) -> tuple[str, str]:
+        prompt = "Cluster members, most frequent first:\n" + "\n".join(f"- {m}" for m in members)
+        if neighbours:
+            prompt += "\n\nNeighbouring cluster, for contrast:\n" + "\n".join(
+                f"- {m}" for m in neighbours
+            )
+        answer = self._ask([{"role": "user", "content": prompt}])
+        try:
+            data = json.loads(answer)
+            name, desc = str(data["name"]).strip(), str(data["description"]).strip()
+        except (ValueError, KeyError, TypeError):
+            return members[0], ""  # an unusable answer: fall back to the heaviest member
+        return (name or members[0])[:80], desc[:400]
+
+    def _ask(self, messages: list[dict[str, str]]) -> str:
+        p = self.provider
+        for attempt in range(self._retries + 1):
+            body = p.body(SYSTEM, messages, SCHEMA, 300, 0.0, self._modes[0])
+            try:
+                r = self._client.post(p.url(), headers=p.headers(), json=body)
+            except httpx.TransportError:
+                r = None
+            if r is not None and r.status_code == 200:
+                return p.parse(r.json()).text or ""
+            if r is not None and r.status_code == 400 and len(self._modes) > 1:
+                self._modes.pop(0)  # the server rejects this structured-output mode: step down
+                continue
+            if r is not None and r.status_code not in (408, 409, 429) and r.status_code < 500:
+                raise UserError(f"namer: the {p.name} server answered HTTP {r.status_code}")
+            if attempt < self._retries:
+                time.sleep(min(0.5 * 2**attempt, 8.0))
+        raise UserError(f"namer: the {p.name} server did not answer after {self._retries} retries")
