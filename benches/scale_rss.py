@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import resource
 import subprocess
@@ -149,7 +150,7 @@ def rss(sizes: list[int], vocab_size: int | None, n_tasks: int) -> None:
               f"({r['peak_rss_mib'] / base:.2f}x)  {r['rows_per_s']:,} rows/s")  # fmt: skip
 
 
-def dask_vs_one(n_rows: int, files: int = 8) -> None:
+def dask_vs_one(n_rows: int, vocab_size: int | None, n_tasks: int, files: int = 8) -> None:
     import distributed
     import valuescope.dask as vdask
     from valuescope.analyze import AnalyzeOptions, analyze_files
@@ -158,17 +159,14 @@ def dask_vs_one(n_rows: int, files: int = 8) -> None:
         d = Path(tmp) / "features"
         d.mkdir()
         per = -(-n_rows // files)
-        gen = batches(n_rows)
         for i in range(files):
-            left = min(per, n_rows - i * per)
+            rows = min(per, n_rows - i * per)
+            # one generator per file, with the file's own seed
+            gen = batches(rows, seed=i, vocab_size=vocab_size, n_tasks=n_tasks)
             first = next(gen)
             with pq.ParquetWriter(d / f"part-{i}.parquet", first.schema) as w:
-                w.write_batch(first, row_group_size=131_072)
-                left -= first.num_rows
-                while left > 0:
-                    b = next(gen)
+                for b in itertools.chain([first], gen):
                     w.write_batch(b, row_group_size=131_072)
-                    left -= b.num_rows
         timings = {}
         t0 = time.perf_counter()
         analyze_files([d], Path(tmp) / "one", AnalyzeOptions(progress=False, jobs=1))
@@ -200,7 +198,7 @@ def main() -> None:
     elif a.mode == "rss":
         rss(sizes or [1_000_000, 10_000_000, 50_000_000], a.vocab, a.tasks)
     else:
-        dask_vs_one(sizes[0] if sizes else 4_000_000)
+        dask_vs_one(sizes[0] if sizes else 4_000_000, a.vocab, a.tasks)
 
 
 if __name__ == "__main__":
