@@ -29,6 +29,9 @@ use thiserror::Error;
 /// speed, small enough that a block of dot products (rows x k) stays in L2.
 const BLOCK_ROWS: usize = 256;
 
+/// Largest k-means++ sample for which its Gram matrix is formed (8192^2 floats: 256 MiB at f32).
+const GRAM_MAX_ROWS: usize = 8192;
+
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum KMeansError {
     #[error("invalid parameter: {0}")]
@@ -67,8 +70,10 @@ pub trait Float:
     fn to_f64(self) -> f64;
     fn from_f64(v: f64) -> Self;
     fn is_finite(self) -> bool;
-    /// `c[m x n] = a[m x d] * b[n x d]^T`, all row-major and contiguous.
-    fn dots(a: &[Self], b: &[Self], d: usize, c: &mut [Self]);
+    /// `c[m x n] = a[m x d] * bt[d x n]`, all row-major and contiguous. The right-hand side
+    /// comes transposed so that packing it for the kernel reads whole rows (a strided gather
+    /// there cost more than the product itself).
+    fn dots(a: &[Self], bt: &[Self], d: usize, c: &mut [Self]);
 }
 
 macro_rules! impl_float {
@@ -86,15 +91,15 @@ macro_rules! impl_float {
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
             }
-            fn dots(a: &[Self], b: &[Self], d: usize, c: &mut [Self]) {
+            fn dots(a: &[Self], bt: &[Self], d: usize, c: &mut [Self]) {
                 let m = a.len() / d;
-                let n = b.len() / d;
-                assert!(a.len() == m * d && b.len() == n * d && c.len() == m * n);
+                let n = bt.len() / d;
+                assert!(a.len() == m * d && bt.len() == n * d && c.len() == m * n);
                 if m == 0 || n == 0 {
                     return;
                 }
                 // SAFETY: the asserts above bound every index the kernel touches: a is m x d
-                // with strides (d, 1), b^T is d x n read from b as strides (1, d), c is m x n.
+                // with strides (d, 1), bt is d x n with strides (n, 1), c is m x n.
                 unsafe {
                     $gemm(
                         m,
@@ -104,9 +109,9 @@ macro_rules! impl_float {
                         a.as_ptr(),
                         d as isize,
                         1,
-                        b.as_ptr(),
+                        bt.as_ptr(),
+                        n as isize,
                         1,
-                        d as isize,
                         0.0,
                         c.as_mut_ptr(),
                         n as isize,
@@ -315,7 +320,7 @@ fn sq_norms<T: Float>(x: &[T], d: usize) -> Vec<T> {
 fn assign<T: Float>(
     x: &[T],
     x_norms: &[T],
-    centers: &[T],
+    centers_t: &[T],
     c_norms: &[T],
     d: usize,
     labels: &mut [u32],
@@ -334,7 +339,7 @@ fn assign<T: Float>(
             |buf, (((lab, dist), rows), xn)| {
                 let m = lab.len();
                 let buf = &mut buf[..m * k];
-                T::dots(rows, centers, d, buf);
+                T::dots(rows, centers_t, d, buf);
                 for i in 0..m {
                     let dot = &buf[i * k..(i + 1) * k];
                     let mut best = 0usize;
@@ -364,11 +369,24 @@ fn labels_inertia<T: Float>(
 ) -> (Vec<u32>, Vec<T>, f64) {
     let n = x_norms.len();
     let c_norms = sq_norms(centers, d);
+    let centers_t = transpose(centers, d);
     let mut labels = vec![0u32; n];
     let mut dists = vec![T::default(); n];
-    assign(x, x_norms, centers, &c_norms, d, &mut labels, &mut dists);
+    assign(x, x_norms, &centers_t, &c_norms, d, &mut labels, &mut dists);
     let inertia = dists.iter().zip(w).map(|(&a, &b)| a.to_f64() * b).sum();
     (labels, dists, inertia)
+}
+
+/// `a` (rows x d, row-major) as d x rows, row-major.
+fn transpose<T: Float>(a: &[T], d: usize) -> Vec<T> {
+    let rows = a.len() / d;
+    let mut t = vec![T::default(); a.len()];
+    for (i, row) in a.chunks_exact(d).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            t[j * rows + i] = v;
+        }
+    }
+    t
 }
 
 /// Index `i` with `cum[i-1] < r <= cum[i]` (numpy's searchsorted, side='left'), clipped.
@@ -401,29 +419,65 @@ fn kmeans_plusplus<T: Float>(
     let first = search(&wcum, rng.random::<f64>() * wcum[m - 1]);
     centers.extend_from_slice(&x[first * d..(first + 1) * d]);
 
+    // Dot products of candidate rows with every row. With many centres, one Gram matrix of
+    // the sample (a single large, efficient product) answers all of them by lookup; otherwise
+    // each block of rows is transposed once (d x rows) so that the few candidates multiply it
+    // from the left and the kernel packs contiguous rows (with the sample on the left it would
+    // gather each of its elements again for every centre).
+    let use_gram = m <= GRAM_MAX_ROWS && 2 * k * trials >= m;
+    let gram: Vec<T> = if use_gram {
+        let xt = transpose(x, d);
+        let mut g = vec![T::default(); m * m];
+        g.par_chunks_mut(BLOCK_ROWS * m)
+            .zip(x.par_chunks(BLOCK_ROWS * d))
+            .for_each(|(gb, rows)| T::dots(rows, &xt, d, gb));
+        g
+    } else {
+        Vec::new()
+    };
+    let blocks_t: Vec<Vec<T>> = if use_gram {
+        Vec::new()
+    } else {
+        x.par_chunks(BLOCK_ROWS * d)
+            .map(|rows| transpose(rows, d))
+            .collect()
+    };
+    let n_blocks = m.div_ceil(BLOCK_ROWS);
+
     // Squared distances from every row to a set of candidate rows, min'ed with `closest`.
     let dist_to = |cand: &[usize], closest: Option<&[f64]>| -> Vec<f64> {
-        let c: Vec<T> = cand
-            .iter()
-            .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
-            .collect();
+        let c: Vec<T> = if use_gram {
+            Vec::new()
+        } else {
+            cand.iter()
+                .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
+                .collect()
+        };
         let cn: Vec<f64> = cand.iter().map(|&i| x_norms[i].to_f64()).collect();
         let t = cand.len();
         let mut out = vec![0.0f64; m * t];
         out.par_chunks_mut(BLOCK_ROWS * t)
-            .zip(x.par_chunks(BLOCK_ROWS * d))
-            .enumerate()
+            .zip(0..n_blocks)
             .for_each_init(
                 || vec![T::default(); BLOCK_ROWS * t],
-                |buf, (b, (o, rows))| {
-                    let r = rows.len() / d;
+                |buf, (o, b)| {
+                    let r = o.len() / t;
+                    let first = b * BLOCK_ROWS;
                     let buf = &mut buf[..r * t];
-                    T::dots(rows, &c, d, buf);
+                    // buf is t x r: candidate j against row first + i at j * r + i.
+                    if use_gram {
+                        for (j, &ci) in cand.iter().enumerate() {
+                            buf[j * r..(j + 1) * r]
+                                .copy_from_slice(&gram[ci * m + first..ci * m + first + r]);
+                        }
+                    } else {
+                        T::dots(&c, &blocks_t[b], d, buf);
+                    }
                     for i in 0..r {
-                        let row = b * BLOCK_ROWS + i;
+                        let row = first + i;
                         let xn = x_norms[row].to_f64();
                         for j in 0..t {
-                            let v = (xn - 2.0 * buf[i * t + j].to_f64() + cn[j]).max(0.0);
+                            let v = (xn - 2.0 * buf[j * r + i].to_f64() + cn[j]).max(0.0);
                             o[i * t + j] = match closest {
                                 Some(cl) => v.min(cl[row]),
                                 None => v,
