@@ -194,5 +194,18 @@ def demo_command(n, out, seed, quiet) -> None:
     run_demo(n, out, seed=seed, progress=not quiet)
 
 
+def _register_stage_commands() -> None:
+    # Each stage keeps its command beside its code; the group only collects them.
+    from valuescope.cli_extract import extract_command
+    from valuescope.cli_report import report_command
+    from valuescope.cli_synth import synth_command
+
+    for command in (synth_command, extract_command, report_command):
+        main.add_command(command)
+
+
+_register_stage_commands()
+
+
 if __name__ == "__main__":
     main()
