@@ -54,6 +54,7 @@ class FakeLLM:
         self.default_actions: list[str] = []  # used when a conversation names no faults
         self.reject_json_schema = False  # like llama.cpp: a 500 for response_format json_schema
         self.only_tools = False  # a 400 for any response_format
+        self.reasoning_model = False  # refuses max_tokens and temperature, as OpenAI's o-series
         self.batch_ready_after = 1  # status polls before a batch has ended
         self.lock = threading.Lock()
         self.attempts: dict[str, int] = {}
@@ -219,6 +220,22 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.delay:
             time.sleep(fake.delay)
         rf = body.get("response_format")
+        if not anthropic and fake.reasoning_model:
+            refusal = None
+            if "max_tokens" in body:
+                refusal = (
+                    "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                    "Use 'max_completion_tokens' instead."
+                )
+            elif "temperature" in body:
+                refusal = (
+                    "Unsupported value: 'temperature' does not support 0 with this model. "
+                    "Only the default (1) value is supported."
+                )
+            if refusal:
+                self._record(status=400, cid=cid, action="param")
+                self._send(400, {"error": {"message": refusal, "type": "invalid_request_error"}})
+                return
         # A refused structured-output mode is not an attempt in the conversation's fault plan.
         if not anthropic and rf is not None:
             if fake.only_tools:
@@ -282,7 +299,7 @@ class _Handler(BaseHTTPRequestHandler):
             cid=cid,
             action=action,
             mode=(rf or {}).get("type") or ("tools" if body.get("tools") else None),
-            max_tokens=body.get("max_tokens"),
+            max_tokens=body.get("max_tokens") or body.get("max_completion_tokens"),
             text=conv_text,
         )
         self._send(200, out)

@@ -375,3 +375,17 @@ def test_wildchat_style_parquet_input(fake: FakeLLM, tmp_path: Path) -> None:
     assert rejects == [
         {"conversation_id": "h3", "file": str(src), "row": 2, "reason": "conversation has no text"}
     ]
+
+
+def test_reasoning_model_parameters_are_adapted(fake: FakeLLM, tmp_path: Path) -> None:
+    src = tmp_path / "c.jsonl"
+    ids = write_conversations(src, ["ok", "length", "ok"])
+    fake.reasoning_model = True
+    out = tmp_path / "f.parquet"
+    run_extract([str(src)], str(out), options(fake, tmp_path, transport_retries=0))
+    rows, rejects = outputs(out)
+    assert_nothing_lost(ids, rows, rejects)
+    assert len(rows) == 3
+    ok = [r for r in fake.requests() if r["status"] == 200]
+    assert {r["mode"] for r in ok} == {"json_schema"}  # the mode was not given up for it
+    assert sorted(r["max_tokens"] for r in ok) == [1024, 1024, 1024, 2048]

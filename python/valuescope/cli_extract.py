@@ -164,6 +164,13 @@ _OPTIONS = [
         help="Transport retries per request (429, 5xx, time-outs).",
     ),
     click.option(
+        "--reasks",
+        type=click.IntRange(min=0),
+        default=1,
+        show_default=True,
+        help="Re-asks per conversation after an invalid answer (validation budget).",
+    ),
+    click.option(
         "--retry-wait",
         type=click.FloatRange(min=0),
         default=1.0,
@@ -221,6 +228,7 @@ def extract_from_cli(conversations: tuple[str, ...], out: str, **kw: Any) -> Sum
         timeout=kw["timeout"],
         transport_retries=kw["retries"],
         backoff_base=kw["retry_wait"],
+        validation_retries=kw["reasks"],
         progress=kw["progress"],
     )
     fields = FieldMap(kw["id_field"], kw["user_field"], kw["model_field"])

@@ -33,6 +33,10 @@ class Provider:
     base_url: str
     api_key: str
     model: str
+    # Learned from the server's refusals (OpenAI's reasoning models take max_completion_tokens
+    # and only their default temperature).
+    max_tokens_field: str = "max_tokens"
+    send_temperature: bool = True
 
     @property
     def env_var(self) -> str:
@@ -66,7 +70,28 @@ class Provider:
     ) -> dict[str, Any]:
         if self.name == "anthropic":
             return anthropic_body(self.model, system, messages, schema, max_tokens, temperature)
-        return openai_body(self.model, system, messages, schema, max_tokens, temperature, mode)
+        body = openai_body(self.model, system, messages, schema, max_tokens, temperature, mode)
+        if self.max_tokens_field != "max_tokens":
+            body[self.max_tokens_field] = body.pop("max_tokens")
+        if not self.send_temperature:
+            del body["temperature"]
+        return body
+
+    def adapt(self, status: int, text: str, sent: dict[str, Any]) -> bool:
+        """Follow a 400 that names a parameter this model does not take; True: send again.
+
+        Judged on the body that was sent, so concurrent refusals all resend, and a server that
+        keeps refusing cannot loop (the resent body no longer has the parameter)."""
+        if self.name != "openai" or status != 400:
+            return False
+        lowered = text.lower()
+        if "max_completion_tokens" in lowered and "max_tokens" in sent:
+            self.max_tokens_field = "max_completion_tokens"
+            return True
+        if "temperature" in lowered and "temperature" in sent:
+            self.send_temperature = False
+            return True
+        return False
 
     def parse(self, data: Any) -> Answer:
         return parse_anthropic(data) if self.name == "anthropic" else parse_openai(data)

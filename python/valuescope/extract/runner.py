@@ -270,11 +270,19 @@ class Runner:
                         raise _Fatal(
                             f"authentication refused (HTTP {status}); check {self.provider.env_var}"
                         )
+                    if self.provider.adapt(status, resp.text, body):
+                        continue
                     if self._step_down(mode, status, resp.text):
                         continue
                     if status not in RETRY_STATUSES and status < 500:
                         raise _Failure(last)
                     wait_hint = retry_after_seconds(resp.headers.get("retry-after"))
+                    ms = resp.headers.get("retry-after-ms")  # OpenAI's finer-grained hint
+                    if ms is not None:
+                        try:
+                            wait_hint = max(0.0, float(ms) / 1000)
+                        except ValueError:
+                            pass
             if left <= 0:
                 raise _Failure(
                     f"gave up after {self.opts.transport_retries} retries; last error: {last}"
