@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -81,8 +80,10 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory):
             proc.kill()
 
 
-def test_extract_and_analyse_with_a_real_llm(llama_server: str, tmp_path: Path) -> None:
-    os.environ.pop("OPENAI_API_KEY", None)  # a local server needs none
+def test_extract_and_analyse_with_a_real_llm(
+    llama_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # a local server needs none
     out = tmp_path / "features.parquet"
     opts = ExtractOptions(
         provider="openai",
