@@ -183,9 +183,13 @@ def test_default_jobs_pools_only_large_inputs(features, one_pass, tmp_path, monk
     import valuescope.analyze as va
 
     used = []
-    real = va.run_pool
-    monkeypatch.setattr(va, "run_pool", lambda units, opts, jobs: used.append(jobs) or real(
-        units, opts, jobs))  # fmt: skip
+    real = va.run_workers
+
+    def spy(units, opts, jobs):
+        used.append(jobs)
+        return real(units, opts, jobs)
+
+    monkeypatch.setattr(va, "run_workers", spy)
     monkeypatch.setattr(va, "default_jobs", lambda: 2)
     opts = AnalyzeOptions(**SMALL, batch_size=200, progress=False, jobs=None)
     analyze_files([features], tmp_path / "small", opts)

@@ -26,6 +26,7 @@ from valuescope.parallel import (
     feed_unit,
     plan_units,
     run_pool,
+    run_workers,
     target_rows_for,
 )
 
@@ -176,8 +177,18 @@ class _Run:
 
     def pooled(self, units: Sequence[Unit], jobs: int) -> None:
         pos = self.pos
-        for res in run_pool(units, self.opts, jobs):
-            self.engine.merge(Engine.from_bytes(res.state))
+        # A checkpoint needs every finished unit's counts in the parent; without one, each
+        # process keeps its own engine and sends it once (far fewer merges).
+        if self.ck is None:
+            results = run_workers(units, self.opts, jobs)
+        else:
+            results = run_pool(units, self.opts, jobs)
+        for res in results:
+            if isinstance(res, bytes):
+                self.engine.merge(Engine.from_bytes(res))
+                continue
+            if res.state:
+                self.engine.merge(Engine.from_bytes(res.state))
             pos.done.add(res.index)
             if res.rejects:
                 pos.pending_rejects[res.index] = res.rejects
