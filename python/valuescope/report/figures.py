@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
-from matplotlib.colors import TwoSlopeNorm
+import matplotlib.ticker
+from matplotlib.colors import SymLogNorm, TwoSlopeNorm
 from matplotlib.figure import Figure
 
 RC: dict[Any, Any] = {  # Any keys: matplotlib's stubs want literal rc names
@@ -122,16 +123,24 @@ def barh_panels(
     nrows = math.ceil(n / ncols)
     per = max(len(p[1]) for p in panels)
     with matplotlib.rc_context(RC):
-        fig = _figure(col_width * ncols, nrows * _bar_height(per, base=0.8))
-        axes = fig.subplots(nrows, ncols, squeeze=False)
-        for i, ax in enumerate(axes.flat):
+        fig = _figure(col_width * ncols, nrows * (_bar_height(per, base=0.8) + 0.25))
+        # One subfigure per panel, its title over the whole panel (labels included): an axes
+        # title starts where the bars do and would run off the right edge of the figure.
+        subs = fig.subfigures(nrows, ncols, squeeze=False)
+        for i, sub in enumerate(subs.flat):
             if i >= n:
-                ax.set_visible(False)
                 continue
             title, labels, values, color = panels[i]
+            ax = sub.add_subplot()
             _barh_into(ax, labels, values, color, fmt)
-            ax.set_title(short(title, 48), loc="left")
             ax.set_xlabel(xlabel)
+            sub.suptitle(
+                short(title, int(col_width * 10)),
+                x=0.02,
+                ha="left",
+                fontsize=RC["axes.titlesize"],
+                fontweight="bold",
+            )
         return to_svg(fig)
 
 
@@ -258,7 +267,9 @@ def heatmap(
     ylabel: str,
     threshold: float,
 ) -> str:
-    """Adjusted residuals, red above and blue below expectation; * marks significant cells."""
+    """Adjusted residuals, red above and blue below expectation. The rarer kind of cell is
+    marked: * on significant ones, or "ns" on the others where most are significant (at scale,
+    nearly every cell is, and a star in each says nothing)."""
     import numpy as np
 
     m = np.array([[np.nan if v is None else v for v in r] for r in values], dtype=float)
@@ -274,7 +285,11 @@ def heatmap(
         im = ax.imshow(
             np.ma.masked_invalid(m),
             cmap=cmap,
-            norm=TwoSlopeNorm(vcenter=0, vmin=-lim, vmax=lim),
+            # at scale residuals run into the hundreds: a symmetric log scale keeps the
+            # cells near the threshold distinguishable from zero
+            norm=SymLogNorm(linthresh=max(threshold, 1.0), vmin=-lim, vmax=lim, base=10)
+            if lim > 20 * max(threshold, 1.0)
+            else TwoSlopeNorm(vcenter=0, vmin=-lim, vmax=lim),
             aspect="auto",
         )
         ax.set_xticks(range(len(col_labels)), [short(c, 24) for c in col_labels])
@@ -283,17 +298,36 @@ def heatmap(
         for lab in ax.get_xticklabels():
             lab.set_horizontalalignment("right")
         ax.tick_params(axis="y", length=0)
-        for i, row in enumerate(significant):
-            for j, sig in enumerate(row):
-                if sig:
-                    ax.text(j, i, "*", ha="center", va="center", fontsize=9, color="#111")
+        shown = [
+            (i, j, bool(significant[i][j]))
+            for i in range(m.shape[0])
+            for j in range(m.shape[1])
+            if np.isfinite(m[i, j])
+        ]
+        mark_ns = sum(sig for *_, sig in shown) > len(shown) / 2
+        for i, j, sig in shown:
+            if mark_ns and not sig:
+                ax.text(j, i, "ns", ha="center", va="center", fontsize=6.5, color="#555")
+            elif not mark_ns and sig:
+                ax.text(j, i, "*", ha="center", va="center", fontsize=9, color="#111")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         for s in ax.spines.values():
             s.set_visible(False)
         bar = fig.colorbar(im, ax=ax, shrink=0.8)
-        bar.set_label(f"adjusted residual (* |r| > {threshold:.2f})")
+        if isinstance(im.norm, SymLogNorm):  # ticks at 0, the threshold and powers of ten
+            t = max(threshold, 1.0)
+            pos = [t] + [10.0**k for k in range(1, 7) if 3 * t <= 10.0**k <= lim]
+            bar.set_ticks([-p for p in pos[::-1]] + [0.0] + pos, labels=None)
+            bar.ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_tick_label))
+            bar.ax.minorticks_off()
+        note = f"ns: |r| <= {threshold:.2f}" if mark_ns else f"*: |r| > {threshold:.2f}"
+        bar.set_label(f"adjusted residual ({note})")
         return to_svg(fig)
+
+
+def _tick_label(x: float, _pos: int) -> str:
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
 def diverging_barh(

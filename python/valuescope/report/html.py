@@ -82,7 +82,10 @@ def _section(s: Section) -> str:
     for b in s.blocks:
         if isinstance(b, Figure):
             # matplotlib's SVG is trusted markup: it escaped every label it drew
-            out.append(f"<figure>{b.svg}<figcaption>{e(b.caption)}</figcaption></figure>")
+            out.append(
+                f'<figure role="group" aria-label="{e(b.caption)}">{b.svg}'
+                f"<figcaption>{e(b.caption)}</figcaption></figure>"
+            )
         elif isinstance(b, Table):
             out.append(_table(b))
         else:

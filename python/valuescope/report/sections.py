@@ -600,12 +600,13 @@ def associations(a: Analysis) -> Section:
                 threshold=float(heat_src.test.get("threshold") or 0),
             ),
             f"The strongest cells of {heat_src.name}: adjusted residuals (red: more often "
-            "than expected, blue: less; grey: not reported).",
+            "than expected, blue: less; grey: not reported; colours log-scaled beyond the "
+            "threshold when residuals run into the hundreds).",
         )
     s.table(
         Table(
             "Chi-square tests of every table",
-            ["table", "chi-square", "dof", "p", "n", "threshold", "tests (m)", "cells reported"],
+            ["table", "chi-square", "dof", "p", "n", "threshold", "tests (m)", "cells", "reported"],
             [
                 [
                     r["table"],
@@ -616,6 +617,7 @@ def associations(a: Analysis) -> Section:
                     tx.dec(r.get("threshold")),
                     tx.num(r.get("n_tests")),
                     tx.num(r.get("n_cells")),
+                    tx.num((r.get("n_cells") or 0) - (r.get("suppressed_cells") or 0)),
                 ]
                 for r in a.table_tests[:TOP]
             ],
@@ -654,7 +656,7 @@ def invariance(a: Analysis) -> Section:
                 ),
             ],
             xlabel=f"coefficient of variation across {label}s",
-            fmt="{:.2f}",
+            fmt="{:.3g}",
         ),
         f"Context invariance: the coefficient of variation of each value's rate across "
         f"{label}s (low = expressed everywhere alike).",
