@@ -270,6 +270,8 @@ class Runner:
                         raise _Fatal(
                             f"authentication refused (HTTP {status}); check {self.provider.env_var}"
                         )
+                    if status == 404:  # no such endpoint or model: nothing else can succeed
+                        raise _Fatal(f"{last[:200]}; check --base-url and --model")
                     if self.provider.adapt(status, resp.text, body):
                         continue
                     if self._step_down(mode, status, resp.text):
@@ -300,15 +302,17 @@ class Runner:
     def _step_down(self, mode: str, status: int, text: str) -> bool:
         """An OpenAI-compatible server refused the structured-output mode: try the next one.
 
-        Only before any success with the mode, and only for client errors or for server errors
-        that name the feature (llama.cpp answers an unsupported json_schema with a 500)."""
+        Only before any success with the mode, and only for refusals that name the feature
+        (llama.cpp answers an unsupported json_schema with a 500 that names response_format)."""
         if self.opts.provider != "openai" or self.mode_confirmed or len(self.modes) < 2:
             return False
         if self.modes[0] != mode:
             return True  # another request already stepped down; just resend
+        # Only refusals that name the feature: a 400 for one over-long conversation must not
+        # cost every other conversation its structured output.
         lowered = text.lower()
         named = any(w in lowered for w in ("response_format", "schema", "tool", "grammar"))
-        if status in (400, 404, 415, 422) or (status >= 500 and named):
+        if named and (status in (400, 415, 422) or status >= 500):
             self.modes.pop(0)
             return True
         return False
