@@ -366,8 +366,10 @@ def dotplot(
         y = list(range(len(labels)))[::-1]
         ax.grid(True, axis="y", color="#f0f0f0")
         markers = "os^Dv<>P"
+        k = len(series)
         for si, (name, vals) in enumerate(series):
-            pts = [(v, yi) for v, yi in zip(vals, y, strict=True) if v is not None]
+            dodge = (si - (k - 1) / 2) * min(0.18, 0.7 / max(k, 1))  # equal values stay visible
+            pts = [(v, yi + dodge) for v, yi in zip(vals, y, strict=True) if v is not None]
             if pts:
                 ax.scatter(
                     [p[0] for p in pts],
