@@ -203,7 +203,7 @@ impl KMeansConfig {
             ));
         }
         if let Init::Given(c) = &self.init {
-            if c.is_empty() || c.len() % self.n_clusters != 0 {
+            if c.is_empty() || !c.len().is_multiple_of(self.n_clusters) {
                 return Err(KMeansError::Init(format!(
                     "expected {} rows of centres, got {} values",
                     self.n_clusters,
@@ -242,7 +242,7 @@ impl<'a, T: Float> Data<'a, T> {
         if x.is_empty() {
             return Err(KMeansError::Empty);
         }
-        if x.len() % d != 0 {
+        if !x.len().is_multiple_of(d) {
             return Err(KMeansError::Param(format!(
                 "data length {} is not a multiple of the {} features",
                 x.len(),
@@ -745,7 +745,7 @@ impl<T: Float> MiniBatchKMeans<T> {
                 Some((vx, vn, vw)) => labels_inertia(vx, vn, vw, &c, d).2,
                 None => 0.0,
             };
-            if best.as_ref().map_or(true, |(_, s)| score < *s) {
+            if best.as_ref().is_none_or(|(_, s)| score < *s) {
                 best = Some((c, score));
             }
         }
