@@ -186,6 +186,13 @@ def test_reference_with_one_cluster_and_bad_columns(analysis, tmp_path):
     ref.write_text("level,name,pct_reference,pct_observed\n3,Practical values,31.4,35.0\n")
     write_report(d)
     assert "+3.60" in (d / "report.md").read_text()
+    ref.write_text(  # the columns `valuescope taxonomy --reference` writes
+        "level,cluster_id,name,parent_cluster_id,published_pct,user_pct,difference\n"
+        "3,c1,Practical values,,31.4,30.0,-1.4\n3,c2,Social values,,21.4,22.4,1.0\n"
+    )
+    write_report(d)
+    md = (d / "report.md").read_text()
+    assert "-1.40" in md and "+1.00" in md
     ref.write_text("cluster,share\nPractical values,31.4\n")
     write_report(d)
     md = (d / "report.md").read_text()

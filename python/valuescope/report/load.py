@@ -140,8 +140,26 @@ def load_analysis(path: str | Path) -> Analysis:
             path=cells,
             test=test,
         )
-    tree = read_csv(d / "taxonomy" / "values_tree.csv")
+    tree = _first(d, "values_tree.csv")
     a.taxonomy = None if tree is None else tree.to_pylist()
-    ref = read_csv(d / "taxonomy" / "reference_comparison.csv")
-    a.reference = None if ref is None else ref.to_pylist()
+    ref = _first(d, "reference_comparison.csv")
+    a.reference = None if ref is None else [_reference_row(r) for r in ref.to_pylist()]
     return a
+
+
+def _first(d: Path, name: str) -> pa.Table | None:
+    """A taxonomy file: `valuescope taxonomy --out ANALYSIS_DIR/taxonomy` puts it there; an
+    analysis directory that is also the taxonomy's output has it at the top."""
+    for path in (d / "taxonomy" / name, d / name):
+        t = read_csv(path)
+        if t is not None:
+            return t
+    return None
+
+
+def _reference_row(r: dict[str, Any]) -> dict[str, Any]:
+    """`valuescope taxonomy --reference` writes published_pct / user_pct; the report's names are
+    pct_reference / pct_observed (either spelling is read)."""
+    r.setdefault("pct_reference", r.get("published_pct"))
+    r.setdefault("pct_observed", r.get("user_pct"))
+    return r

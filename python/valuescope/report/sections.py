@@ -283,8 +283,8 @@ def reference(a: Analysis) -> Section:
             "the values were not mapped onto the published taxonomy "
             "(taxonomy/reference_comparison.csv, from `valuescope taxonomy --reference vitw`).",
         )
-    cols = a.reference[0].keys()
-    if not {"name", "pct_reference", "pct_observed"} <= set(cols):
+    cols = {k for k, v in a.reference[0].items() if v is not None}
+    if not {"name", "pct_reference", "pct_observed"} <= cols:
         return _not_computed(s, "taxonomy/reference_comparison.csv lacks the expected columns.")
     rows = [r for r in a.reference if _finite(r["pct_reference"]) and _finite(r["pct_observed"])]
     sizes = Counter(r["level"] for r in rows if r.get("level") is not None)
