@@ -1,0 +1,93 @@
+"""Agreement of the value tree with the published one, on the 3,307 published values.
+
+    python benches/taxonomy_agreement.py [--seeds 3] [--embedder minilm]
+
+Each value weighs as many conversations as its published frequency implies (pct_convos x
+308,210). The tree is built bottom-up (266 -> 26 -> 5) by valuescope's Rust k-means, unweighted
+and weighted by conversation counts, and by scikit-learn's KMeans in the same scheme; a random
+tree with the published cluster sizes gives the floor. Reported: mean NMI and ARI per level
+against the published level-1/2/3 assignments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+from pathlib import Path
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from valuescope import taxonomy as tx
+from valuescope.embed import make_embedder
+
+DATA = Path(__file__).resolve().parents[1] / "python" / "valuescope" / "data"
+
+
+def published() -> tuple[list[str], list[int], dict[int, list[str]]]:
+    rows = list(csv.DictReader((DATA / "values_tree.csv").open(encoding="utf-8")))
+    by_id = {r["cluster_id"]: r for r in rows}
+    leaves = [r for r in rows if r["level"] == "0"]
+    freq = {r["value"]: float(r["pct_convos"]) for r in csv.DictReader(
+        (DATA / "values_frequencies.csv").open(encoding="utf-8"))}  # fmt: skip
+
+    def up(r: dict, level: int) -> str:
+        while int(r["level"]) < level:
+            r = by_id[r["parent_cluster_id"]]
+        return r["cluster_id"]
+
+    values = [r["cluster_id"] for r in leaves]
+    counts = [max(1, round(freq[v] * 308_210 / 100)) for v in values]
+    return values, counts, {lv: [up(r, lv) for r in leaves] for lv in (1, 2, 3)}
+
+
+def scores(
+    paths: dict[str, list[str]], values: list[str], truth: dict
+) -> list[tuple[float, float]]:
+    out = []
+    for lv in (1, 2, 3):
+        pred = [paths[v][lv - 1] for v in values]
+        out.append((normalized_mutual_info_score(truth[lv], pred),
+                    adjusted_rand_score(truth[lv], pred)))  # fmt: skip
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--embedder", default="minilm")
+    args = ap.parse_args()
+    values, counts, truth = published()
+    x = make_embedder(args.embedder).embed(values)
+    rust = tx.kmeans_labels
+
+    def sklearn_labels(x, k, w, seed):  # type: ignore[no-untyped-def]
+        return KMeans(k, n_init=3, random_state=seed).fit(x, sample_weight=w).labels_
+
+    results: dict[str, list[list[tuple[float, float]]]] = {}
+    for seed in range(args.seeds):
+        for name, fn, weighted in (
+            ("valuescope (Rust), unweighted", rust, False),
+            ("valuescope (Rust), weighted", rust, True),
+            ("scikit-learn KMeans, unweighted", sklearn_labels, False),
+        ):
+            tx.kmeans_labels = fn
+            nodes = tx.build_tree(values, counts, x, [266, 26, 5], weighted=weighted, seed=seed)
+            results.setdefault(name, []).append(scores(tx.leaf_paths(nodes), values, truth))
+        rng = np.random.default_rng(seed)
+        shuffled = {lv: list(rng.permutation(truth[lv])) for lv in (1, 2, 3)}
+        paths = {v: [shuffled[lv][i] for lv in (1, 2, 3)] for i, v in enumerate(values)}
+        results.setdefault("random (published sizes)", []).append(scores(paths, values, truth))
+    tx.kmeans_labels = rust
+    print(
+        f"| tree ({args.seeds} seeds, mean) | L1 NMI | L1 ARI | L2 NMI | L2 ARI | L3 NMI | L3 ARI |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, runs in results.items():
+        cells = [statistics.mean(r[lv][m] for r in runs) for lv in range(3) for m in (0, 1)]
+        print(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
