@@ -38,6 +38,7 @@ CV_N = 10
 MAX_MODELS = 8
 TAIL_CUTOFF = 0.04  # percent of conversations: the paper's long-tail line
 TREE_CHILDREN = 5
+CLOSE_PP = 0.5  # percentage points: a reference difference below this is "close"
 CREDIT_URLS = {
     "dataset": "https://huggingface.co/datasets/Anthropic/values-in-the-wild",
     "paper": "https://arxiv.org/abs/2504.15236",
@@ -287,43 +288,54 @@ def reference(a: Analysis) -> Section:
     if not {"name", "pct_reference", "pct_observed"} <= cols:
         return _not_computed(s, "taxonomy/reference_comparison.csv lacks the expected columns.")
     rows = [r for r in a.reference if _finite(r["pct_reference"]) and _finite(r["pct_observed"])]
+    for r in rows:
+        r["diff"] = r["pct_observed"] - r["pct_reference"]
     sizes = Counter(r["level"] for r in rows if r.get("level") is not None)
-    # the coarsest level with more than one cluster reads best
-    lvl = max((k for k, n in sizes.items() if n > 1), default=None)
-    if lvl is not None:
-        rows = [r for r in rows if r.get("level") == lvl]
-    rows.sort(key=lambda r: -abs(r["pct_observed"] - r["pct_reference"]))
-    rows = rows[:TOP]
+    # the coarsest level with several clusters carries the reading; the next finer one, with
+    # more clusters to tell apart, the figure
+    levels = sorted((k for k, n in sizes.items() if n > 1), reverse=True)
+    coarse = [r for r in rows if r.get("level") == levels[0]] if levels else rows
+    fine = [r for r in rows if r.get("level") == levels[1]] if len(levels) > 1 else coarse
+    coarse.sort(key=lambda r: -abs(r["diff"]))
+    fine = sorted(fine, key=lambda r: -abs(r["diff"]))[:TOP]
+    where = f" (level {fine[0]['level']})" if fine and fine[0].get("level") is not None else ""
     s.figure(
         fg.diverging_barh(
-            [r["name"] for r in rows],
-            [r["pct_observed"] - r["pct_reference"] for r in rows],
-            [True] * len(rows),
+            [r["name"] for r in fine],
+            [r["diff"] for r in fine],
+            [abs(r["diff"]) >= CLOSE_PP for r in fine],
             xlabel="this analysis minus the published share (percentage points)",
         ),
-        "Clusters of the published taxonomy: this analysis's share of value occurrences "
-        "minus the share in Huang et al. (2025).",
+        f"Clusters of the published taxonomy{where} with the largest differences: this "
+        "analysis's share of value occurrences minus the share in Huang et al. (2025); grey "
+        f"when within {CLOSE_PP:g} percentage points.",
     )
-    more = [r["name"] for r in rows if r["pct_observed"] > r["pct_reference"]]
-    less = [r["name"] for r in rows if r["pct_observed"] < r["pct_reference"]]
-    s.para(
-        f"Compared with the published profile, this model expresses more {tx.listing(more, 3)}"
-        f" and less {tx.listing(less, 3)}."
-        if more and less
-        else "The profile is close to the published one."
-    )
+    more = [r["name"] for r in coarse if r["diff"] >= CLOSE_PP]
+    less = [r["name"] for r in coarse if r["diff"] <= -CLOSE_PP]
+    reading = "Mapped onto the published taxonomy, "
+    if more or less:
+        parts = [f"more {tx.listing(more, 3)}"] if more else []
+        parts += [f"less {tx.listing(less, 3)}"] if less else []
+        reading += "this analysis expresses " + " and ".join(parts) + " than Claude did"
+    else:
+        reading += (
+            f"this analysis's top-level profile is within {CLOSE_PP:g} percentage points "
+            "of the published one in every cluster"
+        )
+    s.para(reading + f" (top-level shares of value occurrences; {len(a.reference)} clusters).")
     s.table(
         Table(
             "Published clusters",
-            ["cluster", "published", "this analysis", "difference (pp)"],
+            ["cluster", "level", "published", "this analysis", "difference (pp)"],
             [
                 [
                     r["name"],
+                    "" if r.get("level") is None else str(r["level"]),
                     tx.pct(r["pct_reference"]),
                     tx.pct(r["pct_observed"]),
-                    f"{r['pct_observed'] - r['pct_reference']:+.2f}",
+                    f"{r['diff']:+.2f}",
                 ]
-                for r in rows
+                for r in coarse[:TOP] + ([] if fine is coarse else fine)
             ],
         )
     )
