@@ -31,6 +31,7 @@ SCHEMA = pa.schema(
         ("user_id", pa.string()),
         ("subjective", pa.bool_()),
         ("task", pa.string()),
+        ("task_cluster", pa.string()),
         ("ai_values", pa.list_(pa.string())),
         ("human_values", pa.list_(pa.string())),
         ("response_type", pa.string()),
@@ -39,7 +40,8 @@ SCHEMA = pa.schema(
 
 
 def write_rows(rows: list[dict], path: Path) -> None:
-    pq.write_table(pa.Table.from_pylist([{"subjective": None, **r} for r in rows], SCHEMA), path)
+    rows = [{"subjective": None, "task_cluster": None, **r} for r in rows]
+    pq.write_table(pa.Table.from_pylist(rows, SCHEMA), path)
 
 
 @pytest.fixture(scope="session")
@@ -365,3 +367,101 @@ def test_cluster_ids_are_deterministic(published, published_vectors):
     b = tx.build_tree(values[:300], counts[:300], published_vectors[:300], [20, 4, 2], seed=3)
     assert [n.cluster_id for n in a] == [n.cluster_id for n in b]
     assert np.allclose(np.stack([n.centroid for n in a]), np.stack([n.centroid for n in b]))
+
+
+def test_auto_keeps_existing_task_clusters(tmp_path, embedder):
+    rows = [
+        {
+            "conversation_id": f"c{i}",
+            "user_id": f"u{i % 40}",
+            "task": f"task text {i % 7}",
+            "task_cluster": ["coding", "writing"][i % 2],
+            "ai_values": ["helpfulness"],
+            "human_values": [],
+            "response_type": "mild support",
+        }
+        for i in range(120)
+    ]
+    write_rows(rows, tmp_path / "f.parquet")
+    opts = TaxonomyOptions(levels="1,1,1")
+    s = run_taxonomy([tmp_path / "f.parquet"], tmp_path / "a", opts, embedder=embedder)
+    assert s.n_task_clusters == 0
+    got = pq.read_table(tmp_path / "a" / "features_clustered.parquet").column("task_cluster")
+    assert got.to_pylist() == [r["task_cluster"] for r in rows]
+    opts.task_clusters = "2"  # an explicit count reclusters the task texts
+    s = run_taxonomy([tmp_path / "f.parquet"], tmp_path / "b", opts, embedder=embedder)
+    got = pq.read_table(tmp_path / "b" / "features_clustered.parquet").column("task_cluster")
+    assert s.n_task_clusters == 2 and not set(got.to_pylist()) & {"coding", "writing"}
+
+
+class FakeChat:
+    """OpenAI-compatible chat completions on 127.0.0.1 that names clusters; refuses
+    response_format json_schema (as some local servers do) so the namer steps down."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.bodies: list[dict] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                owner.bodies.append(body)
+                fmt = (body.get("response_format") or {}).get("type")
+                if fmt == "json_schema":
+                    status, payload = 400, {"error": "json_schema unsupported"}
+                else:
+                    content = json.dumps(
+                        {"name": f"Named cluster {len(owner.bodies)}", "description": "One line."}
+                    )
+                    status = 200
+                    payload = {
+                        "choices": [{"message": {"content": content}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+                    }
+                raw = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_llm_namer(tmp_path, embedder):
+    fake = FakeChat()
+    try:
+        make_features(tmp_path / "f.parquet")
+        opts = TaxonomyOptions(
+            levels="6,3,2",
+            task_clusters="3",
+            namer="openai",
+            namer_model="m",
+            namer_url=fake.url,
+        )
+        run_taxonomy([tmp_path / "f.parquet"], tmp_path / "o", opts, embedder=embedder)
+    finally:
+        fake.server.shutdown()
+        fake.server.server_close()
+    rows = read_tree(tmp_path / "o" / "values_tree.csv")
+    clusters = [r for r in rows if r["level"] != "0"]
+    assert len(clusters) == 11
+    assert all(r["name"].startswith("Named cluster") for r in clusters)
+    assert all(r["description"] == "One line." for r in clusters)
+    tasks = set(
+        pq.read_table(tmp_path / "o" / "features_clustered.parquet")["task_cluster"].to_pylist()
+    )
+    assert all(t.startswith("Named cluster") for t in tasks if t)
+    # the namer is shown value strings that passed the thresholds, never the planted one
+    sent = json.dumps(fake.bodies[:12]).lower()  # the value clusters come first
+    assert PLANTED not in sent
+    assert fake.bodies[0]["response_format"]["type"] == "json_schema"
+    assert fake.bodies[1]["response_format"]["type"] == "json_object"

@@ -13,7 +13,12 @@ from typing import Any
 import httpx
 
 from valuescope.errors import UserError
-from valuescope.extract.providers import OPENAI_MODES, Provider, default_base_url
+from valuescope.extract.providers import (
+    OPENAI_MODES,
+    Provider,
+    ResponseShapeError,
+    default_base_url,
+)
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -76,7 +81,10 @@ class LLMNamer:
             except httpx.TransportError:
                 r = None
             if r is not None and r.status_code == 200:
-                return p.parse(r.json()).text or ""
+                try:
+                    return p.parse(r.json()).text or ""
+                except (ValueError, ResponseShapeError):
+                    return ""  # unusable: the caller falls back to the heaviest member
             if r is not None and r.status_code == 400 and len(self._modes) > 1:
                 self._modes.pop(0)  # the server rejects this structured-output mode: step down
                 continue

@@ -4,6 +4,7 @@ comparison with the published taxonomy out."""
 from __future__ import annotations
 
 import csv
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -97,7 +98,10 @@ def run_taxonomy(
 
     scan = scan_rows(files)
     tasks: TaskClusters | None = None
-    if opts.task_clusters != "none" and scan.task_ids.size and (scan.task_ids >= 0).any():
+    n_tasks = int((scan.task_ids >= 0).sum())
+    # auto: keep task clusters the input already has (all rows with a task labelled)
+    keep = opts.task_clusters == "auto" and n_tasks and scan.n_prelabelled == n_tasks
+    if opts.task_clusters != "none" and n_tasks and not keep:
         tasks = cluster_tasks(scan, emb, opts, namer)
         summary.n_task_clusters = len(tasks.names)
         summary.n_task_clusters_folded = tasks.n_folded
@@ -155,6 +159,7 @@ class RowScan:
     task_ids: npt.NDArray[np.int64]
     users: list[str]
     values: list[str]
+    n_prelabelled: int = 0  # analysed rows with a task that already carry a task_cluster
 
 
 def _rows(files: Sequence[Path], columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
@@ -167,21 +172,29 @@ def scan_rows(files: Sequence[Path]) -> RowScan:
     ids: list[int] = []
     users: list[str] = []
     values: set[str] = set()
-    cols = ("conversation_id", "user_id", "subjective", "task", "ai_values")
+    prelabelled = 0
+    cols = ("conversation_id", "user_id", "subjective", "task", "task_cluster", "ai_values")
     for batch in _rows(files, cols):
         d = batch.to_pydict()
         none = [None] * batch.num_rows
-        cids, subj = d["conversation_id"], d.get("subjective", none)
+        cids, subj, tcs = (
+            d["conversation_id"],
+            d.get("subjective", none),
+            d.get("task_cluster", none),
+        )
         for i, (task, user, vals) in enumerate(
             zip(d.get("task", none), d.get("user_id", none), d.get("ai_values", none), strict=True)
         ):
             if subj[i] is False:  # the analysis drops these rows; so do the task clusters
                 continue
             key = normalize(task) if task else ""
+            prelabelled += bool(key and tcs[i])
             ids.append(task_index.setdefault(key, len(task_index)) if key else -1)
             users.append(user or f"c:{cids[i]}")
             values.update(normalize(v) for v in vals or ())
-    return RowScan(list(task_index), np.asarray(ids, dtype=np.int64), users, sorted(values))
+    return RowScan(
+        list(task_index), np.asarray(ids, dtype=np.int64), users, sorted(values), prelabelled
+    )
 
 
 def value_paths(nodes: Sequence, all_values: Sequence[str], emb: Embedder) -> dict[str, list[str]]:
@@ -213,6 +226,7 @@ def write_features(
     writer: pq.ParquetWriter | None = None
     tmp = path.with_name(path.name + ".tmp")
     row = 0  # position among analysed rows, as in scan_rows
+    norm = functools.lru_cache(maxsize=1 << 16)(normalize)
     try:
         for f in files:
             names = open_parquet(f).schema_arrow.names
@@ -230,13 +244,12 @@ def write_features(
                         tc[i] = tasks.name_of_task(tid) if tid >= 0 else None
                     row += 1
                 t = _set(t, "task_cluster", pa.array(tc, pa.string()))
+                per_row = [
+                    [paths[nv] for nv in map(norm, vs or ()) if nv in paths]
+                    for vs in d.get("ai_values") or [None] * n
+                ]
                 for k, col in enumerate(level_cols):
-                    lists = []
-                    for vs in d.get("ai_values") or [None] * n:
-                        names_k = [
-                            paths[normalize(v)][k] for v in vs or () if normalize(v) in paths
-                        ]
-                        lists.append(list(dict.fromkeys(names_k)))
+                    lists = [list(dict.fromkeys(p[k] for p in ps)) for ps in per_row]
                     t = _set(t, col, pa.array(lists, pa.list_(pa.string())))
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, t.schema)
