@@ -136,9 +136,15 @@ def test_taxonomy_and_reference_rendered_when_present(analysis, tmp_path):
         "3,Practical values,31.4,35.0\n3,Epistemic values,22.2,20.0\n"
         "3,Social values,21.4,19.5\n3,Protective values,13.9,14.5\n3,Personal values,11.1,11.0\n"
     )
+    (d / "taxonomy" / "taxonomy.json").write_text(
+        '{"n_values_suppressed": 732, "levels": [266, 26, 5], "embedder": "test-embedder", '
+        '"weighted": false, "n_task_clusters": 40, "n_task_clusters_folded": 3}'
+    )
     write_report(d)
     md = (d / "report.md").read_text()
     html = (d / "report.html").read_text()
+    assert "test-embedder" in md and "266/26/5" in md
+    assert "| task clusters folded into a neighbour | 3 |" in md
     tax = md.split("## Taxonomy\n", 1)[1].split("\n## ", 1)[0]
     assert "Not computed" not in tax
     assert "Practical values" in tax and "266 clusters at level 1" in tax

@@ -101,6 +101,7 @@ class Analysis:
     table_tests: list[dict[str, Any]] = field(default_factory=list)
     tables: dict[str, CrossTable] = field(default_factory=dict)
     taxonomy: list[dict[str, Any]] | None = None
+    taxonomy_meta: dict[str, Any] = field(default_factory=dict)  # taxonomy.json
     reference: list[dict[str, Any]] | None = None
 
     def table(self, *names: str) -> CrossTable | None:
@@ -142,6 +143,10 @@ def load_analysis(path: str | Path) -> Analysis:
         )
     tree = _first(d, "values_tree.csv")
     a.taxonomy = None if tree is None else tree.to_pylist()
+    for meta in (d / "taxonomy" / "taxonomy.json", d / "taxonomy.json"):
+        if meta.is_file():
+            a.taxonomy_meta = json.loads(meta.read_text(encoding="utf-8"))
+            break
     ref = _first(d, "reference_comparison.csv")
     a.reference = None if ref is None else [_reference_row(r) for r in ref.to_pylist()]
     return a

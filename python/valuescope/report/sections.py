@@ -817,6 +817,11 @@ def privacy(a: Analysis) -> Section:
     sup = a.summary.get("suppressed", {})
     rows = [[k.replace("_", " "), tx.num(v)] for k, v in sup.items() if not isinstance(v, dict)]
     rows += [[f"cells of {k}", tx.num(v)] for k, v in (sup.get("table_cells") or {}).items()]
+    tm = a.taxonomy_meta
+    if "n_values_suppressed" in tm:
+        rows.append(["values left out of the taxonomy", tx.num(tm["n_values_suppressed"])])
+    if "n_task_clusters_folded" in tm:
+        rows.append(["task clusters folded into a neighbour", tx.num(tm["n_task_clusters_folded"])])
     s.para(
         f"Every figure in this report describes at least {tx.num(t.get('min_conversations'))} "
         f"conversations from at least {tx.num(t.get('min_users'))} distinct users. Anything "
@@ -868,6 +873,19 @@ def method(a: Analysis) -> Section:
         f"{ext.get('model') or 'not recorded in the analysis'}; prompt version: "
         f"{ext.get('prompt_version') or 'not recorded'}. Report by valuescope {__version__}."
     )
+    tm = a.taxonomy_meta
+    if tm:
+        levels = "/".join(str(n) for n in tm.get("levels") or []) or "not recorded"
+        weighting = (
+            ""
+            if tm.get("weighted") is None
+            else f" ({'weighted' if tm['weighted'] else 'unweighted'} by conversation counts)"
+        )
+        s.para(
+            f"Taxonomy: values embedded with {tm.get('embedder') or 'an unrecorded embedder'}, "
+            f"clustered bottom-up by mini-batch k-means into {levels} clusters per level"
+            f"{weighting}; {tx.num(tm.get('n_task_clusters'))} task clusters."
+        )
     s.para(
         'Method and reference data: Huang et al. (2025), "Values in the Wild: Discovering and '
         'Analyzing Values in Real-World Language Model Interactions", arXiv 2504.15236, and the '
