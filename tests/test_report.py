@@ -203,3 +203,11 @@ def test_reference_with_one_cluster_and_bad_columns(analysis, tmp_path):
     write_report(d)
     md = (d / "report.md").read_text()
     assert "lacks the expected columns" in md
+
+
+def test_same_analysis_same_bytes(analysis, tmp_path):
+    d = tmp_path / "an"
+    shutil.copytree(analysis, d)
+    first = [p.read_bytes() for p in write_report(d)]
+    second = [p.read_bytes() for p in write_report(d)]
+    assert first == second  # no dates or random ids: reports can be diffed and cached
