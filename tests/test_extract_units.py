@@ -313,3 +313,10 @@ def test_json_array_files_are_read_with_array_positions(tmp_path: Path) -> None:
     broken.write_text('[{"id": 1,')
     with pytest.raises(InputError, match="broken.json: not valid JSON"):
         list(read_conversations([str(broken)]))
+
+
+def test_provider_repr_hides_the_key() -> None:
+    from valuescope.extract.providers import Provider
+
+    provider = Provider("openai", "http://127.0.0.1:1/v1", "sk-hidden-0123456789", "m")
+    assert "sk-hidden" not in repr(provider) and "sk-hidden" not in str(provider)

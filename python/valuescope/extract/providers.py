@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -31,8 +31,8 @@ class Answer:
 class Provider:
     name: str
     base_url: str
-    api_key: str
-    model: str
+    api_key: str = field(repr=False)  # never in a repr, so never in a traceback or log
+    model: str = ""
     # Learned from the server's refusals (OpenAI's reasoning models take max_completion_tokens
     # and only their default temperature).
     max_tokens_field: str = "max_tokens"
