@@ -143,6 +143,8 @@ def bert_tokenizer(vocab: Path) -> Any:
     )
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    if cls is None or sep is None:
+        raise UserError(f"{vocab}: not a BERT vocabulary (no [CLS] / [SEP])")
     tok.post_processor = processors.BertProcessing(("[SEP]", sep), ("[CLS]", cls))
     tok.enable_truncation(max_length=MAX_TOKENS)
     tok.enable_padding(pad_id=0, pad_token="[PAD]")
