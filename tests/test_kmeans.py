@@ -261,3 +261,23 @@ def test_gil_released_during_fit():
         ticks += 1
     t.join()
     assert ticks > 1000
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pickle_round_trip(dtype):
+    import pickle
+
+    x, _ = separated(n=2000, k=5, d=6, seed=9, dtype=dtype)
+    a = MiniBatchKMeans(5, random_state=2, batch_size=128)
+    assert pickle.loads(pickle.dumps(a)).get_params() == a.get_params()
+    a.partial_fit(x[:1000])
+    b = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    assert b.cluster_centers_.dtype == dtype
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    assert (a.inertia_, a.n_steps_) == (b.inertia_, b.n_steps_)
+    # The copy continues exactly as the original does, random stream included.
+    a.partial_fit(x[1000:])
+    b.partial_fit(x[1000:])
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    np.testing.assert_array_equal(a.predict(x), b.predict(x))

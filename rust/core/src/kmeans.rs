@@ -541,6 +541,27 @@ fn choice_without_replacement(w: &[f64], r: usize, rng: &mut ChaCha8Rng) -> Vec<
     out
 }
 
+/// Everything a fitted model holds beyond its configuration, to save it and rebuild it exactly
+/// (the random stream included, so that partial_fit continues as it would have).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeansState<T> {
+    pub n_features: usize,
+    pub centers: Vec<T>,
+    pub counts: Vec<f64>,
+    pub rng_seed: [u8; 32],
+    pub rng_stream: u64,
+    pub rng_word_pos: u128,
+    pub ewa_inertia: Option<f64>,
+    pub ewa_inertia_min: Option<f64>,
+    pub no_improvement: usize,
+    pub since_reassign: usize,
+    pub batch_size: usize,
+    pub n_steps: usize,
+    pub n_iter: usize,
+    pub labels: Vec<u32>,
+    pub inertia: f64,
+}
+
 /// A mini-batch k-means model over element type `T` (f32 or f64).
 #[derive(Debug, Clone)]
 pub struct MiniBatchKMeans<T: Float> {
@@ -588,6 +609,62 @@ impl<T: Float> MiniBatchKMeans<T> {
 
     pub fn config(&self) -> &KMeansConfig {
         &self.config
+    }
+
+    /// The fitted state (None before the first fit / partial_fit).
+    pub fn state(&self) -> Option<KMeansState<T>> {
+        if !self.is_fitted() {
+            return None;
+        }
+        Some(KMeansState {
+            n_features: self.d,
+            centers: self.centers.clone(),
+            counts: self.counts.clone(),
+            rng_seed: self.rng.get_seed(),
+            rng_stream: self.rng.get_stream(),
+            rng_word_pos: self.rng.get_word_pos(),
+            ewa_inertia: self.ewa_inertia,
+            ewa_inertia_min: self.ewa_inertia_min,
+            no_improvement: self.no_improvement,
+            since_reassign: self.since_reassign,
+            batch_size: self.batch_size,
+            n_steps: self.n_steps,
+            n_iter: self.n_iter,
+            labels: self.labels.clone(),
+            inertia: self.inertia,
+        })
+    }
+
+    /// Rebuilds a model saved with `state`, checking that the pieces fit together.
+    pub fn from_state(config: KMeansConfig, s: KMeansState<T>) -> Result<Self, KMeansError> {
+        let k = config.n_clusters;
+        let bad = |m: &str| Err(KMeansError::Param(format!("inconsistent saved state: {m}")));
+        if s.n_features == 0 || s.centers.len() != k * s.n_features {
+            return bad("centres do not match n_clusters x n_features");
+        }
+        if s.counts.len() != k {
+            return bad("one count per centre expected");
+        }
+        if s.labels.iter().any(|&l| l as usize >= k) {
+            return bad("labels out of range");
+        }
+        let mut me = Self::new(config)?;
+        me.rng = ChaCha8Rng::from_seed(s.rng_seed);
+        me.rng.set_stream(s.rng_stream);
+        me.rng.set_word_pos(s.rng_word_pos);
+        me.d = s.n_features;
+        me.centers = s.centers;
+        me.counts = s.counts;
+        me.ewa_inertia = s.ewa_inertia;
+        me.ewa_inertia_min = s.ewa_inertia_min;
+        me.no_improvement = s.no_improvement;
+        me.since_reassign = s.since_reassign;
+        me.batch_size = s.batch_size;
+        me.n_steps = s.n_steps;
+        me.n_iter = s.n_iter;
+        me.labels = s.labels;
+        me.inertia = s.inertia;
+        Ok(me)
     }
     pub fn is_fitted(&self) -> bool {
         !self.centers.is_empty()
@@ -1227,6 +1304,21 @@ mod tests {
         let mut m = MiniBatchKMeans::<f64>::new(cfg).unwrap();
         m.fit(&x, 2, None).unwrap();
         assert_eq!(&m.centers()[2..], &[1000.0, 1000.0, -1000.0, -1000.0]);
+    }
+
+    #[test]
+    fn kmeans_state_round_trip_continues_identically() {
+        let (x, _) = blobs(&grid_centres(4, 3), 100, 2.0, 8);
+        let mut a = MiniBatchKMeans::<f32>::new(config(4, 5)).unwrap();
+        let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        a.partial_fit(&x32[..600], 3, None).unwrap();
+        let mut b = MiniBatchKMeans::from_state(a.config().clone(), a.state().unwrap()).unwrap();
+        a.partial_fit(&x32[600..], 3, None).unwrap();
+        b.partial_fit(&x32[600..], 3, None).unwrap();
+        assert_eq!(a.state(), b.state());
+        let mut s = a.state().unwrap();
+        s.counts.pop();
+        assert!(MiniBatchKMeans::from_state(a.config().clone(), s).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUnty
 use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyDict, PyString};
-use valuescope_core::kmeans::{Init, KMeansConfig, KMeansError, MiniBatchKMeans};
+use valuescope_core::kmeans::{Init, KMeansConfig, KMeansError, KMeansState, MiniBatchKMeans};
 
 fn to_py(e: KMeansError) -> PyErr {
     PyValueError::new_err(e.to_string())
@@ -126,6 +126,31 @@ fn weights<'py>(
 fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>) -> PyResult<&'a [T]> {
     a.as_slice()
         .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+fn state_dict<'py, T: numpy::Element + Copy + for<'a> IntoPyObject<'py>>(
+    py: Python<'py>,
+    s: KMeansState<T>,
+    dtype: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("dtype", dtype)?;
+    d.set_item("n_features", s.n_features)?;
+    d.set_item("centers", s.centers)?;
+    d.set_item("counts", s.counts)?;
+    d.set_item("rng_seed", pyo3::types::PyBytes::new(py, &s.rng_seed))?;
+    d.set_item("rng_stream", s.rng_stream)?;
+    d.set_item("rng_word_pos", s.rng_word_pos)?;
+    d.set_item("ewa_inertia", s.ewa_inertia)?;
+    d.set_item("ewa_inertia_min", s.ewa_inertia_min)?;
+    d.set_item("no_improvement", s.no_improvement)?;
+    d.set_item("since_reassign", s.since_reassign)?;
+    d.set_item("batch_size", s.batch_size)?;
+    d.set_item("n_steps", s.n_steps)?;
+    d.set_item("n_iter", s.n_iter)?;
+    d.set_item("labels", s.labels)?;
+    d.set_item("inertia", s.inertia)?;
+    Ok(d)
 }
 
 #[pyclass(module = "valuescope._core", name = "MiniBatchKMeans")]
@@ -626,6 +651,98 @@ impl PyMiniBatchKMeans {
             Model::F32(m) => m.n_features(),
             Model::F64(m) => m.n_features(),
         })
+    }
+
+    /// Pickle support: the parameters and, once fitted, the whole state (random stream too).
+    fn __getstate__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        out.set_item("params", self.get_params(py, true)?)?;
+        let state = match &self.model {
+            None => None,
+            Some(Model::F32(m)) => m
+                .state()
+                .map(|s| state_dict(py, s, "float32"))
+                .transpose()?,
+            Some(Model::F64(m)) => m
+                .state()
+                .map(|s| state_dict(py, s, "float64"))
+                .transpose()?,
+        };
+        out.set_item("state", state)?;
+        out.set_item("has_labels", self.labels.is_some())?;
+        Ok(out)
+    }
+
+    fn __setstate__(&mut self, py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<()> {
+        let item = |k: &str| -> PyResult<Bound<'_, PyAny>> {
+            state.get_item(k)?.ok_or_else(|| {
+                PyValueError::new_err(format!("pickled MiniBatchKMeans lacks {k:?}"))
+            })
+        };
+        let params = item("params")?;
+        let params = params.cast::<PyDict>()?;
+        for (k, v) in params.iter() {
+            let key: String = k.extract()?;
+            self.set_param(&key, &v)?;
+        }
+        self.config.validate().map_err(to_py)?;
+        self.model = None;
+        self.labels = None;
+        let st = item("state")?;
+        if st.is_none() {
+            return Ok(());
+        }
+        let st = st.cast::<PyDict>()?;
+        let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
+            st.get_item(k)?
+                .ok_or_else(|| PyValueError::new_err(format!("pickled state lacks {k:?}")))
+        };
+        let dtype: String = get("dtype")?.extract()?;
+        let labels: Vec<u32> = get("labels")?
+            .extract::<Vec<i64>>()?
+            .into_iter()
+            .map(|l| l as u32)
+            .collect();
+        let seed: Vec<u8> = get("rng_seed")?.extract()?;
+        let rng_seed: [u8; 32] = seed
+            .try_into()
+            .map_err(|_| PyValueError::new_err("pickled rng_seed must be 32 bytes"))?;
+        macro_rules! parts {
+            ($t:ty) => {
+                KMeansState::<$t> {
+                    n_features: get("n_features")?.extract()?,
+                    centers: get("centers")?.extract()?,
+                    counts: get("counts")?.extract()?,
+                    rng_seed,
+                    rng_stream: get("rng_stream")?.extract()?,
+                    rng_word_pos: get("rng_word_pos")?.extract()?,
+                    ewa_inertia: get("ewa_inertia")?.extract()?,
+                    ewa_inertia_min: get("ewa_inertia_min")?.extract()?,
+                    no_improvement: get("no_improvement")?.extract()?,
+                    since_reassign: get("since_reassign")?.extract()?,
+                    batch_size: get("batch_size")?.extract()?,
+                    n_steps: get("n_steps")?.extract()?,
+                    n_iter: get("n_iter")?.extract()?,
+                    labels: labels.clone(),
+                    inertia: get("inertia")?.extract()?,
+                }
+            };
+        }
+        let config = self.config.clone();
+        self.model = Some(match dtype.as_str() {
+            "float32" => {
+                Model::F32(MiniBatchKMeans::from_state(config, parts!(f32)).map_err(to_py)?)
+            }
+            "float64" => {
+                Model::F64(MiniBatchKMeans::from_state(config, parts!(f64)).map_err(to_py)?)
+            }
+            other => return Err(PyValueError::new_err(format!("pickled dtype {other:?}"))),
+        });
+        if item("has_labels")?.extract()? {
+            let v: Vec<i32> = labels.into_iter().map(|l| l as i32).collect();
+            self.labels = Some(PyArray1::from_vec(py, v).unbind());
+        }
+        Ok(())
     }
 
     fn __repr__(&self) -> String {
