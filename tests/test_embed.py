@@ -206,3 +206,13 @@ def test_openai_through_make_embedder_is_cached(fake, tmp_path):
     e2 = make_embedder("openai:m", base_url=fake.url, cache_dir=tmp_path)
     e2.embed(["two", "one"])
     assert len(fake.requests) == 1
+
+
+def test_cache_writes_in_chunks(tmp_path):
+    cached = CachedEmbedder(Counting(), tmp_path)
+    cached.chunk = 2
+    cached.embed(["a", "b", "c", "d", "e"])
+    assert len(list((tmp_path / "counting").glob("chunk-*.npz"))) == 3
+    inner = Counting()
+    CachedEmbedder(inner, tmp_path).embed(["e", "a"])
+    assert inner.seen == []

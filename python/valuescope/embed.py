@@ -276,6 +276,8 @@ class EmbeddingCache:
 class CachedEmbedder(Embedder):
     """Embeds only the strings the cache lacks (each distinct string once)."""
 
+    chunk = 4096  # strings embedded and written per cache chunk
+
     def __init__(self, inner: Embedder, cache_dir: Path | None = None) -> None:
         self.inner = inner
         self.model_id = inner.model_id
@@ -291,10 +293,11 @@ class CachedEmbedder(Embedder):
         self.cache.misses += len(missing)
         self.cache.hits += len(texts) - sum(v is None for v in found)
         fresh: dict[str, npt.NDArray[np.float32]] = {}
-        if missing:
-            vecs = self.inner.embed(missing)
-            self.cache.put(missing, vecs)
-            fresh = dict(zip(missing, vecs, strict=True))
+        for start in range(0, len(missing), self.chunk):  # a killed run keeps finished chunks
+            part = missing[start : start + self.chunk]
+            vecs = self.inner.embed(part)
+            self.cache.put(part, vecs)
+            fresh.update(zip(part, vecs, strict=True))
         rows = [v if v is not None else fresh[t] for t, v in zip(texts, found, strict=True)]
         if not rows:
             return np.zeros((0, 0), dtype=np.float32)
