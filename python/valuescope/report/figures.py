@@ -77,8 +77,12 @@ def _bar_height(n: int, per_row: float = 0.22, base: float = 0.9) -> float:
     return max(1.6, base + per_row * n)
 
 
-def _barh_into(ax, labels: Sequence[str], values: Sequence[float], color: str, fmt: str) -> None:
-    y = list(range(len(labels)))[::-1]  # the largest on top
+def _barh_into(
+    ax, labels: Sequence[str], values: Sequence[float], color: str, fmt: str, rows: int = 0
+) -> None:
+    """Bars from the top down; `rows` slots in all (small multiples share one bar thickness)."""
+    rows = max(rows, len(labels))
+    y = [rows - 1 - i for i in range(len(labels))]  # the largest on top
     ax.barh(y, values, color=color, height=0.72)
     ax.set_yticks(y, [short(s) for s in labels])
     ax.tick_params(axis="y", length=0)
@@ -86,7 +90,7 @@ def _barh_into(ax, labels: Sequence[str], values: Sequence[float], color: str, f
     ax.set_xlim(0, top * 1.18 if top > 0 else 1)
     for yi, v in zip(y, values, strict=True):
         ax.text(v, yi, " " + fmt.format(v), va="center", ha="left", fontsize=8, color="#333")
-    ax.set_ylim(-0.6, len(labels) - 0.4)
+    ax.set_ylim(-0.6, rows - 0.4)
 
 
 def barh(
@@ -132,7 +136,7 @@ def barh_panels(
                 continue
             title, labels, values, color = panels[i]
             ax = sub.add_subplot()
-            _barh_into(ax, labels, values, color, fmt)
+            _barh_into(ax, labels, values, color, fmt, rows=per)
             ax.set_xlabel(xlabel)
             sub.suptitle(
                 short(title, int(col_width * 10)),
