@@ -19,9 +19,10 @@ from valuescope.embed import make_embedder
 from valuescope.reference import load_reference, map_values
 from valuescope.taxonomy_run import TaxonomyOptions, run_taxonomy
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-PUBLISHED_TREE = SHARED / "values_tree.csv"
-PUBLISHED_FREQ = SHARED / "values_frequencies.csv"
+# the published release as shipped in the package (identical to shared/data, same sha256)
+DATA = Path(tx.__file__).parent / "data"
+PUBLISHED_TREE = DATA / "values_tree.csv"
+PUBLISHED_FREQ = DATA / "values_frequencies.csv"
 N_PAPER = 308_210
 PLANTED = "zebra-striped secrecy"  # rare: 3 conversations, must surface nowhere
 RARE_TASK = "plan my cousin's wedding in reykjavik"
