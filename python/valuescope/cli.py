@@ -198,9 +198,17 @@ def _register_stage_commands() -> None:
     # Each stage keeps its command beside its code; the group only collects them.
     from valuescope.cli_extract import extract_command
     from valuescope.cli_report import report_command
+    from valuescope.cli_run import run_command
     from valuescope.cli_synth import synth_command
+    from valuescope.cli_taxonomy import taxonomy_command
 
-    for command in (synth_command, extract_command, report_command):
+    for command in (
+        synth_command,
+        extract_command,
+        taxonomy_command,
+        report_command,
+        run_command,
+    ):
         main.add_command(command)
 
 
