@@ -23,7 +23,7 @@ from test_report_support import (
 from valuescope.cli import Group
 from valuescope.cli_report import report_command
 from valuescope.report import TITLES, write_report
-from valuescope.report.sections import CREDIT_URLS
+from valuescope.report.model import CREDIT_URLS
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "values_tree.csv"
 

@@ -12,7 +12,8 @@ from valuescope.atomic import write_text
 from valuescope.report.html import render_html
 from valuescope.report.load import Analysis, load_analysis
 from valuescope.report.markdown import render_markdown
-from valuescope.report.sections import TITLES, Section, build_sections
+from valuescope.report.model import TITLES, Section
+from valuescope.report.sections import build_sections
 from valuescope.report.text import num
 
 __all__ = ["TITLES", "Analysis", "Section", "build_sections", "load_analysis", "write_report"]

@@ -9,7 +9,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from valuescope.report.sections import Figure, Section, Table
+from valuescope.report.model import Figure, Section, Table
 
 CSS = """
 :root { --ink:#1d1d1f; --muted:#5f6368; --line:#e3e3e3; --accent:#3b6ea8; }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from valuescope.report.sections import Figure, Section, Table
+from valuescope.report.model import Figure, Section, Table
 
 
 def cell(x: Any) -> str:

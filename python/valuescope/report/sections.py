@@ -1,121 +1,38 @@
-"""The report's content, built once from an Analysis and rendered twice (HTML and Markdown).
-
-Each section holds a reading, figures and small tables. Everything shown is capped (TOP and the
-other limits below), so the report's size and time do not grow with the corpus.
+"""The report's sections in order, built once from an Analysis and rendered twice (HTML and
+Markdown). Here: headline, values, long tail, taxonomy, reference, privacy and method; the
+response-type, invariance and model sections are in behaviour.py, associations in associations.py.
+Everything shown is capped (model.py), so the report's size and time do not grow with the corpus.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from statistics import NormalDist
 from typing import Any
-
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from valuescope.report import figures as fg
 from valuescope.report import text as tx
-from valuescope.report.load import Analysis, CrossTable
-
-RESPONSE_TYPES = (
-    "strong support",
-    "mild support",
-    "neutral acknowledgment",
-    "reframing",
-    "mild resistance",
-    "strong resistance",
-    "no values",
+from valuescope.report.associations import associations
+from valuescope.report.behaviour import invariance, mirroring, models, response_types
+from valuescope.report.load import Analysis
+from valuescope.report.model import (
+    CLOSE_PP,
+    CREDIT_URLS,
+    TAIL_CUTOFF,
+    TOP,
+    TREE_CHILDREN,
+    Section,
+    Table,
+    finite,
+    new_section,
+    not_computed,
 )
-TOP = 20  # bars in a top-values chart, rows in a table
-PANELS = 6  # small multiples in an association figure
-PER_PANEL = 5  # values per panel
-HEAT_ROWS, HEAT_COLS = 15, 10
-CV_N = 10
-MAX_MODELS = 8
-TAIL_CUTOFF = 0.04  # percent of conversations: the paper's long-tail line
-TREE_CHILDREN = 5
-CLOSE_PP = 0.5  # percentage points: a reference difference below this is "close"
-CREDIT_URLS = {
-    "dataset": "https://huggingface.co/datasets/Anthropic/values-in-the-wild",
-    "paper": "https://arxiv.org/abs/2504.15236",
-    "clio": "https://arxiv.org/abs/2412.13678",
-    "licence": "https://creativecommons.org/licenses/by/4.0/",
-}
-
-TITLES = {
-    "headline": "Headline numbers",
-    "values": "Top values",
-    "tail": "The long tail",
-    "taxonomy": "Taxonomy",
-    "responses": "Response types",
-    "associations": "Associations",
-    "invariance": "Context invariance",
-    "mirroring": "Mirroring",
-    "models": "Cross-model comparison",
-    "reference": "Reference comparison",
-    "privacy": "Privacy",
-    "method": "Method",
-}
-
-
-@dataclass
-class Table:
-    caption: str
-    header: list[str]
-    rows: list[list[str]]
-    numeric: int = 1  # columns from this index on are right-aligned numbers
-    open: bool | None = None  # shown unfolded in HTML; None: only when short
-
-
-@dataclass
-class Figure:
-    svg: str
-    caption: str
-
-
-Block = str | Figure | Table  # a paragraph of reading, a figure or a table, in reading order
-
-
-@dataclass
-class Section:
-    id: str
-    title: str
-    cards: list[tuple[str, str]] = field(default_factory=list)
-    blocks: list[Block] = field(default_factory=list)
-    links: list[tuple[str, str]] = field(default_factory=list)  # (text, url): credits only
-
-    def para(self, text: str) -> None:
-        self.blocks.append(text)
-
-    def figure(self, svg: str, caption: str) -> None:
-        self.blocks.append(Figure(svg, caption))
-
-    def table(self, t: Table) -> None:
-        self.blocks.append(t)
-
-
-def _section(key: str) -> Section:
-    return Section(id=key, title=TITLES[key])
-
-
-def _not_computed(s: Section, why: str) -> Section:
-    s.para(f"Not computed: {why}")
-    return s
-
-
-def _finite(x: Any) -> bool:
-    return x is not None and isinstance(x, int | float) and math.isfinite(x)
-
 
 # -- headline, values, tail ----------------------------------------------------------------------
 
 
 def headline(a: Analysis) -> Section:
-    s, m = _section("headline"), a.summary
+    s, m = new_section("headline"), a.summary
     t = m.get("thresholds", {})
     s.cards = [
         ("conversations analysed", tx.num(m.get("n_conversations"))),
@@ -151,9 +68,9 @@ def _value_table(caption: str, rows: Sequence[dict[str, Any]]) -> Table:
 
 
 def top_values(a: Analysis) -> Section:
-    s = _section("values")
+    s = new_section("values")
     if not a.ai_values and not a.human_values:
-        return _not_computed(s, "no value passed the privacy thresholds.")
+        return not_computed(s, "no value passed the privacy thresholds.")
     panels = []
     if a.ai_values:
         top = a.ai_values[:TOP]
@@ -185,9 +102,9 @@ def top_values(a: Analysis) -> Section:
 
 
 def long_tail(a: Analysis) -> Section:
-    s = _section("tail")
-    ai = [float(r["pct_convos"]) for r in a.ai_values if _finite(r["pct_convos"])]
-    human = [float(r["pct_convos"]) for r in a.human_values if _finite(r["pct_convos"])]
+    s = new_section("tail")
+    ai = [float(r["pct_convos"]) for r in a.ai_values if finite(r["pct_convos"])]
+    human = [float(r["pct_convos"]) for r in a.human_values if finite(r["pct_convos"])]
     under = sum(1 for p in ai if p < TAIL_CUTOFF)
     suppressed = a.summary.get("suppressed", {}).get("ai_values")
     if ai or human:
@@ -226,14 +143,14 @@ def long_tail(a: Analysis) -> Section:
 
 
 def taxonomy(a: Analysis) -> Section:
-    s = _section("taxonomy")
+    s = new_section("taxonomy")
     if not a.taxonomy:
-        return _not_computed(
+        return not_computed(
             s, "no taxonomy/values_tree.csv in the analysis (run `valuescope taxonomy` first)."
         )
     nodes = [r for r in a.taxonomy if (r.get("level") or 0) >= 1]
     if not nodes:
-        return _not_computed(s, "the taxonomy has no cluster levels.")
+        return not_computed(s, "the taxonomy has no cluster levels.")
     by_parent: dict[str, list[dict[str, Any]]] = {}
     for r in nodes:
         by_parent.setdefault(r.get("parent_cluster_id") or "", []).append(r)
@@ -277,17 +194,17 @@ def taxonomy(a: Analysis) -> Section:
 
 
 def reference(a: Analysis) -> Section:
-    s = _section("reference")
+    s = new_section("reference")
     if not a.reference:
-        return _not_computed(
+        return not_computed(
             s,
             "the values were not mapped onto the published taxonomy "
             "(taxonomy/reference_comparison.csv, from `valuescope taxonomy --reference vitw`).",
         )
     cols = {k for k, v in a.reference[0].items() if v is not None}
     if not {"name", "pct_reference", "pct_observed"} <= cols:
-        return _not_computed(s, "taxonomy/reference_comparison.csv lacks the expected columns.")
-    rows = [r for r in a.reference if _finite(r["pct_reference"]) and _finite(r["pct_observed"])]
+        return not_computed(s, "taxonomy/reference_comparison.csv lacks the expected columns.")
+    rows = [r for r in a.reference if finite(r["pct_reference"]) and finite(r["pct_observed"])]
     for r in rows:
         r["diff"] = r["pct_observed"] - r["pct_reference"]
     sizes = Counter(r["level"] for r in rows if r.get("level") is not None)
@@ -342,477 +259,11 @@ def reference(a: Analysis) -> Section:
     return s
 
 
-# -- response types and mirroring ----------------------------------------------------------------
-
-
-def _ordered(rows: Sequence[dict[str, Any]], key: str = "response_type") -> list[dict[str, Any]]:
-    order = {t: i for i, t in enumerate(RESPONSE_TYPES)}
-    return sorted(rows, key=lambda r: order.get(r[key], len(order)))
-
-
-def _top_models(a: Analysis) -> list[dict[str, Any]]:
-    return sorted(a.models, key=lambda r: -(r.get("n_conversations") or 0))[:MAX_MODELS]
-
-
-def response_types(a: Analysis) -> Section:
-    s = _section("responses")
-    rt = _ordered(a.response_types)
-    if not rt:
-        return _not_computed(s, "no response_types.csv in the analysis.")
-    cats = [r["response_type"] for r in rt]
-    s.figure(
-        fg.grouped_barh(
-            cats,
-            [
-                ("all conversations", [r["pct_all"] or 0 for r in rt], fg.AI),
-                (
-                    "with human values",
-                    [r.get("pct_with_human_values") or 0 for r in rt],
-                    fg.HUMAN,
-                ),
-            ],
-            xlabel="% of conversations",
-        ),
-        "How the AI responds to the user's values: all analysed conversations, and those in "
-        "which the user states at least one value.",
-    )
-    best = max(rt, key=lambda r: r["pct_all"] or 0)
-    resist = sum(
-        (r["pct_all"] or 0)
-        for r in rt
-        if r["response_type"] in ("mild resistance", "strong resistance")
-    )
-    support = sum(
-        (r["pct_all"] or 0) for r in rt if r["response_type"] in ("strong support", "mild support")
-    )
-    s.para(
-        f"The most common response is {best['response_type']} ({tx.pct(best['pct_all'])}). "
-        f"Support (strong or mild) makes up {tx.pct(support)} of conversations and resistance "
-        f"(mild or strong) {tx.pct(resist)}."
-    )
-    per_model = _response_types_per_model(a)
-    if per_model is not None:
-        names, shares = per_model
-        s.figure(
-            fg.stacked_shares(names, list(RESPONSE_TYPES), shares),
-            "Response types per model, as a share of each model's conversations.",
-        )
-    s.table(
-        Table(
-            "Response types",
-            ["response type", "conversations", "% of all", "% with human values"],
-            [
-                [
-                    r["response_type"],
-                    tx.num(r["n_conversations"]),
-                    tx.pct(r["pct_all"]),
-                    tx.pct(r.get("pct_with_human_values")),
-                ]
-                for r in rt
-            ],
-        )
-    )
-    return s
-
-
-def _response_types_per_model(a: Analysis) -> tuple[list[str], list[list[float]]] | None:
-    t = a.table("response_type__model")
-    models = _top_models(a)
-    if t is None or len(models) < 1:
-        return None
-    obs = {(r["row"], r["col"]): r["observed"] for r in t.cells.to_pylist()}
-    names, shares = [], []
-    for m in models:
-        n = m.get("n_conversations") or 0
-        if n <= 0:
-            continue
-        row = [100 * (obs.get((rt, m["model"])) or 0) / n for rt in RESPONSE_TYPES]
-        if sum(row) > 0:  # a model whose cells were all suppressed has no bar to show
-            names.append(m["model"])
-            shares.append(row)
-    return (names, shares) if names else None
-
-
-def mirroring(a: Analysis) -> Section:
-    s = _section("mirroring")
-    rows = [r for r in _ordered(a.mirroring) if _finite(r.get("pct_mirrored"))]
-    if not rows:
-        return _not_computed(s, "no response type had enough conversations with human values.")
-    s.figure(
-        fg.barh(
-            [f"{r['response_type']} (n={tx.num(r['n_conversations'])})" for r in rows],
-            [r["pct_mirrored"] for r in rows],
-            xlabel="% of conversations with human values in which the AI repeats one",
-            color="#5a9e6f",
-        ),
-        "Mirroring: among conversations where the user states values, the share in which "
-        "the AI expresses at least one of the same values, by response type.",
-    )
-    hi = max(rows, key=lambda r: r["pct_mirrored"])
-    lo = min(rows, key=lambda r: r["pct_mirrored"])
-    s.para(
-        f"The AI mirrors a user's value most often when it responds with {hi['response_type']} "
-        f"({tx.pct(hi['pct_mirrored'])}) and least often with {lo['response_type']} "
-        f"({tx.pct(lo['pct_mirrored'])})."
-    )
-    return s
-
-
-# -- associations --------------------------------------------------------------------------------
-
-
-def _top_cells(
-    t: CrossTable, group_col: str, groups: Sequence[str], k: int, skip_self: bool = False
-) -> dict[str, list[tuple[str, float]]]:
-    """For each group (a column or row label), the k cells with the largest significant
-    positive residuals; pyarrow does the filtering so large tables stay fast."""
-    c = t.cells
-    item_col = "row" if group_col == "col" else "col"
-    mask = pc.and_(c["significant"], pc.greater(c["adjusted_residual"], pa.scalar(0.0)))
-    mask = pc.and_(mask, pc.is_in(c[group_col], value_set=pa.array(list(groups), pa.string())))
-    sig = c.filter(mask).sort_by([("adjusted_residual", "descending")])
-    out: dict[str, list[tuple[str, float]]] = {g: [] for g in groups}
-    for g, item, r in zip(
-        sig[group_col].to_pylist(),
-        sig[item_col].to_pylist(),
-        sig["adjusted_residual"].to_pylist(),
-        strict=True,
-    ):
-        if len(out[g]) < k and not (skip_self and item == g):
-            out[g].append((item, r))
-    return out
-
-
-def _np(arr: pa.Array) -> np.ndarray:
-    """A null-free primitive Arrow array as a numpy view of its buffer. (Array.to_numpy would
-    import pandas through pyarrow's compatibility layer: most of a second at start-up.)"""
-    assert arr.null_count == 0
-    dtype = np.dtype(arr.type.to_pandas_dtype())
-    return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr) + arr.offset)[arr.offset :]
-
-
-def _largest_groups(t: CrossTable, col: str, limit: int) -> list[str]:
-    """The labels of `col` with the most co-occurrences among the reported cells. A bincount, not
-    Table.group_by: that would import pyarrow.acero and with it pandas (a second at start-up)."""
-    enc = pc.dictionary_encode(t.cells[col]).combine_chunks()
-    if not len(enc):
-        return []
-    observed = pc.cast(t.cells["observed"], pa.float64()).combine_chunks()
-    sums = np.bincount(_np(enc.indices), weights=_np(observed), minlength=len(enc.dictionary))
-    return [enc.dictionary[int(i)].as_py() for i in np.argsort(-sums, kind="stable")[:limit]]
-
-
-def _panels(
-    top: dict[str, list[tuple[str, float]]], color: str
-) -> list[tuple[str, list[str], list[float], str]]:
-    return [
-        (g, [v for v, _ in cells], [r for _, r in cells], color)
-        for g, cells in top.items()
-        if cells
-    ][:PANELS]
-
-
-def _heat(t: CrossTable) -> tuple[list[str], list[str], list[list[float | None]], list[list[bool]]]:
-    """The strongest cells: rows and columns met first in order of |residual|, then the matrix."""
-    c = t.cells.filter(pc.is_valid(t.cells["adjusted_residual"]))
-    c = c.append_column("abs", pc.abs(c["adjusted_residual"]))
-    k = min(2000, c.num_rows)  # a top-k, not a sort of millions of cells
-    head = pc.take(c, pc.select_k_unstable(c, k, [("abs", "descending")])) if k else c
-    head = head.sort_by([("abs", "descending")])
-    rows: list[str] = []
-    cols: list[str] = []
-    for r, col in zip(head["row"].to_pylist(), head["col"].to_pylist(), strict=True):
-        if r not in rows and len(rows) < HEAT_ROWS:
-            rows.append(r)
-        if col not in cols and len(cols) < HEAT_COLS:
-            cols.append(col)
-        if len(rows) >= HEAT_ROWS and len(cols) >= HEAT_COLS:
-            break
-    sub = c.filter(
-        pc.and_(
-            pc.is_in(c["row"], value_set=pa.array(rows, pa.string())),
-            pc.is_in(c["col"], value_set=pa.array(cols, pa.string())),
-        )
-    ).to_pylist()
-    cell = {(x["row"], x["col"]): x for x in sub}
-    m = [[(cell.get((r, col)) or {}).get("adjusted_residual") for col in cols] for r in rows]
-    sig = [[bool((cell.get((r, col)) or {}).get("significant")) for col in cols] for r in rows]
-    return rows, cols, m, sig
-
-
-def associations(a: Analysis) -> Section:
-    s = _section("associations")
-    alpha = a.summary.get("thresholds", {}).get("alpha", 0.05)
-    task = a.table("ai_values__task_cluster", "ai_values__task")
-    hv = a.table("human_values__ai_values")
-    if task is None and hv is None:
-        return _not_computed(s, "the analysis has no ai_values x task or human x AI value table.")
-    if task is not None and task.cells.num_rows:
-        groups = _largest_groups(task, "col", 1000)  # panels: the first six with a finding
-        panels = _panels(_top_cells(task, "col", groups, PER_PANEL), fg.AI)
-        ctx = task.col_column.replace("_", " ")
-        s.para(
-            f"AI values by {ctx}: "
-            + (
-                " ".join(
-                    f"In {g!r} the AI stands out for {tx.listing(labels, 3)}."
-                    for g, labels, _, _ in panels[:3]
-                )
-                if panels
-                else "no AI value is significantly over-represented in any of the largest groups."
-            )
-        )
-        s.para(tx.significance(task.test, alpha))
-        if panels:
-            s.figure(
-                fg.barh_panels(
-                    panels, xlabel="adjusted residual", fmt="{:.1f}", ncols=3, col_width=3.4
-                ),
-                f"For the largest {ctx}s, the AI values most over-represented there "
-                "(largest significant adjusted residuals).",
-            )
-    if hv is not None and hv.cells.num_rows:
-        order = [r["value"] for r in a.human_values]
-        present = set(pc.unique(hv.cells["row"]).to_pylist())
-        groups = [v for v in order if v in present]
-        # the value itself (the AI echoing it) is left out here: the Mirroring section covers it
-        panels = _panels(_top_cells(hv, "row", groups, PER_PANEL, skip_self=True), fg.HUMAN)
-        s.para(
-            "When the user states a value, the AI's values shift: "
-            + (
-                " ".join(
-                    f"with {g!r} the AI expresses {tx.listing(labels, 3)}."
-                    for g, labels, _, _ in panels[:3]
-                )
-                if panels
-                else "no significant association passed the threshold."
-            )
-        )
-        s.para(tx.significance(hv.test, alpha))
-        if panels:
-            s.figure(
-                fg.barh_panels(
-                    panels, xlabel="adjusted residual", fmt="{:.1f}", ncols=3, col_width=3.4
-                ),
-                "For the most frequent human values, the other AI values that co-occur with "
-                "them far more than chance (largest significant adjusted residuals; the AI "
-                "echoing the same value is shown under Mirroring).",
-            )
-    heat_src = task if task is not None and task.cells.num_rows else hv
-    if heat_src is not None and heat_src.cells.num_rows:
-        rows, cols, m, sig = _heat(heat_src)
-        s.figure(
-            fg.heatmap(
-                rows,
-                cols,
-                m,
-                sig,
-                xlabel=heat_src.col_column.replace("_", " "),
-                ylabel=heat_src.row_column.replace("_", " "),
-                threshold=float(heat_src.test.get("threshold") or 0),
-            ),
-            f"The strongest cells of {heat_src.name}: adjusted residuals (red: more often "
-            "than expected, blue: less; grey: not reported; colours log-scaled beyond the "
-            "threshold when residuals run into the hundreds).",
-        )
-    s.table(
-        Table(
-            "Chi-square tests of every table",
-            ["table", "chi-square", "dof", "p", "n", "threshold", "tests (m)", "cells", "reported"],
-            [
-                [
-                    r["table"],
-                    tx.dec(r.get("chi2"), 1),
-                    tx.num(r.get("dof")),
-                    tx.pval(r.get("p_value")),
-                    tx.num(r.get("n")),
-                    tx.dec(r.get("threshold")),
-                    tx.num(r.get("n_tests")),
-                    tx.num(r.get("n_cells")),
-                    tx.num((r.get("n_cells") or 0) - (r.get("suppressed_cells") or 0)),
-                ]
-                for r in a.table_tests[:TOP]
-            ],
-        )
-    )
-    return s
-
-
-# -- invariance ----------------------------------------------------------------------------------
-
-
-def invariance(a: Analysis) -> Section:
-    s = _section("invariance")
-    rows = [r for r in a.invariance if _finite(r.get("cv")) and (r.get("n_categories") or 0) >= 2]
-    if not rows:
-        return _not_computed(s, "no value was seen in at least two reported contexts.")
-    contexts = sorted({r["context"] for r in rows})
-    ctx = next((c for c in ("task_cluster", "task") if c in contexts), contexts[0])
-    sel = sorted((r for r in rows if r["context"] == ctx), key=lambda r: r["cv"])
-    low, high = sel[:CV_N], sel[::-1][:CV_N]
-    label = ctx.replace("_", " ")
-    s.figure(
-        fg.barh_panels(
-            [
-                (
-                    "Most context-dependent",
-                    [r["value"] for r in high],
-                    [r["cv"] for r in high],
-                    fg.HUMAN,
-                ),
-                (
-                    "Most stable across contexts",
-                    [r["value"] for r in low],
-                    [r["cv"] for r in low],
-                    fg.AI,
-                ),
-            ],
-            xlabel=f"coefficient of variation across {label}s",
-            fmt="{:.3g}",
-        ),
-        f"Context invariance: the coefficient of variation of each value's rate across "
-        f"{label}s (low = expressed everywhere alike).",
-    )
-    s.para(
-        f"Across {label}s, the most stable values are {tx.listing([r['value'] for r in low], 3)}"
-        f"; the most context-dependent are {tx.listing([r['value'] for r in high], 3)}. "
-        f"The CV is computed over the {label}s that pass the privacy thresholds."
-    )
-    s.table(
-        Table(
-            "Coefficient of variation by context (most context-dependent first)",
-            ["value", "context", "CV", "categories"],
-            [
-                [r["value"], r["context"], tx.dec(r["cv"], 3), tx.num(r["n_categories"])]
-                for c in contexts
-                for r in sorted((x for x in rows if x["context"] == c), key=lambda x: -x["cv"])[:5]
-            ],
-            numeric=2,
-        )
-    )
-    return s
-
-
-# -- models --------------------------------------------------------------------------------------
-
-
-def models(a: Analysis) -> Section:
-    s = _section("models")
-    top = _top_models(a)
-    if len(top) < 2:
-        return _not_computed(s, "the analysis has fewer than two models.")
-    s.table(
-        Table(
-            "Models",
-            [
-                "model",
-                "conversations",
-                "% of all",
-                "with AI values",
-                "with human values",
-                "AI values / conv.",
-            ],
-            [
-                [
-                    r["model"],
-                    tx.num(r["n_conversations"]),
-                    tx.pct(r.get("pct_conversations")),
-                    tx.pct(r.get("pct_with_ai_values")),
-                    tx.pct(r.get("pct_with_human_values")),
-                    tx.dec(r.get("mean_ai_values")),
-                ]
-                for r in top
-            ],
-        )
-    )
-    t = a.table("ai_values__model")
-    if t is not None and a.ai_values:
-        values = [r["value"] for r in a.ai_values[:12]]
-        obs = {
-            (r["row"], r["col"]): r["observed"]
-            for r in t.cells.filter(
-                pc.is_in(t.cells["row"], value_set=pa.array(values, pa.string()))
-            ).to_pylist()
-        }
-        series = [
-            (
-                m["model"],
-                [
-                    100 * obs[(v, m["model"])] / m["n_conversations"]
-                    if (v, m["model"]) in obs
-                    else None
-                    for v in values
-                ],
-            )
-            for m in top
-            if m.get("n_conversations")
-        ]
-        s.figure(
-            fg.dotplot(values, series, xlabel="% of the model's conversations"),
-            "The most frequent AI values, per model (a missing dot: below the privacy "
-            "thresholds for that model).",
-        )
-    cmp = a.model_comparison
-    if cmp is not None and cmp.num_rows:
-        m = cmp.num_rows
-        alpha = float(a.summary.get("thresholds", {}).get("alpha", 0.05))
-        zstar = NormalDist().inv_cdf(1 - alpha / (2 * m))
-        c = cmp.filter(pc.is_valid(cmp["z"]))
-        c = c.append_column("absz", pc.abs(c["z"]))
-        k = min(TOP, c.num_rows)
-        top_rows = pc.take(c, pc.select_k_unstable(c, k, [("absz", "descending")])) if k else c
-        rows = top_rows.sort_by([("absz", "descending")]).to_pylist()
-        s.figure(
-            fg.diverging_barh(
-                [f"{r['value']}: {r['model_a']} vs {r['model_b']}" for r in rows],
-                [r["diff_pct"] for r in rows],
-                [abs(r["z"]) >= zstar for r in rows],
-                xlabel="difference in % of conversations (model A minus model B)",
-            ),
-            f"The largest differences between models by |z| (two-proportion z-test): blue "
-            f"where model A is higher, orange where model B is; grey when |z| <= {zstar:.2f}"
-            f" (not significant, Bonferroni over {tx.num(m)} comparisons).",
-        )
-        n_sig = int(pc.sum(pc.greater_equal(c["absz"], zstar)).as_py() or 0)
-        s.para(
-            f"{tx.num(n_sig)} of {tx.num(m)} model-to-model differences are significant at "
-            f"|z| > {zstar:.2f} (alpha = {alpha}, Bonferroni)."
-            + (
-                f" The largest: {rows[0]['value']} ({rows[0]['feature'].replace('_', ' ')}), "
-                f"{tx.pct(rows[0]['pct_a'])} for {rows[0]['model_a']} against "
-                f"{tx.pct(rows[0]['pct_b'])} for {rows[0]['model_b']}, z = {rows[0]['z']:.1f}."
-                if rows
-                else ""
-            )
-        )
-        s.table(
-            Table(
-                "Largest differences",
-                ["feature", "value", "model A", "model B", "% A", "% B", "z", "p"],
-                [
-                    [
-                        r["feature"],
-                        r["value"],
-                        r["model_a"],
-                        r["model_b"],
-                        tx.pct(r["pct_a"]),
-                        tx.pct(r["pct_b"]),
-                        tx.dec(r["z"]),
-                        tx.pval(r["p_value"]),
-                    ]
-                    for r in rows
-                ],
-                numeric=4,
-            )
-        )
-    return s
-
-
 # -- privacy and method --------------------------------------------------------------------------
 
 
 def privacy(a: Analysis) -> Section:
-    s = _section("privacy")
+    s = new_section("privacy")
     t = a.summary.get("thresholds", {})
     sup = a.summary.get("suppressed", {})
     rows = [[k.replace("_", " "), tx.num(v)] for k, v in sup.items() if not isinstance(v, dict)]
@@ -835,7 +286,7 @@ def privacy(a: Analysis) -> Section:
 def method(a: Analysis) -> Section:
     from valuescope import __version__
 
-    s = _section("method")
+    s = new_section("method")
     m = a.summary
     t = m.get("thresholds", {})
     s.blocks += [
