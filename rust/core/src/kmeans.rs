@@ -131,7 +131,7 @@ impl_float!(f64, matrixmultiply::dgemm);
 pub enum Init {
     /// Greedy k-means++ (2 + ln k candidates per centre, the one that lowers the potential most).
     KMeansPlusPlus,
-    /// k distinct rows of the init sample, uniformly.
+    /// k distinct rows of the init sample, drawn by weight.
     Random,
     /// Given centres, row-major k x d.
     Given(Vec<f64>),
@@ -738,14 +738,18 @@ impl<T: Float> MiniBatchKMeans<T> {
         match &self.config.init {
             Init::Given(c) => c.iter().map(|&v| T::from_f64(v)).collect(),
             Init::Random => {
-                // k distinct rows by a partial Fisher-Yates shuffle.
-                let m = sn.len();
-                let mut perm: Vec<usize> = (0..m).collect();
-                for i in 0..k {
-                    let j = i + self.rng.random_range(0..(m - i) as u64) as usize;
-                    perm.swap(i, j);
+                // k distinct rows drawn by weight; if fewer than k rows weigh anything, the
+                // rest are drawn uniformly among the weightless ones.
+                let mut picks = choice_without_replacement(sw, k, &mut self.rng);
+                if picks.len() < k {
+                    let mut rest: Vec<usize> = (0..sn.len()).filter(|&i| sw[i] <= 0.0).collect();
+                    for i in 0..k - picks.len() {
+                        let j = i + self.rng.random_range(0..(rest.len() - i) as u64) as usize;
+                        rest.swap(i, j);
+                        picks.push(rest[i]);
+                    }
                 }
-                perm[..k]
+                picks
                     .iter()
                     .flat_map(|&i| sx[i * d..(i + 1) * d].iter().copied())
                     .collect()
@@ -1319,6 +1323,27 @@ mod tests {
         let mut s = a.state().unwrap();
         s.counts.pop();
         assert!(MiniBatchKMeans::from_state(a.config().clone(), s).is_err());
+    }
+
+    #[test]
+    fn kmeans_zero_weight_rows_never_become_centres() {
+        let mut x = vec![0.0, 100.0, 200.0];
+        x.extend(std::iter::repeat_n(50.0, 50));
+        let mut w = vec![1.0; 3];
+        w.extend(std::iter::repeat_n(0.0, 50));
+        for init in [Init::Random, Init::KMeansPlusPlus] {
+            for seed in 0..5 {
+                let mut cfg = config(3, seed);
+                cfg.init = init.clone();
+                // (Reassignment could legitimately stack two centres when a batch misses a row.)
+                cfg.reassignment_ratio = 0.0;
+                let mut m = MiniBatchKMeans::<f64>::new(cfg).unwrap();
+                m.fit(&x, 1, Some(&w)).unwrap();
+                let mut c = m.centers().to_vec();
+                c.sort_by(f64::total_cmp);
+                assert_eq!(c, vec![0.0, 100.0, 200.0], "{init:?} seed {seed}");
+            }
+        }
     }
 
     #[test]
