@@ -35,11 +35,13 @@ def run_demo(
     features = out / "features.parquet"
     analysis = out / "analysis"
     t0 = time.perf_counter()
-    echo(f"1/3 synthesising {n:,} conversations' features -> {features}")
+    echo(f"1/4 synthesising {n:,} conversations' features -> {features}")
     write_corpus(features, n=n, seed=seed, progress=progress)
-    echo("2/3 analysing")
+    echo("2/4 analysing")
     analyze_files([features], analysis, AnalyzeOptions(progress=progress))
-    echo("3/3 writing the report")
+    echo("3/4 building the value taxonomy (offline MiniLM embeddings, Rust k-means)")
+    _taxonomy(features, analysis / "taxonomy", seed)
+    echo("4/4 writing the report")
     report = _maybe_report(analysis)
     echo("")
     echo(summarize(analysis))
@@ -47,16 +49,23 @@ def run_demo(
     echo(f"done in {time.perf_counter() - t0:.1f}s. Files:")
     echo(f"  features  {features}")
     echo(f"  analysis  {analysis}/ (summary.json, ai_values.csv, tables/, ...)")
-    if report:
-        echo(f"  report    {report}")
+    echo(f"  report    {report} (open it in a browser)")
     return analysis
 
 
-def _maybe_report(analysis: Path) -> Path | None:
-    try:
-        from valuescope.report import write_report
-    except ImportError:
-        return None
+def _taxonomy(features: Path, out: Path, seed: int) -> None:
+    from valuescope.taxonomy_run import TaxonomyOptions, run_taxonomy
+
+    # the synthetic corpus already has task clusters: only the value tree and the comparison
+    # with the published taxonomy are needed, not a clustered copy of the features
+    run_taxonomy(
+        [features], out, TaxonomyOptions(reference="vitw", seed=seed, write_features=False)
+    )
+
+
+def _maybe_report(analysis: Path) -> Path:
+    from valuescope.report import write_report
+
     html, _md = write_report(analysis)
     return Path(html)
 

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from valuescope import MiniBatchKMeans
+from valuescope.atomic import atomic_open
 from valuescope.embed import Matrix, l2_normalise
 from valuescope.errors import UserError
 
@@ -196,7 +197,7 @@ def _dedupe_names(level_nodes: list[Node]) -> None:
 def write_tree(nodes: Sequence[Node], path: Path) -> None:
     """The published shape: values first, each level after, shares rounded to 3 decimals."""
     total = sum(n.weight for n in nodes if n.level == 0) or 1.0
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(TREE_COLUMNS)
         for n in sorted(nodes, key=lambda n: (n.level, n.parent, -n.weight, n.cluster_id)):

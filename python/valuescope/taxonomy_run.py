@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from valuescope import Engine, SchemaError, normalize
+from valuescope.atomic import atomic_open, write_text
 from valuescope.embed import Embedder, make_embedder
 from valuescope.errors import UserError
 from valuescope.features import SCHEMA_COLUMNS, expand_paths, iter_batches, open_parquet
@@ -45,6 +46,8 @@ class TaxonomyOptions:
     task_clusters: str = "auto"  # auto | none | K
     reference: str | None = None  # "vitw" or a values_tree.csv path
     seed: int = 0
+    #: Write the clustered copy of the features (demo skips it: its corpus has task clusters).
+    write_features: bool = True
 
 
 @dataclass
@@ -96,6 +99,8 @@ def run_taxonomy(
     summary = TaxonomySummary(len(values), n_suppressed, levels, emb.model_id, opts.weighted)
     summary.files["tree"] = TREE_FILE
 
+    if not opts.write_features:
+        return _finish(values, counts, opts, emb, summary, out)
     scan = scan_rows(files)
     tasks: TaskClusters | None = None
     n_tasks = int((scan.task_ids >= 0).sum())
@@ -108,14 +113,25 @@ def run_taxonomy(
     paths = value_paths(nodes, scan.values, emb)
     write_features(files, out / FEATURES_FILE, scan, tasks, paths, len(levels))
     summary.files["features"] = FEATURES_FILE
+    return _finish(values, counts, opts, emb, summary, out)
 
+
+def _finish(
+    values: list[str],
+    counts: list[int],
+    opts: TaxonomyOptions,
+    emb: Embedder,
+    summary: TaxonomySummary,
+    out: Path,
+) -> TaxonomySummary:
+    """The reference comparison (when asked for) and taxonomy.json."""
     if opts.reference:
         mapping, rows = compare(values, counts, load_reference(opts.reference), emb)
         _write_csv(out / COMPARISON_FILE, COMPARISON_COLUMNS, rows)
         _write_csv(out / MAPPING_FILE, ("value", "reference_value", "similarity"), mapping)
         summary.files["reference_comparison"] = COMPARISON_FILE
         summary.files["reference_mapping"] = MAPPING_FILE
-    (out / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    write_text(out / SUMMARY_FILE, json.dumps(asdict(summary), indent=2) + "\n")
     return summary
 
 
@@ -281,7 +297,7 @@ def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(header)
         w.writerows(rows)
