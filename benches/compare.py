@@ -365,7 +365,9 @@ def run_tool(tool: str, path: Path, tmp: Path) -> dict:
         cmd = [sys.executable, __file__, "--worker", tool, "--file", str(path)]
         cmd += ["--result", str(result)]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd)
+    # the command's own report line would interleave with the table
+    quiet = subprocess.DEVNULL if tool == "analyze" else None
+    proc = subprocess.Popen(cmd, stdout=quiet)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if status != 0:

@@ -14,6 +14,7 @@ __all__ = [
     "bonferroni_threshold",
     "normalize",
     "MiniBatchKMeans",
+    "synth_batches",
 ]
 __version__: str
 STATE_FORMAT_VERSION: int
@@ -58,6 +59,10 @@ class Engine:
 
 def normalize(value: str) -> str: ...
 def bonferroni_threshold(alpha: float, n_tests: int) -> float: ...
+def synth_batches(
+    spec_json: str, n: int, seed: int, batch_size: int = 131072, dictionary: bool = True
+) -> pa.RecordBatchReader:
+    """Rows [0, n) of the synthetic corpus described by the JSON spec (see valuescope.synth)."""
 
 @final
 class MiniBatchKMeans:

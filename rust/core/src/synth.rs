@@ -316,7 +316,7 @@ pub struct Synth {
     pets: Vec<u32>,
     pet_rate: f64,
     subjective_null_rate: f64,
-    /// Planted per-context inclusion probabilities, for inspection and tests.
+    /// Background inclusion probability of each AI value (solved from the plants), for inspection.
     pub background_rates: Vec<f64>,
 }
 
@@ -524,7 +524,9 @@ impl Synth {
                 .ai_values
                 .iter()
                 .map(|a| {
-                    index_of(&names, a)
+                    index
+                        .get(a.as_str())
+                        .copied()
                         .ok_or_else(|| bad(format!("trigger AI value {a:?} is unknown")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -850,10 +852,6 @@ impl Synth {
             handle: Some(handle),
         }
     }
-}
-
-fn index_of(names: &[String], s: &str) -> Option<u32> {
-    names.iter().position(|n| n == s).map(|i| i as u32)
 }
 
 /// A `RecordBatchReader` over a synthetic corpus.
