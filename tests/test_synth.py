@@ -136,6 +136,16 @@ def test_write_corpus_streams_row_groups_and_reads_back(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))
 
 
+def test_empty_and_ragged_sizes(tmp_path):
+    empty = synth.write_corpus(tmp_path / "e.parquet", 0, progress=False)
+    t = pq.read_table(empty)
+    assert t.num_rows == 0 and "ai_values" in t.schema.names
+    assert [b.num_rows for b in synth.synth_batches(5, 0, batch_size=2)] == [2, 2, 1]
+    reader = synth.synth_batches(100_000, 0, batch_size=1000)
+    next(iter(reader))
+    del reader  # dropping a half-read stream stops the generator thread
+
+
 def test_cli_writes_the_file(tmp_path):
     out = tmp_path / "c.parquet"
     r = CliRunner().invoke(
