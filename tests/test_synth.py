@@ -327,5 +327,8 @@ def test_engine_recovers_the_calibration():
     table = result["tables/ai_values__task_cluster"].to_pandas().set_index(["row", "col"])
     assert table.loc[("healthy boundaries", "relationship advice"), "significant"]
     assert table.loc[("human agency", "technology ethics and ai"), "significant"]
+    planted = {v for c, _, v, _ in synth.CONTEXT_PLANTS if c == "task_cluster"}
+    free = table[~table.index.get_level_values("row").isin(planted) & (table["expected"] >= 5)]
+    assert len(free) > 5000 and free["significant"].sum() <= 3
     # pet values: hundreds of conversations, one user each: suppressed by the user threshold
     assert not set(values.index) & set(synth.PET_VALUES)
