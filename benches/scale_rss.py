@@ -102,14 +102,20 @@ def batches(
         done += n
 
 
-def _stream(n_rows: int, vocab_size: int | None, n_tasks: int) -> None:
+def _stream(n_rows: int, vocab_size: int | None, n_tasks: int, generator: str) -> None:
     """Child: stream n_rows through an Engine; print one JSON line."""
     from valuescope import Engine
 
     t0 = time.perf_counter()
     e = Engine()
-    for b in batches(n_rows, vocab_size=vocab_size, n_tasks=n_tasks):
-        e.update(b)
+    if generator == "synth":
+        # the calibrated synthetic corpus (valuescope.synth), a reader made batch by batch
+        from valuescope.synth import synth_batches
+
+        e.update(synth_batches(n_rows, seed=0))
+    else:
+        for b in batches(n_rows, vocab_size=vocab_size, n_tasks=n_tasks):
+            e.update(b)
     streaming_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = e.result()
     secs = time.perf_counter() - t0
@@ -138,10 +144,11 @@ def _cpu() -> float:
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
-def rss(sizes: list[int], vocab_size: int | None, n_tasks: int) -> None:
+def rss(sizes: list[int], vocab_size: int | None, n_tasks: int, generator: str) -> None:
     out = []
     for n in sizes:
         cmd = [sys.executable, __file__, "_stream", str(n), "--tasks", str(n_tasks)]
+        cmd += ["--generator", generator]
         if vocab_size:
             cmd += ["--vocab", str(vocab_size)]
         p = subprocess.run(cmd, capture_output=True, text=True)
@@ -209,12 +216,18 @@ def main() -> None:
     ap.add_argument("sizes", nargs="*", type=float)
     ap.add_argument("--vocab", type=int, default=None, help="only the N most frequent values")
     ap.add_argument("--tasks", type=int, default=266, help="number of task clusters")
+    ap.add_argument(
+        "--generator",
+        choices=["numpy", "synth"],
+        default="numpy",
+        help="rss: this script's numpy batches, or valuescope.synth (--vocab/--tasks ignored)",
+    )
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes]
     if a.mode == "_stream":
-        _stream(sizes[0], a.vocab, a.tasks)
+        _stream(sizes[0], a.vocab, a.tasks, a.generator)
     elif a.mode == "rss":
-        rss(sizes or [1_000_000, 10_000_000, 50_000_000], a.vocab, a.tasks)
+        rss(sizes or [1_000_000, 10_000_000, 50_000_000], a.vocab, a.tasks, a.generator)
     else:
         dask_vs_one(sizes[0] if sizes else 4_000_000, a.vocab, a.tasks)
 
