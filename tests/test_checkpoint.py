@@ -148,9 +148,11 @@ def test_damaged_checkpoint_is_one_line(features, tmp_path):
     assert len(lines) == 1 and "unreadable checkpoint" in lines[0]
 
 
-def test_fresh_run_discards_an_old_checkpoint(features, one_pass, tmp_path):
+@pytest.mark.parametrize("extra", [("--checkpoint-every", "3"), ()])
+def test_fresh_run_discards_an_old_checkpoint_and_says_so(features, one_pass, tmp_path, extra):
     out = tmp_path / "out"
     _leave_checkpoint(features, out)
-    r = run_cli("analyze", str(features), "--out", str(out), *ARGS, "--checkpoint-every", "3")
+    r = run_cli("analyze", str(features), "--out", str(out), *ARGS, *extra)
     assert r.returncode == 0, r.stderr
-    assert_same_dir(one_pass, out)
+    assert "discarding the checkpoint" in r.stderr
+    assert_same_dir(one_pass, out)  # no checkpoint left behind

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -147,14 +148,12 @@ class _Run:
         opts: AnalyzeOptions,
         bar: tqdm,
     ):
-        self.engine, self.pos, self.writer, self.ck, self.opts, self.bar = (
-            engine,
-            pos,
-            writer,
-            ck,
-            opts,
-            bar,
-        )
+        self.engine = engine
+        self.pos = pos
+        self.writer = writer
+        self.ck = ck
+        self.opts = opts
+        self.bar = bar
 
     def checkpoint(self, batches: int) -> None:
         if self.ck is not None and self.ck.tick(batches):
@@ -220,23 +219,28 @@ def analyze_files(
     out.mkdir(parents=True, exist_ok=True)
     rejects_path = out / "rejects.csv"
 
-    ck = None
     keep: int | None = None
-    if opts.checkpoint_every or opts.resume:
-        ck = Checkpointer(out, fingerprint(files, engine_options(opts)), opts.checkpoint_every)
-    if ck is not None and opts.resume and ck.exists():
+    ck = Checkpointer(out, fingerprint(files, engine_options(opts)), opts.checkpoint_every)
+    if opts.resume and ck.exists():
         pos, state, keep = ck.load()
         engine = Engine.from_bytes(state)
     else:
-        if ck is not None:
-            ck.discard()
+        if ck.exists():
+            # said, not silent: a forgotten --resume throws away the work the checkpoint holds
+            sys.stderr.write(
+                f"valuescope: note: starting afresh; discarding the checkpoint in {out}/ "
+                "(--resume continues one)\n"
+            )
+        ck.discard()
+        if not opts.checkpoint_every:
+            ck = None
         # One process reads whole files; a pool gets row-group units to share out.
         target = None if jobs == 1 else target_rows_for(total, jobs, opts.batch_size)
         pos = Position(plan_units(files, target))
 
     with contextlib.ExitStack() as stack:
         if ck is not None:
-            fh = stack.enter_context(ck.open_rejects(keep, b""))
+            fh = stack.enter_context(ck.open_rejects(keep))
             writer = RejectsWriter(fh, header=keep is None)
         else:
             fh = stack.enter_context(atomic_open(rejects_path, "wb"))

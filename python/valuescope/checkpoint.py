@@ -105,14 +105,12 @@ class Checkpointer:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def open_rejects(self, keep_bytes: int | None, header: bytes):
+    def open_rejects(self, keep_bytes: int | None):
         """The rejects file (binary, so that tell() is a byte count), opened for appending:
-        fresh with its header, or cut back to the checkpoint's length."""
+        empty, or cut back to the checkpoint's length."""
         self.dir.mkdir(parents=True, exist_ok=True)
         if keep_bytes is None:
-            fh = open(self.rejects_path, "wb")
-            fh.write(header)
-            return fh
+            return open(self.rejects_path, "wb")
         try:
             with open(self.rejects_path, "r+b") as b:
                 if b.seek(0, os.SEEK_END) < keep_bytes:
