@@ -33,6 +33,12 @@ def _batches(table: pa.Table, size: int) -> list[pa.RecordBatch]:
     return table.combine_chunks().to_batches(max_chunksize=size)
 
 
+def _rate(benchmark) -> None:
+    # absent under --benchmark-disable, where the benchmarks run once as plain tests
+    if benchmark.stats is not None:
+        benchmark.extra_info["rows_per_s"] = ROWS / benchmark.stats.stats.median
+
+
 def _ingest(batches: list[pa.RecordBatch]) -> valuescope.Engine:
     engine = valuescope.Engine()
     for b in batches:
@@ -45,7 +51,7 @@ def test_update_per_batch_size(benchmark, dict_table, batch_size):
     batches = _batches(dict_table, batch_size)
     engine = benchmark.pedantic(_ingest, args=(batches,), rounds=3, iterations=1)
     assert engine.n_rows == ROWS
-    benchmark.extra_info["rows_per_s"] = ROWS / benchmark.stats.stats.median
+    _rate(benchmark)
 
 
 @pytest.mark.parametrize("encoding", ["plain", "dictionary"])
@@ -54,7 +60,7 @@ def test_update_plain_vs_dictionary(benchmark, dict_table, plain_table, encoding
     batches = _batches(table, 65_536)
     engine = benchmark.pedantic(_ingest, args=(batches,), rounds=3, iterations=1)
     assert engine.n_rows == ROWS
-    benchmark.extra_info["rows_per_s"] = ROWS / benchmark.stats.stats.median
+    _rate(benchmark)
 
 
 @pytest.fixture(scope="module")
@@ -100,4 +106,4 @@ def test_synth_generation(benchmark):
         lambda: synth.synth_batches(ROWS, SEED).read_all(), rounds=3, iterations=1
     )
     assert table.num_rows == ROWS
-    benchmark.extra_info["rows_per_s"] = ROWS / benchmark.stats.stats.median
+    _rate(benchmark)
