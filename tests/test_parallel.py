@@ -198,3 +198,53 @@ def test_default_jobs_pools_only_large_inputs(features, one_pass, tmp_path, monk
     analyze_files([features], tmp_path / "large", opts)
     assert used == [2]
     assert_same_dir(one_pass, tmp_path / "large")
+
+
+def _worker(p) -> bool:
+    try:  # multiprocessing's resource tracker is a child too: not a worker
+        return "spawn_main" in " ".join(p.cmdline())
+    except Exception:  # gone, or not ours to read
+        return False
+
+
+def test_a_killed_worker_stops_the_run(features, tmp_path):
+    import os
+    import signal
+    import threading
+
+    import psutil
+    from valuescope.errors import UserError
+
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    killed = []
+
+    def kill_first_worker() -> None:
+        # as the out-of-memory killer would: SIGKILL, nothing sent back
+        for _ in range(2000):
+            new = [p for p in me.children(recursive=True) if p.pid not in before and _worker(p)]
+            if new:
+                os.kill(new[0].pid, signal.SIGKILL)
+                killed.append(new[0].pid)
+                return
+            threading.Event().wait(0.005)
+
+    t = threading.Thread(target=kill_first_worker)
+    t.start()
+    opts = AnalyzeOptions(**SMALL, batch_size=200, progress=False, jobs=2)
+    errors: list[BaseException] = []
+
+    def analyze() -> None:
+        try:
+            analyze_files([features], tmp_path / "out", opts)
+        except BaseException as exc:
+            errors.append(exc)
+
+    run = threading.Thread(target=analyze, daemon=True)  # a hang fails the test, not the suite
+    run.start()
+    run.join(timeout=120)
+    t.join()
+    assert killed and not run.is_alive(), "the parent kept waiting for a dead worker"
+    assert len(errors) == 1 and isinstance(errors[0], UserError), errors
+    assert "worker process died" in str(errors[0])
+    assert not (tmp_path / "out" / "summary.json").exists()
