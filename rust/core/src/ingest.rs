@@ -63,20 +63,13 @@ impl<'a> Strs<'a> {
                 }
                 let values = Strs::from_array(column, dict.values().as_ref(), slots)?;
                 let n_values = dict.values().len();
-                // normalized_keys clamps nothing: an out-of-range key would index past the
-                // dictionary, so check them (a malformed array must not panic).
-                let keys = dict.normalized_keys();
-                let nulls = dict.keys().logical_nulls();
-                for (i, &k) in keys.iter().enumerate() {
-                    let valid = nulls.as_ref().is_none_or(|n| n.is_valid(i));
-                    if valid && k >= n_values {
-                        return Err(EngineError::WrongType {
-                            column: column.into(),
-                            expected: "dictionary keys within the dictionary",
-                            found: "out-of-range keys".into(),
-                        });
-                    }
-                }
+                let (keys, nulls) = if n_values == 0 {
+                    // an empty dictionary can only back null keys (normalized_keys asserts)
+                    (vec![0; arr.len()], Some(NullBuffer::new_null(arr.len())))
+                } else {
+                    // normalized_keys clamps out-of-range keys into the dictionary
+                    (dict.normalized_keys(), dict.keys().logical_nulls())
+                };
                 slots.push(n_values);
                 Ok(Strs::Dict {
                     keys,

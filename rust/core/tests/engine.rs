@@ -79,9 +79,11 @@ fn rows(b: &RecordBatch) -> Vec<Vec<String>> {
             b.columns()
                 .iter()
                 .map(|c| {
-                    arrow_array::Array::is_valid(c.as_ref(), i)
-                        .then(|| format!("{:?}", c.slice(i, 1)))
-                        .unwrap_or_default()
+                    if arrow_array::Array::is_valid(c.as_ref(), i) {
+                        format!("{:?}", c.slice(i, 1))
+                    } else {
+                        String::new()
+                    }
                 })
                 .collect()
         })
