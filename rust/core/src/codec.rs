@@ -25,11 +25,9 @@ struct Snapshot {
 
 impl Engine {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut state = self.merged_state();
-        state.canonicalize();
         let payload = postcard::to_stdvec(&SnapshotRef {
             config: &self.config,
-            state: &state,
+            state: &self.state,
         })
         .expect("serialising plain data into memory cannot fail");
         let mut out = Vec::with_capacity(HEADER + payload.len());

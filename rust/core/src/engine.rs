@@ -5,9 +5,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
-use crate::ingest::{expects_list, BatchView};
+use hashbrown::HashMap;
+
+use crate::ingest::{count_keys, count_misc, count_table, expects_list, BatchView, Misc, Resolved};
 use crate::report::Analysis;
 use crate::state::State;
+use crate::users::Counter;
 
 /// Positions of the columns every analysis tracks, in `Plan::columns`.
 pub const AI: usize = 0;
@@ -151,28 +154,34 @@ impl Plan {
     }
 }
 
-/// Below this many rows a batch is ingested on one thread: splitting costs more than it saves.
-const PARALLEL_MIN_ROWS: usize = 16_384;
+/// Below this many rows a batch is counted on one thread: spreading it costs more than it saves.
+const PARALLEL_MIN_ROWS: usize = 4_096;
 
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) plan: Plan,
-    /// One partial state per worker thread; merged on demand.
-    pub(crate) shards: Vec<State>,
+    pub(crate) state: State,
+    /// Reused between batches; not part of the state.
+    scratch: Resolved,
+}
+
+/// One independent piece of counting work for a batch: each owns a disjoint part of the state.
+enum Job<'a> {
+    Keys(usize, &'a mut HashMap<u32, Counter>),
+    Table((usize, usize), &'a mut HashMap<u64, Counter>),
+    Misc(Misc<'a>),
 }
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Engine> {
         let plan = Plan::new(&config)?;
-        let n = rayon::current_num_threads().max(1);
-        let shards = (0..n)
-            .map(|_| State::new(plan.columns.len(), plan.tables.len()))
-            .collect();
+        let state = State::new(plan.columns.len(), plan.tables.len());
         Ok(Engine {
             config,
             plan,
-            shards,
+            state,
+            scratch: Resolved::default(),
         })
     }
 
@@ -184,28 +193,53 @@ impl Engine {
         &self.plan
     }
 
+    /// Rows seen so far, analysed or not.
+    pub fn n_rows(&self) -> u64 {
+        self.state.n_rows
+    }
+
     /// Folds one batch in. Schema problems fail the whole batch before anything is counted;
     /// row-level problems reject just the row, and are returned.
+    ///
+    /// Two phases: the batch's strings are resolved to interned ids on this thread (the
+    /// interner is shared), then each key map and each table is counted as its own task on
+    /// the rayon pool. One state, no per-thread copies: memory is one table's worth.
     pub fn update(&mut self, batch: &RecordBatch) -> Result<Vec<Reject>> {
         let view = BatchView::new(batch, &self.plan)?;
-        let rows = view.rows;
-        let plan = &self.plan;
-        if rows < PARALLEL_MIN_ROWS || self.shards.len() == 1 {
-            return Ok(self.shards[0].ingest(&view, plan, 0, rows));
+        let res = &mut self.scratch;
+        res.reset(self.plan.columns.len());
+        let rejects = self.state.resolve(&view, res, 0, view.rows);
+        let res = &self.scratch;
+        if res.len() == 0 {
+            return Ok(rejects);
         }
-        let k = self.shards.len();
-        let chunk = rows.div_ceil(k);
-        let parts: Vec<Vec<_>> = self
-            .shards
-            .par_iter_mut()
-            .enumerate()
-            .map(|(s, shard)| {
-                let lo = (s * chunk).min(rows);
-                let hi = ((s + 1) * chunk).min(rows);
-                shard.ingest(&view, plan, lo, hi)
-            })
-            .collect();
-        Ok(parts.into_iter().flatten().collect())
+        let cap = self.config.min_users;
+        let st = &mut self.state;
+        let mut jobs: Vec<Job> = Vec::with_capacity(st.keys.len() + st.tables.len() + 1);
+        jobs.extend(st.keys.iter_mut().enumerate().map(|(c, m)| Job::Keys(c, m)));
+        jobs.extend(
+            st.tables
+                .iter_mut()
+                .zip(&self.plan.tables)
+                .map(|(m, &ab)| Job::Table(ab, m)),
+        );
+        jobs.push(Job::Misc(Misc {
+            rt_all: &mut st.rt_all,
+            rt_with_human: &mut st.rt_with_human,
+            rt_mirrored: &mut st.rt_mirrored,
+            models: &mut st.models,
+        }));
+        let run = |job: Job| match job {
+            Job::Keys(c, m) => count_keys(m, res, c, cap),
+            Job::Table(ab, m) => count_table(m, res, ab, cap),
+            Job::Misc(m) => count_misc(m, res, cap),
+        };
+        if res.len() < PARALLEL_MIN_ROWS {
+            jobs.into_iter().for_each(run);
+        } else {
+            jobs.into_par_iter().with_max_len(1).for_each(run);
+        }
+        Ok(rejects)
     }
 
     /// Folds another engine's counts into this one. Both must have the same settings.
@@ -216,33 +250,23 @@ impl Engine {
                 &other.config,
             )));
         }
-        let cap = self.config.min_users;
-        for shard in &other.shards {
-            self.shards[0].merge_from(shard, cap);
-        }
+        self.state.merge_from(&other.state, self.config.min_users);
         Ok(())
     }
 
-    /// All shards folded into one state.
-    pub fn merged_state(&self) -> State {
-        let cap = self.config.min_users;
-        let mut iter = self.shards.iter();
-        let mut out = iter.next().cloned().unwrap_or_default();
-        for s in iter {
-            out.merge_from(s, cap);
-        }
-        out
+    pub fn state(&self) -> &State {
+        &self.state
     }
 
     pub(crate) fn from_state(config: EngineConfig, state: State) -> Result<Engine> {
         let mut engine = Engine::new(config)?;
-        engine.shards[0] = state;
+        engine.state = state;
         Ok(engine)
     }
 
     /// The published figures, with suppression applied.
     pub fn analysis(&self) -> Analysis {
-        Analysis::build(&self.config, &self.plan, &self.merged_state())
+        Analysis::build(&self.config, &self.plan, &self.state)
     }
 }
 
@@ -264,11 +288,4 @@ fn describe_mismatch(a: &EngineConfig, b: &EngineConfig) -> String {
         parts.push("n_tests");
     }
     format!("{} differ", parts.join(", "))
-}
-
-impl Engine {
-    /// Rows seen so far across all shards.
-    pub fn shards_rows(&self) -> u64 {
-        self.shards.iter().map(|s| s.n_rows).sum()
-    }
 }

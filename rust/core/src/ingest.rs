@@ -7,11 +7,13 @@ use arrow_array::{
 };
 use arrow_buffer::NullBuffer;
 use arrow_schema::DataType;
+use hashbrown::HashMap;
 use smallvec::SmallVec;
 
 use crate::engine::{Plan, Reject, AI, HUMAN, MODEL, RT};
 use crate::error::{EngineError, Result};
-use crate::state::{pack, State, EMPTY};
+use crate::state::{pack, ModelStats, State, EMPTY};
+use crate::users::Counter;
 use crate::users::{conversation_user_hash, user_hash};
 
 const UNSET: u32 = u32::MAX - 1;
@@ -306,30 +308,66 @@ fn column<'a>(name: &str, arr: &'a ArrayRef, slots: &mut Vec<usize>) -> Result<C
     }
 }
 
-/// Per-worker mutable context for one batch.
+/// Mutable context for resolving one batch's strings.
 pub(crate) struct Ctx<'s> {
     pub state: &'s mut State,
     dict: Vec<Vec<u32>>,
     scratch: String,
 }
 
+/// One batch's analysed rows as interned ids, column by column (offsets + ids per column),
+/// with each row's user hash and response type. Counting reads only this, so that every table
+/// can be counted on its own thread with no shared mutable state.
+#[derive(Clone, Default)]
+pub(crate) struct Resolved {
+    pub users: Vec<u64>,
+    pub rts: Vec<u8>,
+    offsets: Vec<Vec<u32>>,
+    ids: Vec<Vec<u32>>,
+}
+
+impl Resolved {
+    pub(crate) fn reset(&mut self, n_columns: usize) {
+        self.users.clear();
+        self.rts.clear();
+        self.offsets.resize_with(n_columns, Vec::new);
+        self.ids.resize_with(n_columns, Vec::new);
+        for (o, ids) in self.offsets.iter_mut().zip(self.ids.iter_mut()) {
+            o.clear();
+            o.push(0);
+            ids.clear();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// The keys of analysed row r in column c: sorted, distinct.
+    #[inline]
+    pub fn row(&self, c: usize, r: usize) -> &[u32] {
+        let o = &self.offsets[c];
+        &self.ids[c][o[r] as usize..o[r + 1] as usize]
+    }
+}
+
 impl State {
-    /// Folds rows lo..hi of the batch into this state; returns the rejected rows.
-    pub(crate) fn ingest(
+    /// Validates and resolves rows lo..hi of the batch into `out` (appending), updating the
+    /// row-level totals; returns the rejected rows.
+    pub(crate) fn resolve(
         &mut self,
         view: &BatchView<'_>,
-        plan: &Plan,
+        out: &mut Resolved,
         lo: usize,
         hi: usize,
     ) -> Vec<Reject> {
-        let cap = plan.min_users;
         let mut rejects = Vec::new();
         let mut ctx = Ctx {
             state: self,
             dict: view.dict_slots.iter().map(|&n| vec![UNSET; n]).collect(),
             scratch: String::new(),
         };
-        let mut ids: Vec<SmallVec<[u32; 8]>> = vec![SmallVec::new(); view.cols.len()];
+        let mut ids: SmallVec<[u32; 8]> = SmallVec::new();
         for i in lo..hi {
             ctx.state.n_rows += 1;
             let Some(conversation) = view.conversation_id.raw(i) else {
@@ -343,8 +381,8 @@ impl State {
                 ctx.state.n_not_subjective += 1;
                 continue;
             }
-            view.cols[RT].collect(i, &mut ctx, &mut ids[RT]);
-            let Some(&rt_id) = ids[RT].first() else {
+            view.cols[RT].collect(i, &mut ctx, &mut ids);
+            let Some(&rt_id) = ids.first() else {
                 ctx.state.reject(
                     &mut rejects,
                     i,
@@ -364,56 +402,26 @@ impl State {
             };
             for (c, col) in view.cols.iter().enumerate() {
                 if c != RT {
-                    col.collect(i, &mut ctx, &mut ids[c]);
+                    col.collect(i, &mut ctx, &mut ids);
+                } else {
+                    ids.clear();
+                    ids.push(rt_id);
                 }
+                let st = &mut *ctx.state;
+                if !ids.is_empty() {
+                    st.with_any[c] += 1;
+                    st.sum_len[c] += ids.len() as u64;
+                }
+                out.ids[c].extend_from_slice(&ids);
+                out.offsets[c].push(out.ids[c].len() as u32);
             }
             let user = match view.user_id.as_ref().and_then(|u| u.raw(i)) {
                 Some(u) => user_hash(u.as_bytes()),
                 None => conversation_user_hash(conversation.as_bytes()),
             };
-            let st = &mut *ctx.state;
-            st.n_conversations += 1;
-            for (c, keys) in ids.iter().enumerate() {
-                if !keys.is_empty() {
-                    st.with_any[c] += 1;
-                    st.sum_len[c] += keys.len() as u64;
-                    let map = &mut st.keys[c];
-                    for &k in keys {
-                        map.entry(k).or_default().add(user, cap);
-                    }
-                }
-            }
-            for (t, &(a, b)) in plan.tables.iter().enumerate() {
-                if ids[a].is_empty() || ids[b].is_empty() {
-                    continue;
-                }
-                let cells = &mut st.tables[t];
-                for &x in &ids[a] {
-                    for &y in &ids[b] {
-                        cells.entry(pack(x, y)).or_default().add(user, cap);
-                    }
-                }
-            }
-            let rt = rt as usize;
-            st.rt_all[rt].add(user, cap);
-            let (ai, human) = (&ids[AI], &ids[HUMAN]);
-            if !human.is_empty() {
-                st.rt_with_human[rt].add(user, cap);
-                if sorted_intersect(ai, human) {
-                    st.rt_mirrored[rt].add(user, cap);
-                }
-            }
-            if let Some(&m) = ids[MODEL].first() {
-                let ms = st.models.entry(m).or_default();
-                if !ai.is_empty() {
-                    ms.with_ai.add(user, cap);
-                }
-                if !human.is_empty() {
-                    ms.with_human.add(user, cap);
-                }
-                ms.sum_ai += ai.len() as u64;
-                ms.sum_human += human.len() as u64;
-            }
+            ctx.state.n_conversations += 1;
+            out.users.push(user);
+            out.rts.push(rt);
         }
         rejects
     }
@@ -431,6 +439,65 @@ impl State {
             conversation_id: conversation_id.map(str::to_owned),
             reason,
         });
+    }
+}
+
+/// Conversations and users per key of column c.
+pub(crate) fn count_keys(map: &mut HashMap<u32, Counter>, res: &Resolved, c: usize, cap: u32) {
+    for (r, &user) in res.users.iter().enumerate() {
+        for &k in res.row(c, r) {
+            map.entry(k).or_default().add(user, cap);
+        }
+    }
+}
+
+/// Cells of the table crossing columns a and b.
+pub(crate) fn count_table(
+    cells: &mut HashMap<u64, Counter>,
+    res: &Resolved,
+    (a, b): (usize, usize),
+    cap: u32,
+) {
+    for (r, &user) in res.users.iter().enumerate() {
+        let (xs, ys) = (res.row(a, r), res.row(b, r));
+        for &x in xs {
+            for &y in ys {
+                cells.entry(pack(x, y)).or_default().add(user, cap);
+            }
+        }
+    }
+}
+
+/// Response types, mirroring and per-model totals.
+pub(crate) struct Misc<'a> {
+    pub rt_all: &'a mut [Counter],
+    pub rt_with_human: &'a mut [Counter],
+    pub rt_mirrored: &'a mut [Counter],
+    pub models: &'a mut HashMap<u32, ModelStats>,
+}
+
+pub(crate) fn count_misc(m: Misc<'_>, res: &Resolved, cap: u32) {
+    for (r, &user) in res.users.iter().enumerate() {
+        let rt = res.rts[r] as usize;
+        m.rt_all[rt].add(user, cap);
+        let (ai, human) = (res.row(AI, r), res.row(HUMAN, r));
+        if !human.is_empty() {
+            m.rt_with_human[rt].add(user, cap);
+            if sorted_intersect(ai, human) {
+                m.rt_mirrored[rt].add(user, cap);
+            }
+        }
+        if let Some(&model) = res.row(MODEL, r).first() {
+            let ms = m.models.entry(model).or_default();
+            if !ai.is_empty() {
+                ms.with_ai.add(user, cap);
+            }
+            if !human.is_empty() {
+                ms.with_human.add(user, cap);
+            }
+            ms.sum_ai += ai.len() as u64;
+            ms.sum_human += human.len() as u64;
+        }
     }
 }
 

@@ -218,28 +218,6 @@ impl State {
             mine.sum_human += m.sum_human;
         }
     }
-
-    /// Sorted user hashes everywhere, so that equal states serialise to equal bytes.
-    pub fn canonicalize(&mut self) {
-        for m in &mut self.keys {
-            m.values_mut().for_each(|c| c.users.canonicalize());
-        }
-        for t in &mut self.tables {
-            t.values_mut().for_each(|c| c.users.canonicalize());
-        }
-        for c in self
-            .rt_all
-            .iter_mut()
-            .chain(self.rt_with_human.iter_mut())
-            .chain(self.rt_mirrored.iter_mut())
-        {
-            c.users.canonicalize();
-        }
-        for m in self.models.values_mut() {
-            m.with_ai.users.canonicalize();
-            m.with_human.users.canonicalize();
-        }
-    }
 }
 
 #[cfg(test)]

@@ -69,13 +69,6 @@ impl UserSet {
             }
         }
     }
-
-    /// Sorted hashes, so that equal sets compare and serialise equal whatever the insert order.
-    pub fn canonicalize(&mut self) {
-        if let UserSet::Few(ids) = self {
-            ids.sort_unstable();
-        }
-    }
 }
 
 /// Conversations and distinct users behind one key (a value, a table cell, a category).

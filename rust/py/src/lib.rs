@@ -186,7 +186,7 @@ impl PyEngine {
     /// Rows seen so far, analysed or not.
     #[getter]
     fn n_rows(&self) -> u64 {
-        self.inner.shards_rows()
+        self.inner.n_rows()
     }
 
     fn __repr__(&self) -> String {
@@ -196,7 +196,7 @@ impl PyEngine {
             c.min_conversations,
             c.min_users,
             c.alpha,
-            self.inner.shards_rows()
+            self.inner.n_rows()
         )
     }
 }
