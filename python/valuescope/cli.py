@@ -88,9 +88,10 @@ def main() -> None:
     "--jobs",
     "-j",
     type=click.IntRange(min=1),
-    default=None,
-    help="Processes over files and row groups, partial states merged "
-    "[default: one per CPU for a million rows or more].",
+    default=1,
+    show_default=True,
+    help="Processes over files and row groups, partial states merged. One process already "
+    "uses every core (measured faster on 2 cores); more helps when Parquet decoding dominates.",
 )
 @click.option(
     "--checkpoint-every",

@@ -75,20 +75,24 @@ def _prefetch(it: Iterator[pa.RecordBatch], path: Path, depth: int = 2) -> Itera
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def offer(item: object) -> bool:
+        """Queues item unless the consumer has gone; False once it has."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for b in it:
-                while not stop.is_set():
-                    try:
-                        q.put(b, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(b):
                     return
-            q.put(_DONE)
+            offer(_DONE)
         except (pa.ArrowException, OSError) as exc:
-            q.put(UserError(f"{path}: cannot read Parquet data ({_first_line(exc)})"))
+            offer(UserError(f"{path}: cannot read Parquet data ({_first_line(exc)})"))
 
     t = threading.Thread(target=produce, daemon=True)
     t.start()
@@ -102,6 +106,9 @@ def _prefetch(it: Iterator[pa.RecordBatch], path: Path, depth: int = 2) -> Itera
             yield item
     finally:
         stop.set()
+        # Wait for the reader: a thread still inside Arrow's C++ decoder at interpreter exit
+        # aborts the process ("terminate called without an active exception").
+        t.join()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -30,14 +30,16 @@ FILES = {
 TABLE_CSV_COLUMNS = ("row", "col", "observed", "expected", "adjusted_residual", "significant")
 
 
-def _cell(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return "" if math.isnan(v) else repr(v)
-    return v
+def _column_text(col: pa.ChunkedArray) -> list[Any]:
+    """One column as CSV cells: null -> empty, floats by repr (round-trips), NaN -> empty,
+    booleans as true/false. Formatting a column at a time keeps the row loop in C."""
+    values = col.to_pylist()
+    t = col.type
+    if pa.types.is_floating(t):
+        return ["" if v is None or v != v else repr(v) for v in values]
+    if pa.types.is_boolean(t):
+        return ["" if v is None else ("true" if v else "false") for v in values]
+    return ["" if v is None else v for v in values]
 
 
 def csv_text(table: pa.Table, columns: Sequence[str] | None = None) -> str:
@@ -45,9 +47,7 @@ def csv_text(table: pa.Table, columns: Sequence[str] | None = None) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
-    data = [table.column(c).to_pylist() for c in cols]
-    for row in zip(*data, strict=True):
-        w.writerow([_cell(v) for v in row])
+    w.writerows(zip(*(_column_text(table.column(c)) for c in cols), strict=True))
     return buf.getvalue()
 
 

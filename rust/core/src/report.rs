@@ -295,12 +295,19 @@ fn cooccurrence(
     let n_tests = config.n_tests.unwrap_or(rows.len() as u64);
     let threshold = bonferroni_threshold(config.alpha, n_tests);
     let dof = (rows.len().saturating_sub(1) * cols.len().saturating_sub(1)) as u64;
+    // Summed in a fixed order so that the result does not depend on hash-map order: the same
+    // counts reached by any sharding or merge order print the same digits.
+    let mut terms: Vec<f64> = cells
+        .iter()
+        .map(|(&k, c)| {
+            let (a, b) = unpack(k);
+            let o = c.n as f64;
+            o * o / expected(rows[&a] as f64, cols[&b] as f64, nf)
+        })
+        .collect();
+    terms.sort_unstable_by(f64::total_cmp);
     let mut chi = Sum::default();
-    for (&k, c) in cells {
-        let (a, b) = unpack(k);
-        let o = c.n as f64;
-        chi.add(o * o / expected(rows[&a] as f64, cols[&b] as f64, nf));
-    }
+    terms.iter().for_each(|&t| chi.add(t));
     let chi2 = (n > 0).then(|| (chi.value() - nf).max(0.0));
     let p_value = chi2.map(|x| chi2_sf(x, dof)).filter(|p| !p.is_nan());
 

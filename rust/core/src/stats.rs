@@ -74,10 +74,14 @@ impl Sum {
 }
 
 /// Population standard deviation / mean; None for fewer than two rates or a zero mean.
+/// The rates are summed in sorted order, so the result does not depend on their order.
 pub fn coefficient_of_variation(rates: &[f64]) -> Option<f64> {
     if rates.len() < 2 {
         return None;
     }
+    let mut sorted = rates.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let rates = &sorted[..];
     let k = rates.len() as f64;
     let mean = rates.iter().sum::<f64>() / k;
     if mean <= 0.0 {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 use pyo3_arrow::input::AnyRecordBatch;
@@ -33,7 +34,12 @@ fn to_py(e: EngineError) -> PyErr {
 
 fn table_to_py<'py>(py: Python<'py>, batch: RecordBatch) -> PyResult<Bound<'py, PyAny>> {
     let schema = batch.schema();
-    PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)
+    let table = PyTable::try_new(vec![batch], schema)?.into_pyobject(py)?;
+    // Through the C stream, not pyarrow.table(): that probes for pandas and imports it.
+    py.import(intern!(py, "pyarrow"))?
+        .getattr(intern!(py, "RecordBatchReader"))?
+        .call_method1(intern!(py, "from_stream"), (table,))?
+        .call_method0(intern!(py, "read_all"))
 }
 
 fn rejects_table(rejects: Vec<Reject>) -> RecordBatch {
