@@ -40,9 +40,7 @@ def make_rows(n: int, seed: int = 0, n_users: int = 40, bad_rate: float = 0.0) -
     for i in range(n):
 
         def pick(k: int) -> list[str]:
-            return [
-                rng.choice(VALUE_SPELLINGS[rng.choices(names, weights)[0]]) for _ in range(k)
-            ]
+            return [rng.choice(VALUE_SPELLINGS[rng.choices(names, weights)[0]]) for _ in range(k)]
 
         ai = pick(rng.choice([0, 1, 2, 3, 4, 5]))
         if ai and rng.random() < 0.1:
@@ -109,7 +107,7 @@ def approx_equal(a, b, rel=1e-12) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(approx_equal(a[k], b[k], rel) for k in a)
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(approx_equal(x, y, rel) for x, y in zip(a, b))
+        return len(a) == len(b) and all(approx_equal(x, y, rel) for x, y in zip(a, b, strict=True))
     return a == b
 
 

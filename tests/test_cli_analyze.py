@@ -41,8 +41,19 @@ def features(tmp_path: Path) -> tuple[Path, list[dict]]:
 def test_writes_every_file_in_published_shapes(tmp_path, features):
     d, rows = features
     out = tmp_path / "out"
-    p = run("analyze", str(d), "--out", str(out), "--min-conversations", "5", "--min-users", "3",
-            "--batch-size", "128", "-q")
+    p = run(
+        "analyze",
+        str(d),
+        "--out",
+        str(out),
+        "--min-conversations",
+        "5",
+        "--min-users",
+        "3",
+        "--batch-size",
+        "128",
+        "-q",
+    )
     assert p.returncode == 0, p.stderr
     o = Oracle(rows, min_c=5, min_u=3)
     summary = json.loads((out / "summary.json").read_text())
@@ -54,20 +65,40 @@ def test_writes_every_file_in_published_shapes(tmp_path, features):
         (v, n) for v, n, *_ in o.frequencies("ai_values")
     ]
     assert list(read_csv(out / "response_types.csv")[0]) == [
-        "response_type", "n_conversations", "pct_all", "n_with_human_values",
+        "response_type",
+        "n_conversations",
+        "pct_all",
+        "n_with_human_values",
         "pct_with_human_values",
     ]
     assert list(read_csv(out / "mirroring.csv")[0]) == [
-        "response_type", "n_conversations", "n_mirrored", "pct_mirrored",
+        "response_type",
+        "n_conversations",
+        "n_mirrored",
+        "pct_mirrored",
     ]
     assert list(read_csv(out / "invariance.csv")[0]) == ["value", "context", "cv", "n_categories"]
-    for name in ["ai_values__task_cluster", "human_values__ai_values", "ai_values__response_type",
-                 "human_values__response_type", "ai_values__model", "response_type__model"]:
+    for name in [
+        "ai_values__task_cluster",
+        "human_values__ai_values",
+        "ai_values__response_type",
+        "human_values__response_type",
+        "ai_values__model",
+        "response_type__model",
+    ]:
         cells = read_csv(out / "tables" / f"{name}.csv")
-        assert list(cells[0]) == ["row", "col", "observed", "expected", "adjusted_residual",
-                                  "significant"]
+        assert list(cells[0]) == [
+            "row",
+            "col",
+            "observed",
+            "expected",
+            "adjusted_residual",
+            "significant",
+        ]
         meta = json.loads((out / "tables" / f"{name}.json").read_text())
-        assert {"chi2", "dof", "p_value", "n", "threshold", "n_tests", "suppressed_cells"} <= set(meta)
+        assert {"chi2", "dof", "p_value", "n", "threshold", "n_tests", "suppressed_cells"} <= set(
+            meta
+        )
     # nothing is lost: every input row is analysed, excluded as not subjective, or rejected
     rejects = read_csv(out / "rejects.csv")
     assert len(rejects) == sum(o.rejected.values()) > 0
@@ -82,8 +113,17 @@ def test_falls_back_to_task_without_clusters(tmp_path):
     rows = make_rows(800, seed=2)
     t = to_table(rows).drop_columns(["task_cluster"])
     pq.write_table(t, tmp_path / "f.parquet")
-    p = run("analyze", str(tmp_path / "f.parquet"), "--out", str(tmp_path / "o"), "-q",
-            "--min-conversations", "1", "--min-users", "1")
+    p = run(
+        "analyze",
+        str(tmp_path / "f.parquet"),
+        "--out",
+        str(tmp_path / "o"),
+        "-q",
+        "--min-conversations",
+        "1",
+        "--min-users",
+        "1",
+    )
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "o" / "tables" / "ai_values__task.csv").exists()
     assert not (tmp_path / "o" / "tables" / "ai_values__task_cluster.csv").exists()
@@ -92,8 +132,17 @@ def test_falls_back_to_task_without_clusters(tmp_path):
 def test_custom_tables(tmp_path):
     rows = make_rows(500, seed=4)
     pq.write_table(to_table(rows), tmp_path / "f.parquet")
-    p = run("analyze", str(tmp_path / "f.parquet"), "--out", str(tmp_path / "o"), "-q",
-            "--table", "human_values:task", "--table", "model:task_cluster")
+    p = run(
+        "analyze",
+        str(tmp_path / "f.parquet"),
+        "--out",
+        str(tmp_path / "o"),
+        "-q",
+        "--table",
+        "human_values:task",
+        "--table",
+        "model:task_cluster",
+    )
     assert p.returncode == 0, p.stderr
     names = sorted(f.name for f in (tmp_path / "o" / "tables").glob("*.csv"))
     assert names == ["human_values__task.csv", "model__task_cluster.csv"]
@@ -124,13 +173,17 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, list[str]]]:
     pq.write_table(good.drop_columns(["ai_values"]), p)
     cases["missing column"] = (p, ["nocol.parquet", "ai_values"])
     p = tmp / "wrongtype.parquet"
-    t = good.set_column(good.schema.get_field_index("ai_values"), "ai_values",
-                        pa.array(["honesty"] * good.num_rows))
+    t = good.set_column(
+        good.schema.get_field_index("ai_values"), "ai_values", pa.array(["honesty"] * good.num_rows)
+    )
     pq.write_table(t, p)
     cases["string where a list belongs"] = (p, ["wrongtype.parquet", "ai_values", "list"])
     p = tmp / "intrt.parquet"
-    t = good.set_column(good.schema.get_field_index("response_type"), "response_type",
-                        pa.array(range(good.num_rows)))
+    t = good.set_column(
+        good.schema.get_field_index("response_type"),
+        "response_type",
+        pa.array(range(good.num_rows)),
+    )
     pq.write_table(t, p)
     cases["integer response_type"] = (p, ["intrt.parquet", "response_type"])
     d = tmp / "emptydir"
@@ -154,8 +207,15 @@ def test_bad_options_exit_2(tmp_path):
     pq.write_table(to_table(make_rows(10)), tmp_path / "f.parquet")
     p = run("analyze", str(tmp_path / "f.parquet"), "--table", "ai_values", "-q")
     assert p.returncode == 2 and "A:B" in p.stderr
-    p = run("analyze", str(tmp_path / "f.parquet"), "--table", "nosuch:ai_values", "-q",
-            "--out", str(tmp_path / "o"))
+    p = run(
+        "analyze",
+        str(tmp_path / "f.parquet"),
+        "--table",
+        "nosuch:ai_values",
+        "-q",
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert p.returncode == 2 and "nosuch" in p.stderr and "Traceback" not in p.stderr
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 from conftest import assert_same_result, make_rows, to_table
-
 from valuescope import Engine, SchemaError
 
 ROWS = make_rows(2000, seed=13, bad_rate=0.01)

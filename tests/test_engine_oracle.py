@@ -11,7 +11,6 @@ from conftest import make_rows, to_table
 from oracle import RESPONSE_TYPES, Oracle
 from statsmodels.stats.contingency_tables import Table
 from statsmodels.stats.proportion import proportions_ztest
-
 from valuescope import Engine, bonferroni_threshold, normalize
 
 MIN_C, MIN_U = 8, 4
@@ -162,9 +161,7 @@ def test_models_and_two_proportion_z(case):
     for m, d in models.items():
         rows = [x for x in o.analysed if m in x["model"]]
         assert d["n_conversations"] == len(rows)
-        assert math.isclose(
-            d["mean_ai_values"], sum(len(x["ai_values"]) for x in rows) / len(rows)
-        )
+        assert math.isclose(d["mean_ai_values"], sum(len(x["ai_values"]) for x in rows) / len(rows))
     cells = o.cells("response_type", "model")
     comp = [d for d in r["model_comparison"].to_pylist() if d["feature"] == "response_type"]
     assert comp
@@ -180,7 +177,17 @@ def test_models_and_two_proportion_z(case):
 
 @pytest.mark.parametrize(
     "raw",
-    ["  Honesty ", "Human\t\tAgency", "ｃｌａｒｉｔｙ", "ΟΔΟΣ", "a\u00a0b", "x\u2003 y", "İstanbul"],
+    [
+        "  Honesty ",
+        "Human\t\tAgency",
+        "ｃｌａｒｉｔｙ",
+        "ΟΔΟΣ",
+        "a\u00a0b",
+        "x\u2003 y",
+        "İstanbul",
+    ],
 )
 def test_normalize_matches_python(raw):
-    assert normalize(raw) == " ".join(__import__("unicodedata").normalize("NFKC", raw).lower().split())
+    assert normalize(raw) == " ".join(
+        __import__("unicodedata").normalize("NFKC", raw).lower().split()
+    )

@@ -72,7 +72,15 @@ def test_schema_error_names_column_not_values(tmp_path: Path):
     path = tmp_path / "bad.parquet"
     pq.write_table(t, path)
     proc = subprocess.run(
-        [sys.executable, "-m", "valuescope.cli", "analyze", str(path), "--out", str(tmp_path / "o")],
+        [
+            sys.executable,
+            "-m",
+            "valuescope.cli",
+            "analyze",
+            str(path),
+            "--out",
+            str(tmp_path / "o"),
+        ],
         capture_output=True,
         text=True,
     )

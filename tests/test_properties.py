@@ -9,7 +9,6 @@ import pytest
 from conftest import assert_same_result, make_rows, to_table
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from valuescope import Engine
 
 ENGINE_KW = {"min_conversations": 3, "min_users": 2}
