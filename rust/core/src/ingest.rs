@@ -13,8 +13,8 @@ use smallvec::SmallVec;
 use crate::engine::{Plan, Reject, AI, HUMAN, MODEL, RT};
 use crate::error::{EngineError, Result};
 use crate::state::{pack, ModelStats, State, EMPTY};
-use crate::users::Counter;
 use crate::users::{conversation_user_hash, user_hash};
+use crate::users::{Counter, UserId};
 
 const UNSET: u32 = u32::MAX - 1;
 
@@ -320,7 +320,7 @@ pub(crate) struct Ctx<'s> {
 /// can be counted on its own thread with no shared mutable state.
 #[derive(Clone, Default)]
 pub(crate) struct Resolved {
-    pub users: Vec<u64>,
+    pub users: Vec<UserId>,
     pub rts: Vec<u8>,
     offsets: Vec<Vec<u32>>,
     ids: Vec<Vec<u32>>,

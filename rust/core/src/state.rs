@@ -168,6 +168,22 @@ impl State {
         {
             return Err("string id out of range".into());
         }
+        let consistent = |c: &Counter| c.is_consistent();
+        if !self.keys.iter().all(|m| m.values().all(consistent))
+            || !self.tables.iter().all(|t| t.values().all(consistent))
+            || !self
+                .rt_all
+                .iter()
+                .chain(&self.rt_with_human)
+                .chain(&self.rt_mirrored)
+                .all(consistent)
+            || !self
+                .models
+                .values()
+                .all(|m| consistent(&m.with_ai) && consistent(&m.with_human))
+        {
+            return Err("a counter holds more users than conversations".into());
+        }
         Ok(())
     }
 
