@@ -26,6 +26,9 @@ const FIXED: [&str; 5] = [
     "ai_values_explicit",
 ];
 
+/// Index in DEFAULT_TABLES of `ai_values x task`, the fallback for `ai_values x task_cluster`.
+pub const RAW_TASK_TABLE: usize = 1;
+
 /// The design's default tables. Both task tables are kept; the report publishes the clustered
 /// one when it has data and falls back to raw tasks otherwise.
 pub const DEFAULT_TABLES: [(&str, &str); 7] = [
@@ -169,7 +172,8 @@ pub struct Engine {
 /// One independent piece of counting work for a batch: each owns a disjoint part of the state.
 enum Job<'a> {
     Keys(usize, &'a mut HashMap<u32, Counter>),
-    Table((usize, usize), &'a mut HashMap<u64, Counter>),
+    /// (columns crossed, a column whose non-empty rows are skipped), cells
+    Table((usize, usize), Option<usize>, &'a mut HashMap<u64, Counter>),
     Misc(Misc<'a>),
 }
 
@@ -217,11 +221,17 @@ impl Engine {
         let st = &mut self.state;
         let mut jobs: Vec<Job> = Vec::with_capacity(st.keys.len() + st.tables.len() + 1);
         jobs.extend(st.keys.iter_mut().enumerate().map(|(c, m)| Job::Keys(c, m)));
+        // The raw-task default table is only published when there are no task clusters, so
+        // rows that have a cluster need not be counted in it.
+        let skip = |t: usize| {
+            (self.plan.default_tables && t == RAW_TASK_TABLE).then_some(self.plan.tables[0].1)
+        };
         jobs.extend(
             st.tables
                 .iter_mut()
                 .zip(&self.plan.tables)
-                .map(|(m, &ab)| Job::Table(ab, m)),
+                .enumerate()
+                .map(|(t, (m, &ab))| Job::Table(ab, skip(t), m)),
         );
         jobs.push(Job::Misc(Misc {
             rt_all: &mut st.rt_all,
@@ -231,7 +241,7 @@ impl Engine {
         }));
         let run = |job: Job| match job {
             Job::Keys(c, m) => count_keys(m, res, c, cap),
-            Job::Table(ab, m) => count_table(m, res, ab, cap),
+            Job::Table(ab, skip, m) => count_table(m, res, ab, skip, cap),
             Job::Misc(m) => count_misc(m, res, cap),
         };
         if res.len() < PARALLEL_MIN_ROWS {

@@ -456,9 +456,13 @@ pub(crate) fn count_table(
     cells: &mut HashMap<u64, Counter>,
     res: &Resolved,
     (a, b): (usize, usize),
+    skip_if: Option<usize>,
     cap: u32,
 ) {
     for (r, &user) in res.users.iter().enumerate() {
+        if skip_if.is_some_and(|c| !res.row(c, r).is_empty()) {
+            continue;
+        }
         let (xs, ys) = (res.row(a, r), res.row(b, r));
         for &x in xs {
             for &y in ys {

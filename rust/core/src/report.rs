@@ -260,7 +260,7 @@ fn published_tables(plan: &Plan, st: &State) -> Vec<usize> {
         return all;
     }
     let clustered = 0;
-    let raw = 1;
+    let raw = crate::engine::RAW_TASK_TABLE;
     let drop = if st.tables[clustered].is_empty() && !st.tables[raw].is_empty() {
         clustered
     } else {
