@@ -107,7 +107,7 @@ def iter_unit_batches(
     unit: Unit, columns: Sequence[str], batch_size: int, skip_rows: int = 0
 ) -> Iterator[pa.RecordBatch]:
     """The unit's batches, the first `skip_rows` rows left out (for a resumed unit)."""
-    pf = open_parquet(Path(unit.path))
+    pf = open_parquet(Path(unit.path), dictionary=True)
     names = set(pf.schema_arrow.names)
     wanted = [c for c in columns if c in names]
     if unit.row_groups is None:
