@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from valuescope import __version__
+from valuescope.cli_options import statistics_options
 from valuescope.errors import UserError
 
 
@@ -42,27 +43,7 @@ def main() -> None:
     show_default=True,
     help="Directory for the analysis files.",
 )
-@click.option(
-    "--min-conversations",
-    type=click.IntRange(min=1),
-    default=15,
-    show_default=True,
-    help="Privacy: publish a figure only if it describes at least this many conversations...",
-)
-@click.option(
-    "--min-users",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="...from at least this many distinct users.",
-)
-@click.option(
-    "--alpha",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.05,
-    show_default=True,
-    help="Family-wise error rate for the Bonferroni threshold.",
-)
+@statistics_options
 @click.option(
     "--n-tests",
     type=click.IntRange(min=1),

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from valuescope.cli_extract import extract_from_cli, extract_options, split_extract_kwargs
+from valuescope.cli_options import statistics_options
 
 
 @click.command("run")
@@ -23,27 +24,7 @@ from valuescope.cli_extract import extract_from_cli, extract_options, split_extr
     show_default=True,
     help="Directory for features.parquet, analysis/ (with taxonomy/) and the report.",
 )
-@click.option(
-    "--min-conversations",
-    type=click.IntRange(min=1),
-    default=15,
-    show_default=True,
-    help="Privacy: every figure describes at least this many conversations...",
-)
-@click.option(
-    "--min-users",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="...from at least this many distinct users.",
-)
-@click.option(
-    "--alpha",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.05,
-    show_default=True,
-    help="Family-wise error rate (Bonferroni).",
-)
+@statistics_options
 @click.option(
     "--levels",
     default="auto",

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from valuescope.cli_options import privacy_options
+
 
 @click.command("taxonomy")
 @click.argument("features", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -46,8 +48,7 @@ import click
 )
 @click.option("--namer-model", default=None, help="Model for --namer.")
 @click.option("--namer-url", default=None, help="Base URL for --namer (default: the provider's).")
-@click.option("--min-conversations", type=click.IntRange(min=1), default=15, show_default=True)
-@click.option("--min-users", type=click.IntRange(min=1), default=10, show_default=True)
+@privacy_options
 @click.option(
     "--weighted/--unweighted",
     default=False,

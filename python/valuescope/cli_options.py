@@ -1,0 +1,42 @@
+"""Options shared by several commands, defined once so that their defaults and help agree."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., object])
+
+min_conversations_option = click.option(
+    "--min-conversations",
+    type=click.IntRange(min=1),
+    default=15,
+    show_default=True,
+    help="Privacy: publish a figure only if it describes at least this many conversations...",
+)
+min_users_option = click.option(
+    "--min-users",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="...from at least this many distinct users.",
+)
+alpha_option = click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Family-wise error rate for the Bonferroni threshold.",
+)
+
+
+def privacy_options(func: F) -> F:
+    """--min-conversations and --min-users: Clio's aggregation rule."""
+    return min_conversations_option(min_users_option(func))
+
+
+def statistics_options(func: F) -> F:
+    """The privacy rule and the significance level."""
+    return privacy_options(alpha_option(func))
