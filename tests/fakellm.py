@@ -10,7 +10,7 @@ Actions: ok, 429, 429ra (Retry-After: 1), 408, 500, 503, 529, 400, 400echo (key 
 permanent error), 401echo (key echoed in a 401), timeout (answers after ``slow_seconds``), drop
 (closes the connection), badjson, fenced, prose (JSON inside prose and a trailing comma), length
 (cut-off JSON with finish_reason length), badenum, pii (identifying strings in the answer),
-objective (subjective false).
+objective (subjective false), marker (a rare marker value among the AI values).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+MARKER_VALUE = "zqx rare marker value"
 FAULT = re.compile(r"\[\[fault:([a-z0-9,]+)\]\]")
 
 
@@ -30,10 +31,13 @@ def good_features(action: str) -> dict[str, Any]:
     task = "help plan a difficult conversation with a colleague"
     if action == "pii":
         task = "mail jane.doe@example.com, call +1 (555) 123-4567, see https://ex.com/x 1234567"
+    ai_values = ["honesty", "empathy", "  honesty ", "professionalism"]
+    if action == "marker":  # a rare value the privacy rule must keep out of every figure
+        ai_values = [*ai_values, MARKER_VALUE]
     return {
         "subjective": action != "objective",
         "task": task,
-        "ai_values": ["honesty", "empathy", "  honesty ", "professionalism"],
+        "ai_values": ai_values,
         "ai_values_explicit": ["honesty"],
         "human_values": ["fairness"] if action != "pii" else ["privacy at jane@example.org"],
         "response_type": "mild support",

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakellm import FakeLLM
+from fakellm import MARKER_VALUE, FakeLLM
 
 KEY = "sk-test-RUNSECRET-0123456789abcdef"
 PII = ["jane.doe@example.com", "+1 (555) 123-4567"]
@@ -32,6 +32,8 @@ def write_chats(path: Path, n: int) -> None:
                 text += f" Reach me at {PII[0]} or {PII[1]}. [[fault:pii]]"
             if i % 7 == 0:
                 text += " [[fault:429ra,ok]]"
+            if i in (1, 2):  # two conversations, below the thresholds: never published
+                text += " [[fault:marker]]"
             rec = {
                 "id": f"conv-{i}",
                 "user_id": f"user-{i % 30}",
@@ -72,5 +74,13 @@ def test_run_end_to_end(fake: FakeLLM, tmp_path: Path):
         blob = p.read_bytes()
         for needle in [*PII, KEY]:
             assert needle.encode() not in blob, f"{needle} in {p}"
-    for needle in [*PII, KEY]:
+    for needle in [*PII, KEY, MARKER_VALUE]:
         assert needle not in proc.stdout + proc.stderr
+    # The marker reached the extracted features and the answer cache (raw data, like the input)
+    # and nothing past the privacy rule: no analysis file, cluster name or report.
+    raw = {out / "features.parquet", analysis / "taxonomy" / "features_clustered.parquet"}
+    assert MARKER_VALUE.encode() in (out / "features.parquet").read_bytes()
+    published = [p for p in written if p not in raw and ".valuescope-cache" not in p.parts]
+    assert any(p.name == "report.html" for p in published)
+    for p in published:
+        assert MARKER_VALUE.encode() not in p.read_bytes(), f"marker in {p}"
