@@ -51,14 +51,18 @@ impl Counter {
         self.n > 0 && self.users.is_empty()
     }
 
+    /// Adds an id to an unsaturated set; true when that saturates it (the set is emptied, and
+    /// must not be inserted into again).
     #[inline]
-    fn insert(&mut self, user: UserId, cap: u32) {
+    fn insert(&mut self, user: UserId, cap: u32) -> bool {
         if !self.users.contains(&user) {
             self.users.push(user);
             if self.users.len() >= cap as usize {
                 self.users = SmallVec::new();
+                return true;
             }
         }
+        false
     }
 
     #[inline]
@@ -77,7 +81,9 @@ impl Counter {
             self.users = SmallVec::new();
         } else {
             for &u in &other.users {
-                self.insert(u, cap);
+                if self.insert(u, cap) {
+                    break;
+                }
             }
         }
     }
@@ -138,6 +144,17 @@ mod tests {
         let mut empty = Counter::default();
         empty.merge(&Counter::default(), 10);
         assert_eq!((empty.n, empty.users(10)), (0, 0));
+    }
+
+    #[test]
+    fn merge_that_saturates_midway_stays_saturated() {
+        // the bug this guards against: ids inserted after the set had been emptied at the cap
+        let (mut a, mut b) = (Counter::default(), Counter::default());
+        (0..2).for_each(|u| a.add(u, 3));
+        (10..14).take(2).for_each(|u| b.add(u, 3));
+        a.merge(&b, 3);
+        assert_eq!((a.n, a.users(3)), (4, 3));
+        assert!(a.saturated());
     }
 
     #[test]
