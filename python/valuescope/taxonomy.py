@@ -91,7 +91,7 @@ def kmeans_labels(
     km = MiniBatchKMeans(
         n_clusters=k,
         batch_size=min(len(x), 4096),  # small inputs: full batches, steadier than 1,024-row ones
-        n_init=3,
+        n_init=10 if len(x) <= 5_000 else 3,  # small levels: more restarts cost little
         max_iter=300,
         random_state=seed,
     )
