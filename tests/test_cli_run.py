@@ -65,6 +65,8 @@ def test_run_end_to_end(fake: FakeLLM, tmp_path: Path):
         assert (analysis / name).is_file(), name
     summary = json.loads((analysis / "summary.json").read_text())
     assert summary["n_conversations"] == 60
+    assert summary["extraction"] == {"model": "openai:fake-model", "prompt_version": "v1"}
+    assert "openai:fake-model" in (analysis / "report.md").read_text()
     ai = (analysis / "ai_values.csv").read_text()
     assert "honesty" in ai and "empathy" in ai
     # the analysis crossed values with the task clusters the taxonomy made

@@ -88,7 +88,34 @@ def run_command(conversations: tuple[str, ...], out: Path, **kw: Any) -> None:
             progress=ext.get("progress", True),
         ),
     )
+    _record_extraction(analysis, features)
     click.echo("4/4 writing the report", err=True)
     html, md = write_report(analysis)
     s = rep.summary
     click.echo(f"analysed {s['n_conversations']:,} conversations; report: {html} (and {md.name})")
+
+
+def _record_extraction(analysis: Path, features: Path) -> None:
+    """Adds the extraction model and prompt version (from the features' own columns) to
+    summary.json, for the report's method section."""
+    import json
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from valuescope.atomic import write_text
+
+    cols = [
+        c for c in ("extraction_model", "prompt_version") if c in pq.read_schema(features).names
+    ]
+    if not cols:
+        return
+    table = pq.read_table(features, columns=cols)
+    found = {c: sorted(v for v in pc.unique(table[c]).to_pylist() if v) for c in cols}
+    path = analysis / "summary.json"
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    summary["extraction"] = {
+        "model": ", ".join(found.get("extraction_model", [])) or None,
+        "prompt_version": ", ".join(found.get("prompt_version", [])) or None,
+    }
+    write_text(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
