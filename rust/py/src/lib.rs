@@ -56,6 +56,36 @@ fn rejects_table(rejects: Vec<Reject>) -> RecordBatch {
         .expect("equal lengths")
 }
 
+/// arrow-rs imports C-interface arrays without checking them, and the engine reads strings
+/// without re-checking them: offsets past the end of a buffer or bytes that are not UTF-8 (easy to
+/// make with pyarrow's `Array.from_buffers`) would be read out of bounds. Every column is checked
+/// in full before the engine sees it; the error names the column and a position, never a value.
+fn check_arrow_data(batch: &RecordBatch) -> PyResult<()> {
+    let schema = batch.schema();
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        column.to_data().validate_full().map_err(|e| {
+            PyValueError::new_err(format!(
+                "column '{}' holds malformed Arrow data: {e}",
+                field.name()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// An integer setting from 0 to `max`, or a ValueError that names it (pyo3's own conversion to
+/// an unsigned type raises OverflowError without saying which argument was wrong).
+fn int_option(name: &str, value: i128, max: u64) -> PyResult<u64> {
+    u64::try_from(value)
+        .ok()
+        .filter(|v| *v <= max)
+        .ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "invalid configuration: {name} must be an integer from 0 to {max}, got {value}"
+            ))
+        })
+}
+
 #[pyclass(module = "valuescope._core", name = "Engine")]
 struct PyEngine {
     inner: Engine,
@@ -67,17 +97,19 @@ impl PyEngine {
     #[pyo3(signature = (tables=None, min_conversations=15, min_users=10, alpha=0.05, n_tests=None))]
     fn new(
         tables: Option<Vec<(String, String)>>,
-        min_conversations: u64,
-        min_users: u32,
+        min_conversations: i128,
+        min_users: i128,
         alpha: f64,
-        n_tests: Option<u64>,
+        n_tests: Option<i128>,
     ) -> PyResult<Self> {
         let config = EngineConfig {
             tables,
-            min_conversations,
-            min_users,
+            min_conversations: int_option("min_conversations", min_conversations, u64::MAX)?,
+            min_users: int_option("min_users", min_users, u32::MAX.into())? as u32,
             alpha,
-            n_tests,
+            n_tests: n_tests
+                .map(|n| int_option("n_tests", n, u64::MAX))
+                .transpose()?,
         };
         Ok(PyEngine {
             inner: Engine::new(config).map_err(to_py)?,
@@ -97,6 +129,7 @@ impl PyEngine {
             let mut all = Vec::new();
             for batch in reader {
                 let batch = batch.map_err(|e| PyValueError::new_err(e.to_string()))?;
+                check_arrow_data(&batch)?;
                 let rows = batch.num_rows() as u64;
                 for mut r in engine.update(&batch).map_err(to_py)? {
                     r.row += offset;
