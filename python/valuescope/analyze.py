@@ -18,8 +18,14 @@ from valuescope._core import Engine, SchemaError
 from valuescope.atomic import atomic_open
 from valuescope.checkpoint import Checkpointer, Position, fingerprint
 from valuescope.errors import UserError
-from valuescope.features import SCHEMA_COLUMNS, count_rows, expand_paths, iter_batches
-from valuescope.output import write_analysis
+from valuescope.features import (
+    SCHEMA_COLUMNS,
+    check_columns,
+    count_rows,
+    expand_paths,
+    iter_batches,
+)
+from valuescope.output import line_terminator, write_analysis
 from valuescope.parallel import (
     Unit,
     default_jobs,
@@ -105,6 +111,9 @@ def feed_files(
                     rejects = engine.update(batch)
                 except SchemaError as exc:
                     raise UserError(f"{path}: {exc}") from None
+                except ValueError as exc:  # data the Parquet reader let through (not UTF-8)
+                    last = offset + batch.num_rows - 1
+                    raise UserError(f"{path}: rows {offset}-{last}: {exc}") from None
                 if rejects.num_rows:
                     for r in rejects.to_pylist():
                         on_reject(path, offset + r["row"], r["conversation_id"], r["reason"])
@@ -121,8 +130,10 @@ class RejectsWriter:
             self.write([REJECTS_HEADER])
 
     def write(self, rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        has_cr = any(isinstance(c, str) and "\r" in c for row in rows for c in row)
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(rows)
+        csv.writer(buf, lineterminator=line_terminator(has_cr)).writerows(rows)
         if buf.tell():
             self.fh.write(buf.getvalue().encode("utf-8"))
 
@@ -209,6 +220,7 @@ def analyze_files(
     out = Path(out)
     files = expand_paths(paths)
     engine = make_engine(opts)  # checks the settings before any work
+    check_columns(files, opts.tables)
     if opts.jobs is not None and opts.jobs < 1:
         raise UserError(f"--jobs {opts.jobs}: expected at least 1")
     total = count_rows(files)

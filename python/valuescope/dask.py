@@ -25,7 +25,7 @@ import pyarrow as pa
 from valuescope.analyze import AnalyzeOptions, AnalyzeReport, RejectsWriter
 from valuescope.atomic import atomic_open
 from valuescope.errors import UserError
-from valuescope.features import count_rows, expand_paths
+from valuescope.features import check_columns, count_rows, expand_paths
 from valuescope.output import write_analysis
 from valuescope.parallel import (
     Unit,
@@ -140,6 +140,7 @@ def analyze(
     else:
         paths = [data] if isinstance(data, str | os.PathLike) else list(data)
         files = expand_paths(paths)
+        check_columns(files, opts.tables)
         total = count_rows(files)
         units: Sequence[Unit] = [
             dataclasses.replace(u, path=str(Path(u.path).resolve()), label=u.path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -68,6 +68,32 @@ def open_parquet(path: Path, dictionary: bool = False) -> pq.ParquetFile:
         raise UserError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
 
 
+def check_columns(files: Iterable[Path], tables: Sequence[tuple[str, str]] | None = None) -> None:
+    """Refuses, before any work, a file whose columns the engine would refuse (missing or of
+    the wrong type), naming the file and the column. The engine checks the columns of every
+    batch it reads, but a file without rows gives it no batch: without this check a zero-row
+    file with the wrong columns would pass unnoticed. The check is the engine's own, on one
+    all-null row built from the file's schema."""
+    from valuescope._core import Engine, SchemaError
+
+    wanted = list(SCHEMA_COLUMNS)
+    for a, b in tables or []:
+        wanted += [c for c in (a, b) if c not in wanted]
+    for path in files:
+        schema = open_parquet(path).schema_arrow
+        fields = [schema.field(c).with_nullable(True) for c in wanted if c in schema.names]
+        try:
+            probe = pa.RecordBatch.from_arrays(
+                [pa.nulls(1, f.type) for f in fields], schema=pa.schema(fields)
+            )
+        except (pa.ArrowException, TypeError, ValueError):
+            continue  # a type pyarrow cannot fill with nulls; the batches are checked anyway
+        try:
+            Engine(tables=tables, min_conversations=1, min_users=1).update(probe)
+        except SchemaError as exc:
+            raise UserError(f"{path}: {exc}") from None
+
+
 def count_rows(files: Iterable[Path]) -> int:
     return sum(open_parquet(f).metadata.num_rows for f in files)
 
@@ -87,7 +113,9 @@ def iter_batches(
 _DONE = object()
 
 
-def _prefetch(it: Iterator[pa.RecordBatch], path: Path, depth: int = 2) -> Iterator:
+def _prefetch(
+    it: Iterator[pa.RecordBatch], path: Path, depth: int = 2, first_row: int = 0
+) -> Iterator:
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -102,13 +130,16 @@ def _prefetch(it: Iterator[pa.RecordBatch], path: Path, depth: int = 2) -> Itera
         return False
 
     def produce() -> None:
+        row = first_row
         try:
             for b in it:
                 if not offer(b):
                     return
+                row += b.num_rows
             offer(_DONE)
         except (pa.ArrowException, OSError) as exc:
-            offer(UserError(f"{path}: cannot read Parquet data ({_first_line(exc)})"))
+            why = _first_line(exc)
+            offer(UserError(f"{path}: cannot read Parquet data at or after row {row} ({why})"))
 
     t = threading.Thread(target=produce, daemon=True)
     t.start()

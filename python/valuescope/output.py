@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from valuescope.atomic import write_text
 
@@ -42,10 +43,23 @@ def _column_text(col: pa.ChunkedArray) -> list[Any]:
     return ["" if v is None else v for v in values]
 
 
+def line_terminator(has_cr: bool) -> str:
+    """Python's csv writer quotes a field that holds its line terminator but not one that holds
+    a lone carriage return, which a reader then takes for a line break. Files are written with
+    "\n"; a file with a carriage return in some field gets "\r\n", so that the field is quoted."""
+    return "\r\n" if has_cr else "\n"
+
+
+def _holds_cr(col: pa.ChunkedArray) -> bool:
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return False
+    return bool(pc.any(pc.match_substring(col, "\r")).as_py())
+
+
 def csv_text(table: pa.Table, columns: Sequence[str] | None = None) -> str:
     cols = list(columns) if columns is not None else table.column_names
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv.writer(buf, lineterminator=line_terminator(any(_holds_cr(table[c]) for c in cols)))
     w.writerow(cols)
     w.writerows(zip(*(_column_text(table.column(c)) for c in cols), strict=True))
     return buf.getvalue()

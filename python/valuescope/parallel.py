@@ -114,7 +114,7 @@ def iter_unit_batches(
         it = pf.iter_batches(batch_size=batch_size, columns=wanted)
     else:
         it = pf.iter_batches(batch_size=batch_size, columns=wanted, row_groups=unit.row_groups)
-    for batch in _prefetch(it, Path(unit.path)):
+    for batch in _prefetch(it, Path(unit.path), first_row=unit.first_row):
         if skip_rows >= batch.num_rows:
             skip_rows -= batch.num_rows
             continue
@@ -155,6 +155,9 @@ def feed_unit(engine, unit: Unit, opts: Any, skip_rows: int = 0) -> Iterator[tup
             rej = engine.update(batch)
         except SchemaError as exc:
             raise UserError(f"{name}: {exc}") from None
+        except ValueError as exc:  # data the Parquet reader let through unchecked (not UTF-8)
+            last = offset + batch.num_rows - 1
+            raise UserError(f"{name}: rows {offset}-{last}: {exc}") from None
         rejects = (
             [(name, offset + r["row"], r["conversation_id"], r["reason"]) for r in rej.to_pylist()]
             if rej.num_rows
