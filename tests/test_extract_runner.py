@@ -359,7 +359,8 @@ def test_wildchat_style_parquet_input(fake: FakeLLM, tmp_path: Path) -> None:
                 [
                     [{"role": "user", "content": "Is lying ever okay?", "turn": 1},
                      {"role": "assistant", "content": "Sometimes, to protect...", "turn": 1}],
-                    [{"role": "user", "content": "Sort this list [[fault:503]]", "turn": 1}],
+                    [{"role": "user", "content": "Sort this list [[fault:503]]", "turn": 1},
+                     {"role": "assistant", "content": "1, 2, 3", "turn": 1}],
                     [],
                 ],
                 type=pa.list_(turn),

@@ -73,7 +73,10 @@ def test_reads_every_format_and_maps_fields(tmp_path: Path) -> None:
                 "conversation_hash": "c",
                 "hashed_ip": "ip9",
                 "model": "gpt-4",
-                "conversation": [{"role": "user", "content": "x"}],
+                "conversation": [
+                    {"role": "user", "content": "x"},
+                    {"role": "assistant", "content": "y"},
+                ],
             },
             {"conversation_id": 7, "transcript": "User: hi\nAI: hello"},
         ],
@@ -93,7 +96,14 @@ def test_named_format_and_custom_fields(tmp_path: Path) -> None:
     path = tmp_path / "x.jsonl"
     _write_jsonl(
         path,
-        [{"cid": "k1", "who": "u", "llm": "m", "messages": [{"role": "user", "content": "hi"}]}],
+        [
+            {
+                "cid": "k1",
+                "who": "u",
+                "llm": "m",
+                "messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "yo"}],
+            }
+        ],
     )
     (conv,) = read_conversations(
         [str(path)], "openai", FieldMap(id_field="cid", user_field="who", model_field="llm")
@@ -106,7 +116,10 @@ def test_named_format_and_custom_fields(tmp_path: Path) -> None:
 
 def test_malformed_records_are_rejected_with_line_and_reading_goes_on(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
-    ok = {"id": "ok", "messages": [{"role": "user", "content": "hi"}]}
+    ok = {
+        "id": "ok",
+        "messages": [{"role": "user", "content": "hi"}, {"role": "ai", "content": "a"}],
+    }
     _write_jsonl(
         path,
         [
@@ -116,13 +129,15 @@ def test_malformed_records_are_rejected_with_line_and_reading_goes_on(tmp_path: 
             json.dumps({"id": "e", "messages": [{"role": "user", "content": "  "}]}),
             json.dumps({"id": "t", "messages": "hello"}),
             json.dumps({"id": "r", "messages": [{"content": "no role"}]}),
+            json.dumps({"id": "u", "messages": [{"role": "user", "content": "anyone?"}]}),
             json.dumps(ok),
             json.dumps(ok),
         ],
     )
     items = list(read_conversations([str(path)]))
     rejected = [i for i in items if isinstance(i, Rejected)]
-    assert [r.line for r in rejected] == [1, 2, 3, 4, 5, 6, 8]
+    assert [r.line for r in rejected] == [1, 2, 3, 4, 5, 6, 7, 9]
+    assert rejected[6].reason == "no assistant turn with text"
     assert "invalid JSON" in rejected[0].reason
     assert "unknown conversation format" in rejected[2].reason
     assert rejected[2].conversation_id == "n"
@@ -301,7 +316,13 @@ def test_json_array_files_are_read_with_array_positions(tmp_path: Path) -> None:
     path.write_text(
         json.dumps(
             [
-                {"id": "s1", "conversations": [{"from": "human", "value": "hi"}]},
+                {
+                    "id": "s1",
+                    "conversations": [
+                        {"from": "human", "value": "hi"},
+                        {"from": "gpt", "value": "yo"},
+                    ],
+                },
                 {"id": "s2", "conversations": "oops"},
             ]
         )

@@ -41,6 +41,9 @@ _SHAREGPT_ROLES = {
     "bard": "assistant",
     "assistant": "assistant",
     "model": "assistant",
+    "ai": "assistant",
+    "bot": "assistant",
+    "chatbot": "assistant",
     "system": "system",
 }
 
@@ -157,6 +160,9 @@ def _turns(value: Any, fmt: str) -> list[Message]:
         out.append(Message(role, _text(content, f"'{key}'[{i}]")))
     if not any(m.content.strip() for m in out):
         raise RecordError("conversation has no text")
+    if not any(m.role == "assistant" and m.content.strip() for m in out):
+        # the features describe the AI's response: without one there is nothing to extract
+        raise RecordError("no assistant turn with text")
     return out
 
 
@@ -236,10 +242,32 @@ def _parquet(path: str) -> Iterator[tuple[int, Any, str | None]]:
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
     row = 0
-    for batch in pf.iter_batches(batch_size=1024):
-        for rec in batch.to_pylist():
-            yield row, rec, None
+    batches = pf.iter_batches(batch_size=1024)
+    while True:
+        try:
+            batch = next(batches, None)
+        except Exception as exc:  # a damaged page: the rows from here on cannot be read
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InputError(
+                f"{path}: cannot read Parquet data at or after row {row} ({first})"
+            ) from None
+        if batch is None:
+            return
+        try:
+            records = batch.to_pylist()
+        except UnicodeDecodeError:  # Parquet readers do not check UTF-8: find the bad rows
+            records = None
+        for i in range(batch.num_rows):
+            rec, err = (records[i], None) if records is not None else _one_row(batch, i)
+            yield row, rec, err
             row += 1
+
+
+def _one_row(batch: Any, i: int) -> tuple[Any, str | None]:
+    try:
+        return batch.slice(i, 1).to_pylist()[0], None
+    except UnicodeDecodeError:
+        return None, "row is not valid UTF-8"
 
 
 def count_records(path: str) -> int | None:
@@ -266,6 +294,8 @@ def check_inputs(paths: Iterable[str]) -> None:
     for path in paths:
         if not os.path.isfile(path):
             raise InputError(f"{path}: no such file")
+        if os.path.getsize(path) == 0:
+            raise InputError(f"{path}: empty file (0 bytes)")
         if not (_is_parquet(path) or path.lower().endswith(_JSONL_EXT)):
             raise InputError(f"{path}: unknown file type (expected .jsonl, .ndjson or .parquet)")
 
