@@ -13,6 +13,7 @@ import click
 import pytest
 import valuescope
 from click.testing import CliRunner
+from conftest import make_rows
 from test_report_support import (
     COMMON_MARKER,
     DOLLAR_PROBE,
@@ -211,3 +212,15 @@ def test_same_analysis_same_bytes(analysis, tmp_path):
     first = [p.read_bytes() for p in write_report(d)]
     second = [p.read_bytes() for p in write_report(d)]
     assert first == second  # no dates or random ids: reports can be diffed and cached
+
+
+def test_a_single_task_cluster_leaves_out_its_heatmap(tmp_path):
+    """With one task cluster the values x task table has one column and no residual is defined:
+    the heatmap falls back to human x AI values instead of failing on an empty matrix."""
+    rows = make_rows(3000, seed=4)
+    for r in rows:
+        r["task_cluster"] = r["task"] = "everyday advice"
+    html_path, md_path = write_report(build_analysis(tmp_path, rows=rows))
+    assert h2(html_path.read_text()) == list(TITLES.values())
+    assoc = md_path.read_text().split("## Associations", 1)[1].split("\n## ", 1)[0]
+    assert "strongest cells of human_values__ai_values" in assoc

@@ -164,9 +164,12 @@ def associations(a: Analysis) -> Section:
                 "them far more than chance (largest significant adjusted residuals; the AI "
                 "echoing the same value is shown under Mirroring).",
             )
-    heat_src = task if task is not None and task.cells.num_rows else hv
-    if heat_src is not None and heat_src.cells.num_rows:
+    for heat_src in (task, hv):
+        if heat_src is None or not heat_src.cells.num_rows:
+            continue
         rows, cols, m, sig = _heat(heat_src)
+        if not rows or not cols:
+            continue  # one row or one column (a single task cluster): no residual is defined
         s.figure(
             fg.heatmap(
                 rows,
@@ -181,6 +184,7 @@ def associations(a: Analysis) -> Section:
             "than expected, blue: less; grey: not reported; colours log-scaled beyond the "
             "threshold when residuals run into the hundreds).",
         )
+        break
     s.table(
         Table(
             "Chi-square tests of every table",
