@@ -1,15 +1,16 @@
-"""Write the features Parquet and the rejects JSONL atomically (temp file, then os.replace)."""
+"""Write the features Parquet and the rejects JSONL atomically (temporary file, flushed to disk,
+then renamed over the target)."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from valuescope.atomic import atomic_open
 
 _STR_LIST = pa.list_(pa.string())
 FEATURES_SCHEMA = pa.schema(
@@ -32,33 +33,13 @@ FEATURES_SCHEMA = pa.schema(
 )
 
 
-def _tmp_beside(path: str, suffix: str) -> tuple[int, str]:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=folder)
-
-
 def write_features(path: str, rows: list[dict[str, Any]]) -> None:
     table = pa.Table.from_pylist(rows, schema=FEATURES_SCHEMA)
-    fd, tmp = _tmp_beside(path, ".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as fh:
+        pq.write_table(table, fh)
 
 
 def write_rejects(path: str, rejects: Iterable[dict[str, Any]]) -> None:
-    fd, tmp = _tmp_beside(path, ".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for rec in rejects:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        for rec in rejects:
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
