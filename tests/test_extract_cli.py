@@ -211,3 +211,37 @@ def test_extract_options_compose_into_a_pipeline_command(fake: FakeLLM, tmp_path
     assert result.exit_code == 0, result.output
     assert seen["summary"].done == 4 and seen["rest"] == {"min_users": 1}
     assert seen["result"]["summary"]["n_conversations"] == 4
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_401_echoing_the_key_is_reported_without_it(
+    fake: FakeLLM, tmp_path: Path, provider: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both providers' key headers: the server puts the key it was sent in its 401 message."""
+    src = tmp_path / "c.jsonl"
+    write_conversations(src, ["", "", ""])
+    fake.default_actions = ["401echo"] * 5  # attempts are counted per conversation
+    out = tmp_path / "f.parquet"
+    base = fake.url + ("/v1" if provider == "openai" else "")
+    p = run(cmd(src, out, "--provider", provider, "--base-url", base))
+    assert p.returncode == 3, p.stderr
+    assert "authentication refused (HTTP 401)" in p.stderr
+    assert "Traceback" not in p.stderr
+    statuses = [r["status"] for r in fake.requests()]
+    assert statuses and set(statuses) == {401}  # every request refused, the key echoed
+    files = [f for f in tmp_path.rglob("*") if f.is_file()]
+    assert {f.name for f in files} >= {"f.parquet", "f.parquet.rejects.jsonl"}
+    for secret in (KEY, KEY[:12], KEY[-8:]):
+        assert secret not in p.stdout + p.stderr
+        for f in files:
+            assert secret.encode() not in f.read_bytes(), f
+    # in process: the summary a Python caller gets, and its repr
+    from valuescope.extract import ExtractOptions, run_extract
+
+    monkeypatch.setenv("OPENAI_API_KEY" if provider == "openai" else "ANTHROPIC_API_KEY", KEY)
+    opts = ExtractOptions(provider=provider, model="m", base_url=base, progress=False,
+                          cache_dir=str(tmp_path / "cache2"))  # fmt: skip
+    summary = run_extract([str(src)], str(tmp_path / "g.parquet"), opts)
+    assert summary.stopped and summary.failed == 3
+    for secret in (KEY, KEY[:12], KEY[-8:]):
+        assert secret not in repr(summary) and secret not in str(summary.stopped)
