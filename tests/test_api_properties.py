@@ -482,6 +482,35 @@ def test_malformed_arrow_buffers_are_refused_not_read(tmp_path):
         assert "refused:" in line and f"column '{column}'" in line, line
 
 
+def test_ten_megabyte_strings_in_every_column():
+    big = "v" * 10_000_000
+    rows = [
+        {"conversation_id": big + str(i), "user_id": big, "model": big, "task": big,
+         "task_cluster": big, "ai_values": [big, "honesty"], "ai_values_explicit": [big],
+         "human_values": [big], "response_type": "Reframing"}
+        for i in range(3)
+    ]  # fmt: skip
+    engine = Engine(min_conversations=1, min_users=1)
+    status, rejects = call_engine(engine.update, pa.Table.from_pylist(rows))
+    assert status == "ok" and rejects.num_rows == 0
+    counts = {r["value"]: r["n_conversations"] for r in engine.result()["ai_values"].to_pylist()}
+    assert counts == {big: 3, "honesty": 3}
+
+
+@QUICK
+@given(alpha=st.floats(0, 1) | st.floats(), n_tests=st.integers(-5, 10**12))
+def test_bonferroni_threshold_is_the_normal_quantile(alpha, n_tests):
+    from scipy.stats import norm
+    from valuescope import bonferroni_threshold
+
+    status, z = call_engine(bonferroni_threshold, alpha, n_tests)
+    if not (0 < alpha < 1 and n_tests >= 1):
+        assert status == "error"
+        return
+    want = norm.isf(alpha / (2 * n_tests))
+    assert status == "ok" and math.isclose(z, want, rel_tol=1e-9, abs_tol=1e-9), (z, want)
+
+
 # --- Engine options --------------------------------------------------------------------------
 
 U64, U32 = 2**64 - 1, 2**32 - 1

@@ -248,9 +248,10 @@ fn normalize(value: &str) -> String {
 
 /// Two-sided Bonferroni threshold Phi^-1(1 - alpha / (2 m)).
 #[pyfunction]
-fn bonferroni_threshold(alpha: f64, n_tests: u64) -> PyResult<f64> {
-    valuescope_core::stats::bonferroni_threshold(alpha, n_tests)
-        .ok_or_else(|| PyValueError::new_err("need 0 < alpha < 1 and n_tests >= 1"))
+fn bonferroni_threshold(alpha: f64, n_tests: i128) -> PyResult<f64> {
+    let refuse = || PyValueError::new_err("need 0 < alpha < 1 and n_tests >= 1");
+    let n_tests = u64::try_from(n_tests).map_err(|_| refuse())?;
+    valuescope_core::stats::bonferroni_threshold(alpha, n_tests).ok_or_else(refuse)
 }
 
 #[pymodule]
