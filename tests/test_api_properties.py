@@ -614,6 +614,40 @@ def test_kmeans_fits_or_refuses_with_value_error(data, k, seed, weights):
     assert status == "error" and "features" in str(out)
 
 
+COUNT = st.integers(-3, 50) | st.integers(-(2**70), 2**70)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    n_clusters=COUNT,
+    max_iter=COUNT,
+    batch_size=COUNT,
+    random_state=st.none() | COUNT,
+    init_size=st.none() | COUNT,
+    max_no_improvement=st.none() | COUNT,
+    via_set_params=st.booleans(),
+)
+def test_kmeans_parameters_are_checked(via_set_params, **params):
+    valid = (
+        all(1 <= params[k] <= U64 for k in ("n_clusters", "max_iter", "batch_size"))
+        and (params["random_state"] is None or 0 <= params["random_state"] <= U64)
+        and (params["init_size"] is None or 1 <= params["init_size"] <= U64)
+        and (params["max_no_improvement"] is None or 0 <= params["max_no_improvement"] <= U64)
+    )
+    if via_set_params:
+        km = MiniBatchKMeans()
+        before = km.get_params()
+        status, out = call_engine(lambda: km.set_params(**params))
+        if status == "error":  # a refused change leaves every parameter as it was
+            assert km.get_params() == before
+    else:
+        status, out = call_engine(lambda: MiniBatchKMeans(**params))
+    assert status == ("ok" if valid else "error"), (params, out)
+    if valid:
+        got = out.get_params()
+        assert {k: got[k] for k in params} == params
+
+
 # --- CSV output ------------------------------------------------------------------------------
 
 # the characters CSV treats specially come up often, alone and together

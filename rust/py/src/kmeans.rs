@@ -209,15 +209,15 @@ impl PyMiniBatchKMeans {
     fn set_param(&mut self, key: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
         let c = &mut self.config;
         match key {
-            "n_clusters" => c.n_clusters = v.extract()?,
+            "n_clusters" => c.n_clusters = whole(key, v.extract()?)?,
             "init" => return self.set_init(v),
-            "max_iter" => c.max_iter = v.extract()?,
-            "batch_size" => c.batch_size = v.extract()?,
+            "max_iter" => c.max_iter = whole(key, v.extract()?)?,
+            "batch_size" => c.batch_size = whole(key, v.extract()?)?,
             "compute_labels" => c.compute_labels = v.extract()?,
-            "random_state" => c.random_state = v.extract()?,
+            "random_state" => c.random_state = whole_opt(key, v.extract()?)?,
             "tol" => c.tol = v.extract()?,
-            "max_no_improvement" => c.max_no_improvement = v.extract()?,
-            "init_size" => c.init_size = v.extract()?,
+            "max_no_improvement" => c.max_no_improvement = whole_opt(key, v.extract()?)?,
+            "init_size" => c.init_size = whole_opt(key, v.extract()?)?,
             "n_init" => return self.set_n_init(v),
             "reassignment_ratio" => c.reassignment_ratio = v.extract()?,
             _ => {
@@ -357,6 +357,20 @@ impl PyMiniBatchKMeans {
     }
 }
 
+/// An integer parameter in range, or a ValueError naming it as scikit-learn's parameter checks
+/// do (pyo3's conversion to an unsigned type raises OverflowError without the name).
+fn whole<T: TryFrom<i128>>(name: &str, value: i128) -> PyResult<T> {
+    T::try_from(value).map_err(|_| {
+        PyValueError::new_err(format!(
+            "invalid parameter: {name} must be a non-negative integer in range, got {value}"
+        ))
+    })
+}
+
+fn whole_opt<T: TryFrom<i128>>(name: &str, value: Option<i128>) -> PyResult<Option<T>> {
+    value.map(|v| whole(name, v)).transpose()
+}
+
 #[pymethods]
 impl PyMiniBatchKMeans {
     #[new]
@@ -370,29 +384,29 @@ impl PyMiniBatchKMeans {
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        n_clusters: usize,
+        n_clusters: i128,
         init: Option<&Bound<'_, PyAny>>,
-        max_iter: usize,
-        batch_size: usize,
+        max_iter: i128,
+        batch_size: i128,
         compute_labels: bool,
-        random_state: Option<u64>,
+        random_state: Option<i128>,
         tol: f64,
-        max_no_improvement: Option<usize>,
-        init_size: Option<usize>,
+        max_no_improvement: Option<i128>,
+        init_size: Option<i128>,
         n_init: Option<&Bound<'_, PyAny>>,
         reassignment_ratio: f64,
     ) -> PyResult<Self> {
         let mut me = PyMiniBatchKMeans {
             config: KMeansConfig {
-                n_clusters,
-                batch_size,
-                max_iter,
+                n_clusters: whole("n_clusters", n_clusters)?,
+                batch_size: whole("batch_size", batch_size)?,
+                max_iter: whole("max_iter", max_iter)?,
                 n_init: None,
                 init: Init::KMeansPlusPlus,
-                init_size,
-                random_state,
+                init_size: whole_opt("init_size", init_size)?,
+                random_state: whole_opt("random_state", random_state)?,
                 reassignment_ratio,
-                max_no_improvement,
+                max_no_improvement: whole_opt("max_no_improvement", max_no_improvement)?,
                 tol,
                 compute_labels,
             },
