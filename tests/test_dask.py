@@ -80,6 +80,15 @@ def test_cli_dask_local(features, one_pass, tmp_path):
     assert_same_dir(one_pass, out)
 
 
+def test_cli_dask_bad_data_is_one_line_without_worker_logs(tmp_path):
+    """A task's error reaches stderr once, as one line: not also as the worker's traceback."""
+    bad = Path(__file__).parent / "data" / "bad_inputs" / "features" / "latin1_task.parquet"
+    p = run_cli("analyze", str(bad), "--out", str(tmp_path / "o"), "--dask", "local:1", "-q")
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(bad) in lines[0] and "'task'" in lines[0], p.stderr
+
+
 @pytest.mark.parametrize(
     ("address", "words"),
     [("local:zero", "local:N"), ("tcp://127.0.0.1:9", "cannot reach the scheduler")],

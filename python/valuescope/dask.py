@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -178,6 +179,9 @@ def local_cluster(n_workers: int, **kwargs: Any):
     _, distributed = _import_dask()
     threads = max(1, (os.cpu_count() or 1) // n_workers)
     kwargs.setdefault("dashboard_address", None)
+    # A task's error reaches the caller as its exception (one line from the CLI); the workers'
+    # own "Compute Failed" log would add a traceback on stderr.
+    kwargs.setdefault("silence_logs", logging.CRITICAL)
     return distributed.LocalCluster(
         n_workers=n_workers,
         threads_per_worker=1,
