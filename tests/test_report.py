@@ -224,3 +224,20 @@ def test_a_single_task_cluster_leaves_out_its_heatmap(tmp_path):
     assert h2(html_path.read_text()) == list(TITLES.values())
     assoc = md_path.read_text().split("## Associations", 1)[1].split("\n## ", 1)[0]
     assert "strongest cells of human_values__ai_values" in assoc
+
+
+@pytest.mark.parametrize(
+    "name", ["summary.json", "ai_values.csv", "tables/ai_values__model.csv",
+             "tables/ai_values__model.json"]
+)  # fmt: skip
+def test_a_damaged_analysis_file_is_one_line_naming_it(analysis, tmp_path, name):
+    d = tmp_path / "an"
+    shutil.copytree(analysis, d)
+    damaged = d / name
+    data = damaged.read_bytes()
+    damaged.write_bytes(data[: len(data) // 2] + b'\n"unterminated')  # cut off mid-write
+    res = CliRunner().invoke(_cli(), ["report", str(d)])
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and str(damaged) in lines[0], res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)

@@ -15,6 +15,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from valuescope.errors import UserError
+
 # Columns that hold names (values, models, clusters): always strings, never null, never inferred.
 # Without this, pyarrow would turn a value called "null" or "true" into a null or a bool.
 STRING_COLUMNS = {
@@ -37,11 +39,31 @@ STRING_COLUMNS = {
 }
 
 
+def _damaged(path: Path, exc: Exception) -> UserError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return UserError(f"{path}: damaged analysis file ({first[:160]})")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _damaged(path, exc) from None
+
+
 def read_csv(path: Path, columns: list[str] | None = None) -> pa.Table | None:
     """A CSV as a pyarrow Table (empty numeric cells as nulls), or None when the file is absent.
-    `columns`: read only these (the large tables' `expected` column is never shown)."""
+    `columns`: read only these (the large tables' `expected` column is never shown). A file that
+    cannot be parsed (cut short, wrong columns) is a UserError naming it."""
     if not path.is_file():
         return None
+    try:
+        return _read_csv(path, columns)
+    except (UnicodeDecodeError, pa.ArrowException) as exc:
+        raise _damaged(path, exc) from None
+
+
+def _read_csv(path: Path, columns: list[str] | None) -> pa.Table:
     with path.open("rb") as fh:
         header = [c.strip('"') for c in fh.readline().decode("utf-8").strip().split(",")]
     types = {c: pa.string() for c in header if c in STRING_COLUMNS}
@@ -117,7 +139,7 @@ def load_analysis(path: str | Path) -> Analysis:
     summary_path = d / "summary.json"
     if not summary_path.is_file():
         raise FileNotFoundError(f"{summary_path}: not an analysis directory (no summary.json)")
-    a = Analysis(path=d, summary=json.loads(summary_path.read_text(encoding="utf-8")))
+    a = Analysis(path=d, summary=read_json(summary_path))
     a.ai_values = rows(read_csv(d / "ai_values.csv"))
     a.human_values = rows(read_csv(d / "human_values.csv"))
     a.ai_values_explicit = rows(read_csv(d / "ai_values_explicit.csv"))
@@ -131,7 +153,7 @@ def load_analysis(path: str | Path) -> Analysis:
         cells = meta_path.with_suffix(".csv")
         if not cells.is_file():
             continue
-        test = json.loads(meta_path.read_text(encoding="utf-8"))
+        test = read_json(meta_path)
         name = meta_path.stem
         row_col, _, col_col = name.partition("__")
         a.tables[name] = CrossTable(
@@ -145,7 +167,7 @@ def load_analysis(path: str | Path) -> Analysis:
     a.taxonomy = None if tree is None else tree.to_pylist()
     for meta in (d / "taxonomy" / "taxonomy.json", d / "taxonomy.json"):
         if meta.is_file():
-            a.taxonomy_meta = json.loads(meta.read_text(encoding="utf-8"))
+            a.taxonomy_meta = read_json(meta)
             break
     ref = _first(d, "reference_comparison.csv")
     a.reference = None if ref is None else [_reference_row(r) for r in ref.to_pylist()]
