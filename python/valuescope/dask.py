@@ -178,7 +178,8 @@ def local_cluster(n_workers: int, **kwargs: Any):
     share of the cores for its own threads, so that the workers do not oversubscribe them."""
     _, distributed = _import_dask()
     threads = max(1, (os.cpu_count() or 1) // n_workers)
-    kwargs.setdefault("dashboard_address", None)
+    # the scheduler's HTTP server on a free port: no clash (and warning) with another cluster
+    kwargs.setdefault("dashboard_address", ":0")
     # A task's error reaches the caller as its exception (one line from the CLI); the workers'
     # own "Compute Failed" log would add a traceback on stderr.
     kwargs.setdefault("silence_logs", logging.CRITICAL)
