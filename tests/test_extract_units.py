@@ -341,3 +341,22 @@ def test_provider_repr_hides_the_key() -> None:
 
     provider = Provider("openai", "http://127.0.0.1:1/v1", "sk-hidden-0123456789", "m")
     assert "sk-hidden" not in repr(provider) and "sk-hidden" not in str(provider)
+
+
+def test_a_late_refusal_of_an_abandoned_mode_is_resent(tmp_path: Path) -> None:
+    """Requests in flight when the structured mode steps down come back refused in the old mode,
+    possibly after a resent one already succeeded in the new mode: they are resent, not failed."""
+    from valuescope.extract.cache import Cache
+    from valuescope.extract.runner import ExtractOptions, Runner, Summary
+
+    opts = ExtractOptions(provider="openai", model="m", base_url="http://127.0.0.1:1/v1")
+    cache = Cache(str(tmp_path / "c.sqlite3"))
+    runner = Runner(opts, "", cache, Summary())
+    first, second = runner.modes[0], runner.modes[1]
+    refusal = '{"error": {"message": "Unsupported response_format json_schema"}}'
+    assert runner._step_down(first, 500, refusal) and runner.modes[0] == second
+    runner.mode_confirmed = True  # a resent request succeeded in the new mode
+    assert runner._step_down(first, 500, refusal)  # the late refusal: resend
+    assert runner.modes[0] == second
+    assert not runner._step_down(second, 500, refusal)  # the confirmed mode is kept
+    cache.close()

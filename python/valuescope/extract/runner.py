@@ -304,10 +304,15 @@ class Runner:
 
         Only before any success with the mode, and only for refusals that name the feature
         (llama.cpp answers an unsupported json_schema with a 500 that names response_format)."""
-        if self.opts.provider != "openai" or self.mode_confirmed or len(self.modes) < 2:
+        if self.opts.provider != "openai":
             return False
         if self.modes[0] != mode:
-            return True  # another request already stepped down; just resend
+            # Another request already stepped down: resend in the current mode. Checked before
+            # mode_confirmed, which a resent request may already have set while this refusal of
+            # the old mode was still on its way (it used to cost this conversation a reject).
+            return True
+        if self.mode_confirmed or len(self.modes) < 2:
+            return False
         # Only refusals that name the feature: a 400 for one over-long conversation must not
         # cost every other conversation its structured output.
         lowered = text.lower()
