@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from valuescope.analyze import DEFAULT_MEMORY_LIMIT
 
 RESPONSE_TYPES = [
     "strong support",
@@ -102,12 +103,12 @@ def batches(
         done += n
 
 
-def _stream(n_rows: int, vocab_size: int | None, n_tasks: int, generator: str) -> None:
+def _stream(n_rows: int, vocab_size: int | None, n_tasks: int, generator: str, limit: int) -> None:
     """Child: stream n_rows through an Engine; print one JSON line."""
     from valuescope import Engine
 
     t0 = time.perf_counter()
-    e = Engine()
+    e = Engine(memory_limit=limit or None)
     if generator == "synth":
         # the calibrated synthetic corpus (valuescope.synth), a reader made batch by batch
         from valuescope.synth import synth_batches
@@ -132,7 +133,9 @@ def _stream(n_rows: int, vocab_size: int | None, n_tasks: int, generator: str) -
                 "ai_values_rows": result["ai_values"].num_rows,
                 # distinct keys: what the state (and so memory) may grow with
                 "table_cells": sum(result["table_tests"].column("n_cells").to_pylist()),
-                "state_mib": round(len(e.to_bytes()) / 2**20, 1),
+                "memory_limit_mib": round(limit / 2**20, 1),
+                "spilled_mib": round(e.spilled[0] / 2**20, 1),
+                "spills": e.spilled[1],
             }
         )
     )
@@ -144,11 +147,11 @@ def _cpu() -> float:
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
-def rss(sizes: list[int], vocab_size: int | None, n_tasks: int, generator: str) -> None:
+def rss(sizes: list[int], vocab_size: int | None, n_tasks: int, generator: str, limit: int) -> None:
     out = []
     for n in sizes:
         cmd = [sys.executable, __file__, "_stream", str(n), "--tasks", str(n_tasks)]
-        cmd += ["--generator", generator]
+        cmd += ["--generator", generator, "--memory-limit", str(limit)]
         if vocab_size:
             cmd += ["--vocab", str(vocab_size)]
         p = subprocess.run(cmd, capture_output=True, text=True)
@@ -222,12 +225,19 @@ def main() -> None:
         default="numpy",
         help="rss: this script's numpy batches, or valuescope.synth (--vocab/--tasks ignored)",
     )
+    ap.add_argument(
+        "--memory-limit",
+        type=int,
+        default=DEFAULT_MEMORY_LIMIT,
+        help="rss: the engine's table memory limit in bytes, as `analyze` sets it (0: none)",
+    )
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes]
     if a.mode == "_stream":
-        _stream(sizes[0], a.vocab, a.tasks, a.generator)
+        _stream(sizes[0], a.vocab, a.tasks, a.generator, a.memory_limit)
     elif a.mode == "rss":
-        rss(sizes or [1_000_000, 10_000_000, 50_000_000], a.vocab, a.tasks, a.generator)
+        sizes = sizes or [1_000_000, 10_000_000, 50_000_000]
+        rss(sizes, a.vocab, a.tasks, a.generator, a.memory_limit)
     else:
         dask_vs_one(sizes[0] if sizes else 4_000_000, a.vocab, a.tasks)
 

@@ -1,5 +1,6 @@
 """Type stubs for the native module valuescope._core (kept by hand, checked by stubtest)."""
 
+import os
 from typing import Any, final
 
 import numpy as np
@@ -33,7 +34,13 @@ class Engine:
         min_users: int = 10,
         alpha: float = 0.05,
         n_tests: int | None = None,
-    ) -> Engine: ...
+        memory_limit: int | None = None,
+        spill_dir: str | os.PathLike[str] | None = None,
+    ) -> Engine:
+        """``memory_limit`` (bytes) bounds the co-occurrence tables in memory: past it their
+        cells go to run files in a private directory under ``spill_dir`` (default: the system
+        temporary directory), removed with the engine. Results are the same either way. The
+        limit is a setting of this process: it is not pickled, merged or compared."""
     def update(self, data: Any) -> pa.Table:
         """Stream every batch of an Arrow object (``__arrow_c_stream__`` / ``__arrow_c_array__``)
         into the engine. Returns the rejected rows: ``row, conversation_id, reason``."""
@@ -56,6 +63,12 @@ class Engine:
     def tables(self) -> list[tuple[str, str]] | None: ...
     @property
     def n_rows(self) -> int: ...
+    @property
+    def spilled(self) -> tuple[int, int]:
+        """(bytes written to spill files, number of spills)."""
+    @property
+    def table_bytes(self) -> int:
+        """Estimated bytes the co-occurrence tables hold in memory now."""
 
 def normalize(value: str) -> str: ...
 def bonferroni_threshold(alpha: float, n_tests: int) -> float: ...

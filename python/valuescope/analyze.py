@@ -31,6 +31,7 @@ from valuescope.parallel import (
     default_jobs,
     engine_options,
     feed_unit,
+    new_engine,
     plan_units,
     run_pool,
     run_workers,
@@ -38,6 +39,10 @@ from valuescope.parallel import (
 )
 
 REJECTS_HEADER = ("file", "row", "conversation_id", "reason")
+
+#: Table memory before cells spill to disk: above what 1M synthetic conversations need, so
+#: that typical runs never touch the disk, while 50M stay flat (benches/SCALE.md).
+DEFAULT_MEMORY_LIMIT = 64 * 2**20
 
 #: Below this many rows a pool costs more (starting processes, importing pyarrow) than it
 #: saves: the engine already spreads each batch over the cores.
@@ -60,6 +65,8 @@ class AnalyzeOptions:
     checkpoint_every: int | None = None
     #: Continue from the checkpoint in the output directory, if there is one.
     resume: bool = False
+    #: Bytes of co-occurrence cells kept in memory before they spill to disk (None: no limit).
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT
 
 
 @dataclass
@@ -78,16 +85,7 @@ def parse_table(spec: str) -> tuple[str, str]:
 
 
 def make_engine(opts: AnalyzeOptions) -> Engine:
-    try:
-        return Engine(
-            tables=opts.tables,
-            min_conversations=opts.min_conversations,
-            min_users=opts.min_users,
-            alpha=opts.alpha,
-            n_tests=opts.n_tests,
-        )
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    return new_engine(opts)
 
 
 def feed_files(
@@ -235,7 +233,8 @@ def analyze_files(
     ck = Checkpointer(out, fingerprint(files, engine_options(opts)), opts.checkpoint_every)
     if opts.resume and ck.exists():
         pos, state, keep = ck.load()
-        engine = Engine.from_bytes(state)
+        # into the fresh engine, which carries this run's memory limit
+        engine.merge(Engine.from_bytes(state))
     else:
         if ck.exists():
             # said, not silent: a forgotten --resume throws away the work the checkpoint holds

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from valuescope import __version__
-from valuescope.cli_options import statistics_options
+from valuescope.cli_options import SizeParam, statistics_options
 from valuescope.errors import UserError
 
 
@@ -88,6 +88,16 @@ def main() -> None:
     "starts from the beginning when there is none.",
 )
 @click.option(
+    "--memory-limit",
+    type=SizeParam(),
+    default="64MiB",
+    show_default=True,
+    metavar="SIZE",
+    help="Memory for the co-occurrence tables (e.g. 512MiB, 2GB, or 0 for no limit). Past it "
+    "their cells go to temporary files (under $TMPDIR) and are merged back one partition at a "
+    "time: memory stays flat on any input size, and the results are the same.",
+)
+@click.option(
     "--dask",
     "dask_address",
     metavar="ADDRESS",
@@ -107,6 +117,7 @@ def analyze_command(
     jobs,
     checkpoint_every,
     resume,
+    memory_limit,
     dask_address,
 ) -> None:
     """Compute the statistics of FEATURES (Parquet files or directories of them).
@@ -130,6 +141,7 @@ def analyze_command(
         jobs=jobs,
         checkpoint_every=checkpoint_every,
         resume=resume,
+        memory_limit=memory_limit or None,
     )
     if dask_address is not None:
         from valuescope.dask import analyze_cli

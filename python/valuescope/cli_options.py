@@ -40,3 +40,43 @@ def privacy_options(func: F) -> F:
 def statistics_options(func: F) -> F:
     """The privacy rule and the significance level."""
     return privacy_options(alpha_option(func))
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+
+
+def parse_size(text: str) -> int:
+    """'512MiB', '2GB', '1048576' -> bytes."""
+    t = text.strip().lower().replace(" ", "")
+    num = t.rstrip("abgikm")
+    unit = t[len(num) :]
+    try:
+        value = float(num)
+    except ValueError:
+        value = -1.0
+    if unit not in _UNITS or value < 0:
+        raise ValueError(f"{text!r} is not a size (examples: 0, 256MiB, 2GB)")
+    return int(value * _UNITS[unit])
+
+
+class SizeParam(click.ParamType):
+    """A byte size with an optional unit (KB, MB, GB, KiB, MiB, GiB)."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)

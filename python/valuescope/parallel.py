@@ -134,13 +134,46 @@ def engine_options(opts: Any) -> dict[str, Any]:
     }
 
 
+def remove_stale_spills(base: str | None = None) -> int:
+    """Removes spill directories left by killed runs (their process is gone): a SIGKILL leaves
+    no chance to clean up. They hold counts and hashed ids, never value strings."""
+    import re
+    import shutil
+    import tempfile
+
+    removed = 0
+    root = Path(base or tempfile.gettempdir())
+    for d in root.glob("valuescope-spill-*"):
+        m = re.fullmatch(r"valuescope-spill-(\d+)-\d+", d.name)
+        if not m or not d.is_dir() or d.stat().st_uid != os.getuid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed += 1
+    return removed
+
+
 def new_engine(opts: Any):
+    """An engine with the analysis settings of `opts`, and its memory limit if it has one
+    (a setting of this process only: not part of the state, the checkpoint fingerprint or
+    the comparison of engines before a merge)."""
     from valuescope._core import Engine
 
+    limit = getattr(opts, "memory_limit", None)
+    if limit:
+        remove_stale_spills()
     try:
-        return Engine(**engine_options(opts))
+        return Engine(**engine_options(opts), memory_limit=limit)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"cannot use the temporary directory for spill files: {exc}") from None
 
 
 def feed_unit(engine, unit: Unit, opts: Any, skip_rows: int = 0) -> Iterator[tuple[int, list]]:

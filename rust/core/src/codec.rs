@@ -24,10 +24,12 @@ struct Snapshot {
 }
 
 impl Engine {
-    pub fn to_bytes(&self) -> Vec<u8> {
+    /// The whole state, spilled cells included (they are read back into memory for this).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let state = self.materialized()?;
         let payload = postcard::to_stdvec(&SnapshotRef {
             config: &self.config,
-            state: &self.state,
+            state: &state,
         })
         .expect("serialising plain data into memory cannot fail");
         let mut out = Vec::with_capacity(HEADER + payload.len());
@@ -35,7 +37,7 @@ impl Engine {
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         out.extend_from_slice(&payload);
-        out
+        Ok(out)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Engine> {

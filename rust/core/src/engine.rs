@@ -7,8 +7,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{EngineError, Result};
 use hashbrown::HashMap;
 
+use std::borrow::Cow;
+use std::path::Path;
+
 use crate::ingest::{count_keys, count_misc, count_table, expects_list, BatchView, Misc, Resolved};
-use crate::report::Analysis;
+use crate::report::{Analysis, TableCells};
+use crate::spill::{map_bytes, Spill, PARTS};
 use crate::state::State;
 use crate::users::Counter;
 
@@ -160,13 +164,14 @@ impl Plan {
 /// Below this many rows a batch is counted on one thread: spreading it costs more than it saves.
 const PARALLEL_MIN_ROWS: usize = 4_096;
 
-#[derive(Clone)]
 pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) plan: Plan,
     pub(crate) state: State,
     /// Reused between batches; not part of the state.
     scratch: Resolved,
+    /// Where table cells go once they outgrow the memory budget; None keeps all in memory.
+    spill: Option<Spill>,
 }
 
 /// One independent piece of counting work for a batch: each owns a disjoint part of the state.
@@ -186,7 +191,105 @@ impl Engine {
             plan,
             state,
             scratch: Resolved::default(),
+            spill: None,
         })
+    }
+
+    /// Bounds the memory of the co-occurrence tables: once they would hold more than
+    /// `limit_bytes`, their cells are moved to run files in a new private directory under
+    /// `dir` (removed when the engine is dropped). Results are the same as without a limit.
+    pub fn set_memory_limit(&mut self, dir: &Path, limit_bytes: usize) -> Result<()> {
+        match self.spill.as_mut() {
+            // a new budget for the same directory
+            Some(spill) => spill.limit = limit_bytes,
+            None => self.spill = Some(Spill::new(dir, limit_bytes, self.plan.tables.len())?),
+        }
+        self.maybe_spill(&[])
+    }
+
+    /// (bytes written to spill files, times the tables were spilled)
+    pub fn spilled(&self) -> (u64, u64) {
+        self.spill.as_ref().map_or((0, 0), |s| (s.bytes, s.spills))
+    }
+
+    /// Heap bytes the tables hold in memory now (an estimate).
+    pub fn table_bytes(&self) -> usize {
+        self.state.tables.iter().map(map_bytes).sum()
+    }
+
+    /// Spills the largest tables when the in-memory cells pass the budget, down to half of it.
+    ///
+    /// A hash map that grows allocates twice its buckets while still holding the old ones, so
+    /// a table that would fill up with another batch like the last (`before`: the table sizes
+    /// before it) counts at three times its size: the budget bounds the peak, not the average.
+    fn maybe_spill(&mut self, before: &[usize]) -> Result<()> {
+        let Some(spill) = self.spill.as_mut() else {
+            return Ok(());
+        };
+        let sizes: Vec<usize> = self
+            .state
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(t, m)| {
+                let grown = m.len() - before.get(t).copied().unwrap_or(m.len()).min(m.len());
+                let bytes = map_bytes(m);
+                if m.len() + grown > m.capacity() {
+                    3 * bytes
+                } else {
+                    bytes
+                }
+            })
+            .collect();
+        let mut total: usize = sizes.iter().sum();
+        if total <= spill.limit {
+            return Ok(());
+        }
+        let mut order: Vec<usize> = (0..sizes.len()).collect();
+        order.sort_by_key(|&t| std::cmp::Reverse(sizes[t]));
+        for t in order {
+            if total <= spill.limit / 2 || sizes[t] == 0 {
+                break;
+            }
+            spill.write(t, &self.state.tables[t])?;
+            self.state.tables[t] = HashMap::new();
+            total -= sizes[t];
+        }
+        spill.spills += 1;
+        Ok(())
+    }
+
+    pub(crate) fn cells(&self) -> TableCells<'_> {
+        TableCells {
+            hot: &self.state.tables,
+            spill: self.spill.as_ref(),
+            cap: self.config.min_users,
+        }
+    }
+
+    /// The state with every spilled cell back in its table (borrowed when nothing is spilled).
+    pub(crate) fn materialized(&self) -> Result<Cow<'_, State>> {
+        let Some(spill) = self.spill.as_ref().filter(|s| s.any()) else {
+            return Ok(Cow::Borrowed(&self.state));
+        };
+        let mut full = self.state.clone();
+        let cells = TableCells {
+            hot: &self.state.tables,
+            spill: Some(spill),
+            cap: self.config.min_users,
+        };
+        for (t, table) in full.tables.iter_mut().enumerate() {
+            let mut all = HashMap::new();
+            cells.for_each_part(t, |m| all.extend(m.iter().map(|(&k, c)| (k, c.clone()))))?;
+            *table = all;
+        }
+        Ok(Cow::Owned(full))
+    }
+
+    /// An independent copy with every cell in memory and no spill directory.
+    pub fn try_clone(&self) -> Result<Engine> {
+        let state = self.materialized()?.into_owned();
+        Engine::from_state(self.config.clone(), state)
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -219,6 +322,7 @@ impl Engine {
         }
         let cap = self.config.min_users;
         let st = &mut self.state;
+        let before: Vec<usize> = st.tables.iter().map(|m| m.len()).collect();
         let mut jobs: Vec<Job> = Vec::with_capacity(st.keys.len() + st.tables.len() + 1);
         jobs.extend(st.keys.iter_mut().enumerate().map(|(c, m)| Job::Keys(c, m)));
         // The raw-task default table is only published when there are no task clusters, so
@@ -249,6 +353,7 @@ impl Engine {
         } else {
             jobs.into_par_iter().with_max_len(1).for_each(run);
         }
+        self.maybe_spill(&before)?;
         Ok(rejects)
     }
 
@@ -260,8 +365,19 @@ impl Engine {
                 &other.config,
             )));
         }
-        self.state.merge_from(&other.state, self.config.min_users);
-        Ok(())
+        let cap = self.config.min_users;
+        let remap = self.state.merge_from(&other.state, cap);
+        // their in-memory cells are merged above; the ones on disk follow, a partition at a time
+        if let Some(spill) = other.spill.as_ref() {
+            for t in (0..self.state.tables.len()).filter(|&t| spill.has(t)) {
+                for p in 0..PARTS {
+                    let mut part = HashMap::new();
+                    spill.read(t, p, cap, &mut part)?;
+                    self.state.merge_cells(t, &remap, &part, cap);
+                }
+            }
+        }
+        self.maybe_spill(&[])
     }
 
     pub fn state(&self) -> &State {
@@ -275,8 +391,8 @@ impl Engine {
     }
 
     /// The published figures, with suppression applied.
-    pub fn analysis(&self) -> Analysis {
-        Analysis::build(&self.config, &self.plan, &self.state)
+    pub fn analysis(&self) -> Result<Analysis> {
+        Analysis::build(&self.config, &self.plan, &self.state, &self.cells())
     }
 }
 

@@ -18,6 +18,9 @@ pub enum EngineError {
     Mismatch(String),
     #[error("invalid engine state bytes: {0}")]
     Corrupt(String),
+    /// Spill files (the tables' overflow to disk) could not be written or read.
+    #[error("spill to disk failed: {0}")]
+    Io(String),
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;

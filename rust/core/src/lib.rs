@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod kmeans;
 pub mod normalize;
 pub mod report;
+pub mod spill;
 pub mod state;
 pub mod stats;
 pub mod synth;

@@ -9,12 +9,51 @@ use hashbrown::HashMap;
 use serde_json::{json, Value};
 
 use crate::engine::{EngineConfig, Plan, AI, EXPLICIT, HUMAN, MODEL, RT};
+use crate::error::Result;
+use crate::spill::{part_of, Spill, PARTS};
 use crate::state::{pack, unpack, State, RESPONSE_TYPES};
 use crate::stats::{
     adjusted_residual, bonferroni_threshold, chi2_sf, coefficient_of_variation, expected,
-    two_proportion_z, Sum,
+    two_proportion_z, ExactSum,
 };
 use crate::users::Counter;
+
+/// The cells of each table, merged: in memory, plus any spilled to disk.
+pub struct TableCells<'a> {
+    pub hot: &'a [HashMap<u64, Counter>],
+    pub spill: Option<&'a Spill>,
+    pub cap: u32,
+}
+
+impl TableCells<'_> {
+    pub fn is_empty(&self, t: usize) -> bool {
+        self.hot[t].is_empty() && !self.spill.is_some_and(|s| s.has(t))
+    }
+
+    /// Calls `f` with disjoint maps that together hold every cell of table `t` exactly once:
+    /// the in-memory map itself, or, once spilled, one partition at a time read back from disk
+    /// and merged with the in-memory cells of that partition.
+    pub fn for_each_part(&self, t: usize, mut f: impl FnMut(&HashMap<u64, Counter>)) -> Result<()> {
+        let hot = &self.hot[t];
+        match self.spill {
+            Some(s) if s.has(t) => {
+                let mut size = 0;
+                for p in 0..PARTS {
+                    // partitions are about equal: sized like the last, the map rarely regrows
+                    let mut m = HashMap::with_capacity(size);
+                    s.read(t, p, self.cap, &mut m)?;
+                    for (&k, c) in hot.iter().filter(|(&k, _)| part_of(k) == p) {
+                        m.entry(k).or_default().merge(c, self.cap);
+                    }
+                    size = m.len() + m.len() / 8;
+                    f(&m);
+                }
+            }
+            _ => f(hot),
+        }
+        Ok(())
+    }
+}
 
 /// Everything `result()` returns: a JSON summary and named Arrow tables.
 pub struct Analysis {
@@ -84,7 +123,12 @@ struct TableResult {
 }
 
 impl Analysis {
-    pub fn build(config: &EngineConfig, plan: &Plan, st: &State) -> Analysis {
+    pub fn build(
+        config: &EngineConfig,
+        plan: &Plan,
+        st: &State,
+        cells: &TableCells,
+    ) -> Result<Analysis> {
         let pv = Privacy {
             min_conversations: config.min_conversations,
             min_users: config.min_users,
@@ -111,22 +155,24 @@ impl Analysis {
         suppressed.insert("mirroring".into(), json!(s));
         tables.push(("mirroring".into(), b));
 
-        let published = published_tables(plan, st);
+        let published = published_tables(plan, cells);
         let results: Vec<TableResult> = published
             .iter()
-            .map(|&t| cooccurrence(config, plan, st, t, pv))
-            .collect();
+            .map(|&t| cooccurrence(config, plan, st, cells, t, pv))
+            .collect::<Result<_>>()?;
         let mut suppressed_cells = serde_json::Map::new();
         for r in &results {
             suppressed_cells.insert(r.name.clone(), json!(r.suppressed_cells));
         }
         suppressed.insert("table_cells".into(), Value::Object(suppressed_cells));
 
-        tables.push(("invariance".into(), invariance(plan, st, &published, pv)));
+        let inv = invariance(plan, st, cells, &published, pv)?;
+        tables.push(("invariance".into(), inv));
         let (b, s) = models(st, pv);
         suppressed.insert("models".into(), json!(s));
         tables.push(("models".into(), b));
-        tables.push(("model_comparison".into(), model_comparison(plan, st, pv)));
+        let cmp = model_comparison(plan, st, cells, pv)?;
+        tables.push(("model_comparison".into(), cmp));
         tables.push(("table_tests".into(), table_tests(&results)));
         let table_names: Vec<String> = results.iter().map(|r| r.name.clone()).collect();
         for r in results {
@@ -163,7 +209,7 @@ impl Analysis {
             "suppressed": suppressed,
             "tables": table_names,
         });
-        Analysis { summary, tables }
+        Ok(Analysis { summary, tables })
     }
 }
 
@@ -254,14 +300,14 @@ fn mirroring(st: &State, pv: Privacy) -> (RecordBatch, u64) {
 
 /// Tables to publish, as indices into plan.tables. With the default tables, the task table is
 /// the clustered one when it holds data, the raw-task one otherwise.
-fn published_tables(plan: &Plan, st: &State) -> Vec<usize> {
+fn published_tables(plan: &Plan, cells: &TableCells) -> Vec<usize> {
     let all: Vec<usize> = (0..plan.tables.len()).collect();
     if !plan.default_tables {
         return all;
     }
     let clustered = 0;
     let raw = crate::engine::RAW_TASK_TABLE;
-    let drop = if st.tables[clustered].is_empty() && !st.tables[raw].is_empty() {
+    let drop = if cells.is_empty(clustered) && !cells.is_empty(raw) {
         clustered
     } else {
         raw
@@ -269,57 +315,47 @@ fn published_tables(plan: &Plan, st: &State) -> Vec<usize> {
     all.into_iter().filter(|&t| t != drop).collect()
 }
 
-fn marginals(cells: &HashMap<u64, Counter>) -> (HashMap<u32, u64>, HashMap<u32, u64>, u64) {
-    let mut rows: HashMap<u32, u64> = HashMap::new();
-    let mut cols: HashMap<u32, u64> = HashMap::new();
-    let mut n = 0;
-    for (&k, c) in cells {
-        let (a, b) = unpack(k);
-        *rows.entry(a).or_default() += c.n;
-        *cols.entry(b).or_default() += c.n;
-        n += c.n;
-    }
-    (rows, cols, n)
-}
-
 fn cooccurrence(
     config: &EngineConfig,
     plan: &Plan,
     st: &State,
+    cells: &TableCells,
     t: usize,
     pv: Privacy,
-) -> TableResult {
-    let cells = &st.tables[t];
-    let (rows, cols, n) = marginals(cells);
+) -> Result<TableResult> {
+    let mut rows: HashMap<u32, u64> = HashMap::new();
+    let mut cols: HashMap<u32, u64> = HashMap::new();
+    let (mut n, mut n_cells) = (0u64, 0u64);
+    cells.for_each_part(t, |m| {
+        n_cells += m.len() as u64;
+        for (&k, c) in m {
+            let (a, b) = unpack(k);
+            *rows.entry(a).or_default() += c.n;
+            *cols.entry(b).or_default() += c.n;
+            n += c.n;
+        }
+    })?;
     let nf = n as f64;
     let n_tests = config.n_tests.unwrap_or(rows.len() as u64);
     let threshold = bonferroni_threshold(config.alpha, n_tests);
     let dof = (rows.len().saturating_sub(1) * cols.len().saturating_sub(1)) as u64;
-    // Summed in a fixed order so that the result does not depend on hash-map order: the same
-    // counts reached by any sharding or merge order print the same digits.
-    let mut terms: Vec<f64> = cells
-        .iter()
-        .map(|(&k, c)| {
+    // An exact sum: the same counts print the same digits however they were sharded or spilled.
+    let mut chi = ExactSum::default();
+    let mut shown: Vec<(u32, u32, u64)> = Vec::new();
+    cells.for_each_part(t, |m| {
+        for (&k, c) in m {
             let (a, b) = unpack(k);
             let o = c.n as f64;
-            o * o / expected(rows[&a] as f64, cols[&b] as f64, nf)
-        })
-        .collect();
-    terms.sort_unstable_by(f64::total_cmp);
-    let mut chi = Sum::default();
-    terms.iter().for_each(|&t| chi.add(t));
+            chi.add(o * o / expected(rows[&a] as f64, cols[&b] as f64, nf));
+            if pv.ok(c) {
+                shown.push((a, b, c.n));
+            }
+        }
+    })?;
     let chi2 = (n > 0).then(|| (chi.value() - nf).max(0.0));
     let p_value = chi2.map(|x| chi2_sf(x, dof)).filter(|p| !p.is_nan());
 
-    let mut shown: Vec<(u32, u32, u64)> = cells
-        .iter()
-        .filter(|(_, c)| pv.ok(c))
-        .map(|(&k, c)| {
-            let (a, b) = unpack(k);
-            (a, b, c.n)
-        })
-        .collect();
-    let suppressed_cells = (cells.len() - shown.len()) as u64;
+    let suppressed_cells = n_cells - shown.len() as u64;
     shown.sort_by(|x, y| {
         st.string(x.0)
             .cmp(st.string(y.0))
@@ -351,7 +387,7 @@ fn cooccurrence(
             Arc::new(BooleanArray::from(s_col)) as ArrayRef,
         ),
     ]);
-    TableResult {
+    Ok(TableResult {
         name: plan.table_name(t),
         row_column: plan.columns[ia].clone(),
         col_column: plan.columns[ib].clone(),
@@ -362,9 +398,9 @@ fn cooccurrence(
         n,
         threshold,
         n_tests,
-        n_cells: cells.len() as u64,
+        n_cells,
         suppressed_cells,
-    }
+    })
 }
 
 fn table_tests(results: &[TableResult]) -> RecordBatch {
@@ -403,7 +439,13 @@ fn is_value_list(name: &str) -> bool {
 }
 
 /// CV of each AI value's rate across the categories of each context column crossed with it.
-fn invariance(plan: &Plan, st: &State, published: &[usize], pv: Privacy) -> RecordBatch {
+fn invariance(
+    plan: &Plan,
+    st: &State,
+    cells: &TableCells,
+    published: &[usize],
+    pv: Privacy,
+) -> Result<RecordBatch> {
     // (value, context, cv, n_categories)
     let mut out: Vec<(&str, &str, f64, u64)> = Vec::new();
     for &t in published {
@@ -421,12 +463,14 @@ fn invariance(plan: &Plan, st: &State, published: &[usize], pv: Privacy) -> Reco
             continue;
         }
         let mut by_value: HashMap<u32, Vec<f64>> = HashMap::new();
-        for (&key, c) in &st.tables[t] {
-            let (v, cat) = unpack(key);
-            if let Some(&nb) = cats.get(&cat) {
-                by_value.entry(v).or_default().push(c.n as f64 / nb as f64);
+        cells.for_each_part(t, |m| {
+            for (&key, c) in m {
+                let (v, cat) = unpack(key);
+                if let Some(&nb) = cats.get(&cat) {
+                    by_value.entry(v).or_default().push(c.n as f64 / nb as f64);
+                }
             }
-        }
+        })?;
         let mut rows: Vec<(u32, u64)> = st.keys[AI]
             .iter()
             .filter(|(_, c)| pv.ok(c))
@@ -444,12 +488,12 @@ fn invariance(plan: &Plan, st: &State, published: &[usize], pv: Privacy) -> Reco
             }
         }
     }
-    batch(vec![
+    Ok(batch(vec![
         ("value", strs(out.iter().map(|r| r.0).collect())),
         ("context", strs(out.iter().map(|r| r.1).collect())),
         ("cv", f64s(out.iter().map(|r| Some(r.2)).collect())),
         ("n_categories", u64s(out.iter().map(|r| r.3).collect())),
-    ])
+    ]))
 }
 
 fn passing_models(st: &State, pv: Privacy) -> Vec<(u32, u64)> {
@@ -500,7 +544,12 @@ fn models(st: &State, pv: Privacy) -> (RecordBatch, u64) {
 
 /// Every pair of publishable models, per response type and per AI value: shares and a pooled
 /// two-proportion z-test. Needs the `response_type x model` / `ai_values x model` tables.
-fn model_comparison(plan: &Plan, st: &State, pv: Privacy) -> RecordBatch {
+fn model_comparison(
+    plan: &Plan,
+    st: &State,
+    cells: &TableCells,
+    pv: Privacy,
+) -> Result<RecordBatch> {
     struct Row<'a> {
         feature: &'a str,
         value: &'a str,
@@ -516,13 +565,25 @@ fn model_comparison(plan: &Plan, st: &State, pv: Privacy) -> RecordBatch {
         let Some(t) = plan.tables.iter().position(|&p| p == (col, MODEL)) else {
             continue;
         };
-        let cells = &st.tables[t];
         let mut features: Vec<(u32, u64)> = st.keys[col]
             .iter()
             .filter(|(_, c)| pv.ok(c))
             .map(|(&k, c)| (k, c.n))
             .collect();
         features.sort_by(by_count_then_name(st));
+        // Only the cells of published values and models are looked up: gather just those.
+        let wanted_v: hashbrown::HashSet<u32> = features.iter().map(|f| f.0).collect();
+        let wanted_m: hashbrown::HashSet<u32> = models.iter().map(|m| m.0).collect();
+        let mut cells_t: HashMap<u64, Counter> = HashMap::new();
+        cells.for_each_part(t, |m| {
+            for (&k, c) in m {
+                let (v, model) = unpack(k);
+                if wanted_v.contains(&v) && wanted_m.contains(&model) {
+                    cells_t.insert(k, c.clone());
+                }
+            }
+        })?;
+        let cells = &cells_t;
         for i in 0..models.len() {
             for j in i + 1..models.len() {
                 let ((ma, na), (mb, nb)) = (models[i], models[j]);
@@ -549,7 +610,7 @@ fn model_comparison(plan: &Plan, st: &State, pv: Privacy) -> RecordBatch {
     }
     let pa = |r: &Row| pct(r.x.0, r.n.0);
     let pb = |r: &Row| pct(r.x.1, r.n.1);
-    batch(vec![
+    Ok(batch(vec![
         ("feature", strs(out.iter().map(|r| r.feature).collect())),
         ("value", strs(out.iter().map(|r| r.value).collect())),
         ("model_a", strs(out.iter().map(|r| r.model_a).collect())),
@@ -573,5 +634,5 @@ fn model_comparison(plan: &Plan, st: &State, pv: Privacy) -> RecordBatch {
             "p_value",
             f64s(out.iter().map(|r| r.z.map(|z| z.1)).collect()),
         ),
-    ])
+    ]))
 }

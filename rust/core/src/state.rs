@@ -188,7 +188,8 @@ impl State {
     }
 
     /// Folds `other` into `self`. Associative and commutative in everything results depend on.
-    pub fn merge_from(&mut self, other: &State, cap: u32) {
+    /// Returns how `other`'s string ids map to this state's.
+    pub fn merge_from(&mut self, other: &State, cap: u32) -> Vec<u32> {
         let remap: Vec<u32> = other.strings.iter().map(|s| self.intern(s)).collect();
         self.n_rows += other.n_rows;
         self.n_conversations += other.n_conversations;
@@ -208,14 +209,8 @@ impl State {
         for (a, b) in self.sum_len.iter_mut().zip(&other.sum_len) {
             *a += b;
         }
-        for (mine, theirs) in self.tables.iter_mut().zip(&other.tables) {
-            mine.reserve(theirs.len());
-            for (&k, c) in theirs {
-                let (a, b) = unpack(k);
-                mine.entry(pack(remap[a as usize], remap[b as usize]))
-                    .or_default()
-                    .merge(c, cap);
-            }
+        for (t, theirs) in other.tables.iter().enumerate() {
+            self.merge_cells(t, &remap, theirs, cap);
         }
         for (mine, theirs) in [
             (&mut self.rt_all, &other.rt_all),
@@ -232,6 +227,25 @@ impl State {
             mine.with_human.merge(&m.with_human, cap);
             mine.sum_ai += m.sum_ai;
             mine.sum_human += m.sum_human;
+        }
+        remap
+    }
+
+    /// Folds cells of table `t` whose string ids are `remap`'s keys into this state.
+    pub fn merge_cells(
+        &mut self,
+        t: usize,
+        remap: &[u32],
+        cells: &HashMap<u64, Counter>,
+        cap: u32,
+    ) {
+        let mine = &mut self.tables[t];
+        mine.reserve(cells.len());
+        for (&k, c) in cells {
+            let (a, b) = unpack(k);
+            mine.entry(pack(remap[a as usize], remap[b as usize]))
+                .or_default()
+                .merge(c, cap);
         }
     }
 }

@@ -73,6 +73,30 @@ impl Sum {
     }
 }
 
+/// A sum of non-negative terms in 64.64 fixed point: exact, so it does not depend on the order
+/// of the terms (the same counts give the same digits however the cells were sharded, merged or
+/// spilled). Terms are rounded down to 2^-64; chi-square terms never exceed N, far below 2^63.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExactSum(i128);
+
+impl ExactSum {
+    const SCALE: f64 = 18_446_744_073_709_551_616.0; // 2^64
+
+    #[inline]
+    pub fn add(&mut self, x: f64) {
+        // `as` saturates (and maps NaN to 0), so a degenerate term cannot panic
+        self.0 = self.0.saturating_add((x * Self::SCALE) as i128);
+    }
+
+    pub fn merge(&mut self, other: ExactSum) {
+        self.0 = self.0.saturating_add(other.0);
+    }
+
+    pub fn value(&self) -> f64 {
+        self.0 as f64 / Self::SCALE
+    }
+}
+
 /// Population standard deviation / mean; None for fewer than two rates or a zero mean.
 /// The rates are summed in sorted order, so the result does not depend on their order.
 pub fn coefficient_of_variation(rates: &[f64]) -> Option<f64> {
@@ -109,6 +133,19 @@ pub fn two_proportion_z(x1: u64, n1: u64, x2: u64, n2: u64) -> Option<(f64, f64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_sum_ignores_order() {
+        let terms: Vec<f64> = (1..5000)
+            .map(|i| 1.0 / i as f64 + (i as f64).sqrt())
+            .collect();
+        let (mut a, mut b) = (ExactSum::default(), ExactSum::default());
+        terms.iter().for_each(|&t| a.add(t));
+        terms.iter().rev().for_each(|&t| b.add(t));
+        assert_eq!(a.value().to_bits(), b.value().to_bits());
+        let naive: f64 = terms.iter().sum();
+        assert!((a.value() - naive).abs() < 1e-9 * naive);
+    }
 
     fn close(a: f64, b: f64, rel: f64) -> bool {
         (a - b).abs() <= rel * b.abs().max(1e-300)

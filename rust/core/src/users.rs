@@ -103,6 +103,21 @@ impl Counter {
         self.n >= min_conversations && self.users(min_users) >= min_users
     }
 
+    /// The distinct ids kept: empty when saturated (or when nothing was counted).
+    pub fn ids(&self) -> &[UserId] {
+        &self.users
+    }
+
+    /// Rebuilds a counter from `n` and `ids()`; None if the two cannot belong together.
+    pub fn from_parts(n: u64, ids: &[UserId], cap: u32) -> Option<Counter> {
+        // n > 0 with no ids is a saturated counter
+        let ok = ids.is_empty() || (ids.len() < cap as usize && ids.len() as u64 <= n);
+        ok.then(|| Counter {
+            n,
+            users: SmallVec::from_slice(ids),
+        })
+    }
+
     /// Decoded states must not claim more ids than conversations.
     pub(crate) fn is_consistent(&self) -> bool {
         self.users.len() as u64 <= self.n

@@ -100,7 +100,7 @@ fn counts_each_value_once_per_conversation() {
     let rejects = e.update(&batch()).unwrap();
     assert_eq!(rejects.len(), 1);
     assert_eq!(rejects[0].row, 4);
-    let a = e.analysis();
+    let a = e.analysis().unwrap();
     assert_eq!(a.summary["n_conversations"], 4);
     assert_eq!(a.summary["n_rejected"], 1);
     let ai = table(&a, "ai_values");
@@ -124,7 +124,7 @@ fn thresholds_suppress_rows_and_cells() {
     cfg.min_users = 2;
     let mut e = Engine::new(cfg).unwrap();
     e.update(&batch()).unwrap();
-    let a = e.analysis();
+    let a = e.analysis().unwrap();
     // honesty: conversations a, b, both user u1 -> one user -> suppressed; clarity: u1, u2
     let ai = table(&a, "ai_values");
     assert_eq!(ai.num_rows(), 1);
@@ -151,9 +151,13 @@ fn merge_equals_one_pass_and_bytes_round_trip() {
     left.update(&b.slice(0, 2)).unwrap();
     right.update(&b.slice(2, 3)).unwrap();
     right.merge(&left).unwrap();
-    let back = Engine::from_bytes(&right.to_bytes()).unwrap();
-    for (name, t) in &one.analysis().tables {
-        assert_eq!(rows(t), rows(table(&back.analysis(), name)), "{name}");
+    let back = Engine::from_bytes(&right.to_bytes().unwrap()).unwrap();
+    for (name, t) in &one.analysis().unwrap().tables {
+        assert_eq!(
+            rows(t),
+            rows(table(&back.analysis().unwrap(), name)),
+            "{name}"
+        );
     }
 }
 
@@ -161,7 +165,7 @@ fn merge_equals_one_pass_and_bytes_round_trip() {
 fn damaged_bytes_are_errors_not_panics() {
     let mut e = Engine::new(open()).unwrap();
     e.update(&batch()).unwrap();
-    let good = e.to_bytes();
+    let good = e.to_bytes().unwrap();
     for cut in 0..good.len() {
         assert!(matches!(
             Engine::from_bytes(&good[..cut]),
@@ -208,4 +212,126 @@ fn bad_settings_are_refused() {
     ] {
         assert!(matches!(Engine::new(cfg), Err(EngineError::Config(_))));
     }
+}
+
+/// Many rows over a long-tailed vocabulary: enough distinct cells to spill many times.
+fn random_batch(seed: u64, n: usize) -> RecordBatch {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = |m: u64| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) % m
+    };
+    let rts = ["strong support", "mild support", "reframing", "no values"];
+    let (mut ids, mut users, mut models, mut tasks, mut rt) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut ai, mut human): (Vec<Vec<String>>, Vec<Vec<String>>) = (vec![], vec![]);
+    for i in 0..n {
+        ids.push(format!("c{seed}-{i}"));
+        users.push(format!("u{}", next(40)));
+        models.push(format!("m{}", next(3)));
+        tasks.push(format!("t{}", next(25)));
+        rt.push(rts[next(4) as usize].to_string());
+        ai.push(
+            (0..1 + next(4))
+                .map(|_| format!("v{}", next(60) * next(60) / 7))
+                .collect(),
+        );
+        human.push((0..next(3)).map(|_| format!("h{}", next(50))).collect());
+    }
+    let s = |v: &Vec<String>| -> ArrayRef { Arc::new(StringArray::from_iter_values(v)) };
+    let l = |v: &Vec<Vec<String>>| {
+        let refs: Vec<Vec<&str>> = v
+            .iter()
+            .map(|r| r.iter().map(|x| x.as_str()).collect())
+            .collect();
+        let slices: Vec<&[&str]> = refs.iter().map(|r| r.as_slice()).collect();
+        list(&slices)
+    };
+    RecordBatch::try_from_iter([
+        ("conversation_id", s(&ids)),
+        ("user_id", s(&users)),
+        ("model", s(&models)),
+        ("task", s(&tasks)),
+        ("ai_values", l(&ai)),
+        ("human_values", l(&human)),
+        ("response_type", s(&rt)),
+    ])
+    .unwrap()
+}
+
+fn low_thresholds() -> EngineConfig {
+    EngineConfig {
+        min_conversations: 3,
+        min_users: 3,
+        ..EngineConfig::default()
+    }
+}
+
+fn same_results(a: &Engine, b: &Engine) {
+    let (x, y) = (a.analysis().unwrap(), b.analysis().unwrap());
+    assert_eq!(x.summary, y.summary);
+    assert_eq!(x.tables.len(), y.tables.len());
+    for ((na, ta), (nb, tb)) in x.tables.iter().zip(&y.tables) {
+        assert_eq!(na, nb);
+        assert_eq!(ta, tb, "{na} differs");
+    }
+}
+
+#[test]
+fn spilled_tables_give_the_same_results() {
+    let dir = std::env::temp_dir();
+    let mut mem = Engine::new(low_thresholds()).unwrap();
+    let mut disk = Engine::new(low_thresholds()).unwrap();
+    disk.set_memory_limit(&dir, 100_000).unwrap();
+    for seed in 0..8 {
+        // the last batch is small: it stays in memory, beside cells of the same tables on disk
+        let b = random_batch(seed, if seed == 7 { 200 } else { 1500 });
+        mem.update(&b).unwrap();
+        disk.update(&b).unwrap();
+    }
+    let (bytes, spills) = disk.spilled();
+    assert!(
+        bytes > 0 && spills >= 3,
+        "expected several spills, got {spills}"
+    );
+    // some cells are still in memory, the rest on disk: results must combine both
+    assert!(disk.table_bytes() > 0 && disk.table_bytes() <= 100_000);
+    assert!(mem.table_bytes() > 4 * disk.table_bytes());
+    same_results(&mem, &disk);
+
+    // a spilled engine merges, clones and serialises with all of its cells
+    let mut merged = Engine::new(low_thresholds()).unwrap();
+    merged.merge(&disk).unwrap();
+    same_results(&mem, &merged);
+    same_results(&mem, &disk.try_clone().unwrap());
+    let back = Engine::from_bytes(&disk.to_bytes().unwrap()).unwrap();
+    same_results(&mem, &back);
+    assert_eq!(
+        back.to_bytes().unwrap().len(),
+        mem.to_bytes().unwrap().len()
+    );
+}
+
+#[test]
+fn spill_directory_is_private_and_removed() {
+    let base = std::env::temp_dir().join(format!("vs-spill-test-{}", std::process::id()));
+    std::fs::create_dir_all(&base).unwrap();
+    let mut e = Engine::new(low_thresholds()).unwrap();
+    e.set_memory_limit(&base, 1).unwrap();
+    e.update(&random_batch(9, 2000)).unwrap();
+    let dirs: Vec<_> = std::fs::read_dir(&base).unwrap().collect();
+    assert_eq!(dirs.len(), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = dirs[0].as_ref().unwrap().metadata().unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    }
+    drop(e);
+    assert_eq!(std::fs::read_dir(&base).unwrap().count(), 0);
+    std::fs::remove_dir(&base).unwrap();
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use pyo3::create_exception;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
@@ -28,6 +28,7 @@ fn to_py(e: EngineError) -> PyErr {
         EngineError::MissingColumn(_) | EngineError::WrongType { .. } => {
             SchemaError::new_err(e.to_string())
         }
+        EngineError::Io(_) => PyOSError::new_err(e.to_string()),
         _ => PyValueError::new_err(e.to_string()),
     }
 }
@@ -94,13 +95,19 @@ struct PyEngine {
 #[pymethods]
 impl PyEngine {
     #[new]
-    #[pyo3(signature = (tables=None, min_conversations=15, min_users=10, alpha=0.05, n_tests=None))]
+    #[pyo3(signature = (
+        tables=None, min_conversations=15, min_users=10, alpha=0.05, n_tests=None,
+        memory_limit=None, spill_dir=None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         tables: Option<Vec<(String, String)>>,
         min_conversations: i128,
         min_users: i128,
         alpha: f64,
         n_tests: Option<i128>,
+        memory_limit: Option<i128>,
+        spill_dir: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         let config = EngineConfig {
             tables,
@@ -111,9 +118,16 @@ impl PyEngine {
                 .map(|n| int_option("n_tests", n, u64::MAX))
                 .transpose()?,
         };
-        Ok(PyEngine {
-            inner: Engine::new(config).map_err(to_py)?,
-        })
+        let mut inner = Engine::new(config).map_err(to_py)?;
+        if spill_dir.is_some() && memory_limit.is_none() {
+            return Err(PyValueError::new_err("spill_dir needs memory_limit"));
+        }
+        if let Some(limit) = memory_limit {
+            let limit = int_option("memory_limit", limit, usize::MAX as u64)? as usize;
+            let dir = spill_dir.unwrap_or_else(std::env::temp_dir);
+            inner.set_memory_limit(&dir, limit).map_err(to_py)?;
+        }
+        Ok(PyEngine { inner })
     }
 
     /// Streams every batch of `data` into the engine; returns the rejected rows.
@@ -147,7 +161,7 @@ impl PyEngine {
         let py = slf.py();
         if slf.is(other) {
             // merging with itself: borrow rules need a copy of the counts first
-            let copy = slf.borrow().inner.clone();
+            let copy = slf.borrow().inner.try_clone().map_err(to_py)?;
             let mut me = slf.borrow_mut();
             let engine = &mut me.inner;
             return py.detach(move || engine.merge(&copy)).map_err(to_py);
@@ -158,10 +172,10 @@ impl PyEngine {
         py.detach(move || engine.merge(theirs)).map_err(to_py)
     }
 
-    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let engine = &self.inner;
-        let bytes = py.detach(move || engine.to_bytes());
-        PyBytes::new(py, &bytes)
+        let bytes = py.detach(move || engine.to_bytes()).map_err(to_py)?;
+        Ok(PyBytes::new(py, &bytes))
     }
 
     #[staticmethod]
@@ -176,14 +190,14 @@ impl PyEngine {
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
         let ctor = slf.get_type().getattr("from_bytes")?;
-        let bytes = slf.borrow().to_bytes(py);
+        let bytes = slf.borrow().to_bytes(py)?;
         PyTuple::new(py, [ctor.into_any(), PyTuple::new(py, [bytes])?.into_any()])
     }
 
     /// The published figures: {"summary": dict, name: pyarrow.Table, ...}.
     fn result<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let engine = &self.inner;
-        let analysis = py.detach(move || engine.analysis());
+        let analysis = py.detach(move || engine.analysis()).map_err(to_py)?;
         let out = PyDict::new(py);
         let json = py.import("json")?;
         out.set_item(
@@ -226,6 +240,18 @@ impl PyEngine {
     #[getter]
     fn n_rows(&self) -> u64 {
         self.inner.n_rows()
+    }
+
+    /// (bytes written to spill files, times the tables were spilled); (0, 0) without a limit.
+    #[getter]
+    fn spilled(&self) -> (u64, u64) {
+        self.inner.spilled()
+    }
+
+    /// Estimated bytes the co-occurrence tables hold in memory now.
+    #[getter]
+    fn table_bytes(&self) -> usize {
+        self.inner.table_bytes()
     }
 
     fn __repr__(&self) -> String {

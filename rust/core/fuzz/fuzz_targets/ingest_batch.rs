@@ -195,7 +195,7 @@ fuzz_target!(|input: Input| {
     let mut engine = Engine::new(config).expect("valid settings");
     if engine.update(&batch).is_ok() {
         let _ = engine.analysis();
-        let again = Engine::from_bytes(&engine.to_bytes()).expect("own bytes decode");
+        let again = Engine::from_bytes(&engine.to_bytes().expect("encodes")).expect("own bytes decode");
         let _ = again.analysis();
     }
 });

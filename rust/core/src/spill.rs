@@ -1,0 +1,241 @@
+//! External aggregation for the co-occurrence tables, so that memory stays flat on any input.
+//!
+//! Table cells are the one part of the state that keeps growing with the input: every new pair
+//! of a long-tail value with a task or another value is a new cell, and each must be kept
+//! exactly (chi-square needs every count; the privacy rule needs every cell's users). When the
+//! tables outgrow a memory budget their cells are appended to per-partition run files and the
+//! maps are emptied. Reading merges one partition's runs at a time with `Counter::merge`, the
+//! same exact merge that combines shards, so results equal an in-memory pass and memory stays
+//! at the budget plus one partition.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hashbrown::HashMap;
+
+use crate::error::{EngineError, Result};
+use crate::users::{Counter, UserId};
+
+/// Partitions per table: each is read back on its own, so one holds about 1/128 of the cells.
+pub const PARTS: usize = 128;
+/// Part buffers are flushed to their files at this size, bounding the memory a spill takes.
+const FLUSH_AT: usize = 1 << 16;
+
+/// Which partition a cell belongs to; any fixed function of the key works.
+#[inline]
+pub fn part_of(key: u64) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 57) as usize
+}
+
+/// Approximate heap bytes held by a cell map: buckets (key, counter and control byte) at
+/// hashbrown's load factor, plus ids moved to the heap by cells with more than four users.
+pub fn map_bytes(map: &HashMap<u64, Counter>) -> usize {
+    let entry = std::mem::size_of::<(u64, Counter)>() + 1;
+    map.capacity() * entry * 8 / 7 + map.len() * 8
+}
+
+fn io_err(what: &str, e: io::Error) -> EngineError {
+    EngineError::Io(format!("{what}: {e}"))
+}
+
+/// The spill directory and its run files; the directory is removed when this is dropped.
+#[derive(Debug)]
+pub struct Spill {
+    dir: PathBuf,
+    /// Bytes of table memory above which the engine spills.
+    pub limit: usize,
+    /// Per table: whether any cell has been written.
+    written: Vec<bool>,
+    /// Bytes written so far, for progress and benchmarks.
+    pub bytes: u64,
+    /// Times the tables were spilled.
+    pub spills: u64,
+}
+
+impl Spill {
+    /// A fresh private directory under `base` for `n_tables` tables.
+    pub fn new(base: &Path, limit: usize, n_tables: usize) -> Result<Spill> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "valuescope-spill-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = base.join(name);
+        let mut builder = fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&dir)
+            .map_err(|e| io_err("cannot create the spill directory", e))?;
+        Ok(Spill {
+            dir,
+            limit,
+            written: vec![false; n_tables],
+            bytes: 0,
+            spills: 0,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether table `t` has cells on disk.
+    pub fn has(&self, t: usize) -> bool {
+        self.written.get(t).copied().unwrap_or(false)
+    }
+
+    pub fn any(&self) -> bool {
+        self.written.iter().any(|&w| w)
+    }
+
+    fn path(&self, t: usize, p: usize) -> PathBuf {
+        self.dir.join(format!("t{t}-p{p}.cells"))
+    }
+
+    fn append(&mut self, t: usize, p: usize, buf: &mut Vec<u8>) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let mut opts = OpenOptions::new();
+        opts.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts
+            .open(self.path(t, p))
+            .map_err(|e| io_err("cannot write a spill file", e))?;
+        f.write_all(buf)
+            .map_err(|e| io_err("cannot write a spill file", e))?;
+        self.bytes += buf.len() as u64;
+        buf.clear();
+        Ok(())
+    }
+
+    /// Appends every cell of table `t` to its partitions' run files.
+    ///
+    /// Record: key u64, conversations u64, id count u8, ids u32 each (little endian); no ids
+    /// with conversations means saturated, as in memory.
+    pub fn write(&mut self, t: usize, cells: &HashMap<u64, Counter>) -> Result<()> {
+        let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); PARTS];
+        for (&k, c) in cells {
+            let p = part_of(k);
+            let b = &mut bufs[p];
+            b.extend_from_slice(&k.to_le_bytes());
+            b.extend_from_slice(&c.n.to_le_bytes());
+            let ids = c.ids();
+            b.push(ids.len() as u8);
+            for &u in ids {
+                b.extend_from_slice(&u.to_le_bytes());
+            }
+            if b.len() >= FLUSH_AT {
+                let mut full = std::mem::take(b);
+                self.append(t, p, &mut full)?;
+                bufs[p] = full;
+            }
+        }
+        for (p, mut b) in bufs.into_iter().enumerate() {
+            self.append(t, p, &mut b)?;
+        }
+        self.written[t] = true;
+        Ok(())
+    }
+
+    /// Merges partition `p` of table `t` from disk into `into`.
+    pub fn read(
+        &self,
+        t: usize,
+        p: usize,
+        cap: u32,
+        into: &mut HashMap<u64, Counter>,
+    ) -> Result<()> {
+        if !self.has(t) {
+            return Ok(());
+        }
+        let f = match File::open(self.path(t, p)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err("cannot read a spill file", e)),
+        };
+        let mut r = BufReader::with_capacity(1 << 16, f);
+        let bad = || EngineError::Io("a spill file is damaged".into());
+        let mut head = [0u8; 17];
+        let mut ids: Vec<UserId> = Vec::new();
+        loop {
+            match r.read_exact(&mut head) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(io_err("cannot read a spill file", e)),
+            }
+            let key = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+            let n = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
+            ids.clear();
+            let mut id = [0u8; 4];
+            for _ in 0..head[16] {
+                r.read_exact(&mut id).map_err(|_| bad())?;
+                ids.push(UserId::from_le_bytes(id));
+            }
+            let c = Counter::from_parts(n, &ids, cap).ok_or_else(bad)?;
+            into.entry(key).or_default().merge(&c, cap);
+        }
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        // Run files hold user hashes and string ids; nothing of them should outlive the engine.
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_cover_the_range_evenly() {
+        let mut seen = vec![0u32; PARTS];
+        for a in 0..200u64 {
+            for b in 0..200u64 {
+                seen[part_of((a << 32) | b)] += 1;
+            }
+        }
+        let (lo, hi) = (seen.iter().min().unwrap(), seen.iter().max().unwrap());
+        assert!(*lo > 0 && *hi < 2 * *lo, "uneven partitions: {lo}..{hi}");
+    }
+
+    #[test]
+    fn records_round_trip_and_merge() {
+        let base = std::env::temp_dir();
+        let mut spill = Spill::new(&base, 0, 1).unwrap();
+        let mut a: HashMap<u64, Counter> = HashMap::new();
+        for k in 0..500u64 {
+            let c = a.entry(k * 7919).or_default();
+            for u in 0..(k % 12) as u32 {
+                c.add(u, 10);
+            }
+            c.add(99, 10);
+        }
+        spill.write(0, &a).unwrap();
+        spill.write(0, &a).unwrap();
+        let mut back: HashMap<u64, Counter> = HashMap::new();
+        for p in 0..PARTS {
+            spill.read(0, p, 10, &mut back).unwrap();
+        }
+        assert_eq!(back.len(), a.len());
+        for (k, c) in &a {
+            let mut twice = c.clone();
+            twice.merge(c, 10);
+            assert_eq!(&back[k], &twice);
+        }
+        // a damaged file is an error, not a panic
+        let f = spill.path(0, part_of(0));
+        let mut bytes = std::fs::read(&f).unwrap();
+        bytes.truncate(bytes.len() - 3);
+        std::fs::write(&f, &bytes).unwrap();
+        let mut m = HashMap::new();
+        assert!(spill.read(0, part_of(0), 10, &mut m).is_err());
+    }
+}
