@@ -45,22 +45,38 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-#: Scalar columns with few distinct values: decoded as Arrow dictionaries, so the engine resolves
-#: each distinct string once per batch instead of once per row. (List columns would gain more,
-#: but pyarrow cannot yet read nested columns as dictionaries from every file.)
+#: Columns with few distinct values, decoded as Arrow dictionaries so that the engine resolves
+#: each distinct string once per batch instead of once per row: the scalar ones, and the value
+#: lists' elements (where pyarrow cannot decode a file's lists that way, plain strings are read).
 DICTIONARY_COLUMNS = ("model", "task", "task_cluster", "response_type")
+DICTIONARY_LISTS = ("ai_values", "human_values", "ai_values_explicit")
 
 
-def open_parquet(path: Path, dictionary: bool = False) -> pq.ParquetFile:
+def _dictionary_paths(pf: pq.ParquetFile, nested: bool) -> list[str]:
+    schema = pf.schema_arrow
+    cols = [
+        c
+        for c in DICTIONARY_COLUMNS
+        if c in schema.names and pa.types.is_string(schema.field(c).type)
+    ]
+    if nested:
+        for c in DICTIONARY_LISTS:
+            t = schema.field(c).type if c in schema.names else None
+            if t is not None and pa.types.is_list(t) and pa.types.is_string(t.value_type):
+                # the element's name depends on the writer ("element", "item", ...)
+                cols += [
+                    pf.schema.column(i).path
+                    for i in range(len(pf.schema))
+                    if pf.schema.column(i).path.split(".")[0] == c
+                ]
+    return cols
+
+
+def open_parquet(path: Path, dictionary: bool = False, nested: bool = True) -> pq.ParquetFile:
     try:
         pf = pq.ParquetFile(path)
         if dictionary:
-            schema = pf.schema_arrow
-            cols = [
-                c
-                for c in DICTIONARY_COLUMNS
-                if c in schema.names and pa.types.is_string(schema.field(c).type)
-            ]
+            cols = _dictionary_paths(pf, nested)
             if cols:
                 pf = pq.ParquetFile(path, read_dictionary=cols)
         return pf
@@ -94,6 +110,36 @@ def check_columns(files: Iterable[Path], tables: Sequence[tuple[str, str]] | Non
             raise UserError(f"{path}: {exc}") from None
 
 
+def read_batches(
+    path: Path,
+    columns: Iterable[str],
+    batch_size: int,
+    row_groups: list[int] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """The file's batches (wanted columns only), dictionary-decoded where pyarrow can. If it
+    cannot decode the value lists as dictionaries part way through, the rest is read again as
+    plain strings from where it stopped: the engine takes either, batch by batch."""
+    done = 0
+    for nested in (True, False):
+        pf = open_parquet(path, dictionary=True, nested=nested)
+        names = set(pf.schema_arrow.names)
+        wanted = [c for c in columns if c in names]
+        skip = done
+        try:
+            for b in pf.iter_batches(batch_size=batch_size, columns=wanted, row_groups=row_groups):
+                if skip >= b.num_rows:
+                    skip -= b.num_rows
+                    continue
+                if skip:
+                    b, skip = b.slice(skip), 0
+                done += b.num_rows
+                yield b
+            return
+        except pa.ArrowNotImplementedError:
+            if not nested:
+                raise
+
+
 def count_rows(files: Iterable[Path]) -> int:
     return sum(open_parquet(f).metadata.num_rows for f in files)
 
@@ -103,11 +149,7 @@ def iter_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Record batches holding the wanted columns that the file has; decoded one ahead in a
     background thread so that Parquet decoding overlaps the engine's work."""
-    pf = open_parquet(path, dictionary=True)
-    names = set(pf.schema_arrow.names)
-    wanted = [c for c in columns if c in names]
-    it = pf.iter_batches(batch_size=batch_size, columns=wanted)
-    return _prefetch(it, path)
+    return _prefetch(read_batches(path, list(columns), batch_size), path)
 
 
 _DONE = object()

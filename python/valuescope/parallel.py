@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from valuescope.errors import UserError
-from valuescope.features import SCHEMA_COLUMNS, _prefetch, open_parquet
+from valuescope.features import SCHEMA_COLUMNS, _prefetch, open_parquet, read_batches
 
 
 @dataclass(frozen=True)
@@ -107,13 +107,7 @@ def iter_unit_batches(
     unit: Unit, columns: Sequence[str], batch_size: int, skip_rows: int = 0
 ) -> Iterator[pa.RecordBatch]:
     """The unit's batches, the first `skip_rows` rows left out (for a resumed unit)."""
-    pf = open_parquet(Path(unit.path), dictionary=True)
-    names = set(pf.schema_arrow.names)
-    wanted = [c for c in columns if c in names]
-    if unit.row_groups is None:
-        it = pf.iter_batches(batch_size=batch_size, columns=wanted)
-    else:
-        it = pf.iter_batches(batch_size=batch_size, columns=wanted, row_groups=unit.row_groups)
+    it = read_batches(Path(unit.path), list(columns), batch_size, unit.row_groups)
     for batch in _prefetch(it, Path(unit.path), first_row=unit.first_row):
         if skip_rows >= batch.num_rows:
             skip_rows -= batch.num_rows
