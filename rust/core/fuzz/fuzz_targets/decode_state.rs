@@ -8,7 +8,8 @@ use valuescope_core::Engine;
 fuzz_target!(|data: &[u8]| {
     if let Ok(engine) = Engine::from_bytes(data) {
         let _ = engine.analysis();
-        let again = Engine::from_bytes(&engine.to_bytes().expect("encodes")).expect("re-encoded state decodes");
+        let again = Engine::from_bytes(&engine.to_bytes().expect("encodes"))
+            .expect("re-encoded state decodes");
         let _ = again.analysis();
     }
 });

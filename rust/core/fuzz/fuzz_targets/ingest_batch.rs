@@ -192,10 +192,23 @@ fuzz_target!(|input: Input| {
             .then(|| vec![("task".to_string(), "human_values".to_string())]),
         ..Default::default()
     };
-    let mut engine = Engine::new(config).expect("valid settings");
+    // A high min_users byte also runs the batch through an engine that spills every table to
+    // disk at once: a differential check that spilling never changes a result.
+    let spill = input.min_users >= 128;
+    let mut engine = Engine::new(config.clone()).expect("valid settings");
     if engine.update(&batch).is_ok() {
-        let _ = engine.analysis();
-        let again = Engine::from_bytes(&engine.to_bytes().expect("encodes")).expect("own bytes decode");
+        let a = engine.analysis().expect("in-memory analysis");
+        if spill {
+            let mut disk = Engine::new(config).expect("valid settings");
+            disk.set_memory_limit(&std::env::temp_dir(), 1)
+                .expect("spill directory");
+            disk.update(&batch).expect("the same batch");
+            let b = disk.analysis().expect("spilled analysis");
+            assert_eq!(a.summary, b.summary);
+            assert_eq!(a.tables, b.tables);
+        }
+        let again =
+            Engine::from_bytes(&engine.to_bytes().expect("encodes")).expect("own bytes decode");
         let _ = again.analysis();
     }
 });
