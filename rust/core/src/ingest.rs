@@ -295,6 +295,8 @@ fn column<'a>(name: &str, arr: &'a ArrayRef, slots: &mut Vec<usize>) -> Result<C
     match (list, want_list) {
         (Some(_), Some(false)) => Err(wrong(name, "a string", arr.data_type())),
         (None, Some(true)) => Err(wrong(name, "a list of strings", arr.data_type())),
+        // what pyarrow infers for lists that are all empty or all null: no values, as if absent
+        (Some((_, _, values)), _) if values.data_type() == &DataType::Null => Ok(Col::Missing),
         (Some((offsets, nulls, values)), _) => {
             let child = Strs::from_array(name, values.as_ref(), slots)
                 .map_err(|_| wrong(name, "a list of strings", arr.data_type()))?;

@@ -139,6 +139,10 @@ impl PyEngine {
         let reader = data.into_reader()?;
         let engine = &mut self.inner;
         let rejects = py.detach(move || -> Result<Vec<Reject>, PyErr> {
+            // The schema is checked even when the stream holds no batch (a zero-row table).
+            engine
+                .update(&RecordBatch::new_empty(reader.schema()))
+                .map_err(to_py)?;
             let mut offset = 0u64;
             let mut all = Vec::new();
             for batch in reader {
