@@ -150,3 +150,20 @@ def test_the_corpus_is_what_make_py_writes(tmp_path):
                 pq.read_table(fresh)
             continue
         assert pq.read_table(fresh).equals(want), rel
+
+
+REFUSED_FEATURES = [c for c in make.CASES if c.stage == "analyze" and c.refused]
+
+
+@pytest.mark.parametrize("case", REFUSED_FEATURES, ids=[c.path for c in REFUSED_FEATURES])
+def test_taxonomy_refuses_the_same_feature_files_in_one_line(case, tmp_path):
+    src = CORPUS / case.path
+    out = tmp_path / "taxonomy"
+    p = valuescope(["taxonomy", str(src), "--out", str(out), "--min-conversations", "1",
+                    "--min-users", "1"], tmp_path)  # fmt: skip
+    assert "Traceback" not in p.stdout + p.stderr, p.stderr
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    (line,) = p.stderr.strip().splitlines()
+    # the file, and what is wrong with it (the column; analyze also names the rows)
+    assert str(src) in line and all(n in line for n in case.names[:1]), line
+    assert not (out / "values_tree.csv").exists()

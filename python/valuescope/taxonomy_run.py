@@ -15,11 +15,17 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from valuescope import Engine, SchemaError, normalize
+from valuescope import Engine, normalize
 from valuescope.atomic import atomic_open, write_text
 from valuescope.embed import Embedder, make_embedder
 from valuescope.errors import UserError
-from valuescope.features import SCHEMA_COLUMNS, expand_paths, iter_batches, open_parquet
+from valuescope.features import (
+    SCHEMA_COLUMNS,
+    check_columns,
+    expand_paths,
+    iter_batches,
+    open_parquet,
+)
 from valuescope.reference import COMPARISON_COLUMNS, compare, load_reference
 from valuescope.tasks import TaskClusters, cluster_tasks
 from valuescope.taxonomy import Namer, build_tree, leaf_paths, parse_levels, write_tree
@@ -151,11 +157,12 @@ def published_values(
     """The AI values the engine publishes (above both thresholds) with their conversation counts,
     heaviest first, and how many it suppressed."""
     engine = Engine(tables=[], min_conversations=opts.min_conversations, min_users=opts.min_users)
+    check_columns(files)  # a zero-row file gives the engine no batch to check
     for f in files:
         try:
             for batch in iter_batches(f, SCHEMA_COLUMNS):
                 engine.update(batch)
-        except SchemaError as exc:
+        except ValueError as exc:  # SchemaError, or data that is not valid (bytes not UTF-8)
             raise UserError(f"{f}: {exc}") from None
     res = engine.result()
     table = res["ai_values"]
