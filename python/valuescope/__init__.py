@@ -7,6 +7,7 @@ the command line, file handling, extraction, taxonomy and reports.
 from valuescope._core import (
     STATE_FORMAT_VERSION,
     Engine,
+    KMeans,
     MiniBatchKMeans,
     SchemaError,
     __version__,
@@ -16,6 +17,7 @@ from valuescope._core import (
 
 __all__ = [
     "Engine",
+    "KMeans",
     "MiniBatchKMeans",
     "SchemaError",
     "STATE_FORMAT_VERSION",

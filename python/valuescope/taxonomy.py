@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from valuescope import MiniBatchKMeans
+from valuescope import KMeans, MiniBatchKMeans
 from valuescope.atomic import atomic_open
 from valuescope.embed import Matrix, l2_normalise
 from valuescope.errors import UserError
@@ -82,20 +82,40 @@ def parse_levels(spec: str, n_values: int) -> list[int]:
     return sizes
 
 
+#: Up to this many points a level is clustered with full-batch (Lloyd) k-means: a mini-batch of
+#: 4,096 rows would hold all of them anyway, so each mini-batch step would cost a full pass while
+#: only estimating it (rows drawn with replacement) and never settling in a local minimum.
+FULL_BATCH_MAX = 4096
+
+
+def restarts(n_points: int) -> int:
+    """k-means starts for a level of ``n_points`` points (the best one is kept)."""
+    return 10 if n_points <= FULL_BATCH_MAX else 3
+
+
 def kmeans_labels(
     x: Matrix, k: int, weights: npt.NDArray[np.float64] | None, seed: int
 ) -> npt.NDArray[np.int64]:
-    """Labels from the Rust k-means; empty clusters cannot be returned (labels are renumbered)."""
+    """Labels from the Rust k-means; empty clusters cannot be returned (labels are renumbered).
+
+    Small inputs (every level of a value tree) get full-batch Lloyd k-means, each of its
+    restarts run to convergence and the lowest final inertia kept, as scikit-learn's ``KMeans``
+    does; larger ones (task texts) the mini-batch k-means."""
     if k >= len(x):
         return np.arange(len(x), dtype=np.int64)
-    km = MiniBatchKMeans(
-        n_clusters=k,
-        batch_size=min(len(x), 4096),  # small inputs: full batches, steadier than 1,024-row ones
-        n_init=10 if len(x) <= 5_000 else 3,  # small levels: more restarts cost little
-        max_iter=300,
-        random_state=seed,
-    )
-    km.fit(np.ascontiguousarray(x, dtype=np.float32), sample_weight=weights)
+    xs = np.ascontiguousarray(x, dtype=np.float32)
+    km: KMeans | MiniBatchKMeans
+    if len(x) <= FULL_BATCH_MAX:
+        km = KMeans(n_clusters=k, n_init=restarts(len(x)), random_state=seed)
+    else:
+        km = MiniBatchKMeans(
+            n_clusters=k,
+            batch_size=FULL_BATCH_MAX,
+            n_init=restarts(len(x)),
+            max_iter=300,
+            random_state=seed,
+        )
+    km.fit(xs, sample_weight=weights)
     labels = np.asarray(km.labels_, dtype=np.int64)
     _, dense = np.unique(labels, return_inverse=True)
     return dense.astype(np.int64)

@@ -7,7 +7,9 @@ use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUnty
 use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyDict, PyString};
-use valuescope_core::kmeans::{Init, KMeansConfig, KMeansError, KMeansState, MiniBatchKMeans};
+use valuescope_core::kmeans::{
+    Init, KMeans, KMeansConfig, KMeansError, KMeansState, LloydConfig, MiniBatchKMeans,
+};
 
 fn to_py(e: KMeansError) -> PyErr {
     PyValueError::new_err(e.to_string())
@@ -153,6 +155,63 @@ fn state_dict<'py, T: numpy::Element + Copy + for<'a> IntoPyObject<'py>>(
     Ok(d)
 }
 
+/// `init`: "k-means++", "random" or an (n_clusters, n_features) array.
+fn parse_init(init: &Bound<'_, PyAny>, n_clusters: usize) -> PyResult<Init> {
+    if let Ok(s) = init.cast::<PyString>() {
+        return match s.to_str()? {
+            "k-means++" => Ok(Init::KMeansPlusPlus),
+            "random" => Ok(Init::Random),
+            other => Err(PyValueError::new_err(format!(
+                "init must be 'k-means++', 'random' or an array of shape \
+                 (n_clusters, n_features), got {other:?}"
+            ))),
+        };
+    }
+    let m = matrix(init, Some(Dtype::F64))?;
+    let (k, _) = m.dims();
+    if k != n_clusters {
+        return Err(PyValueError::new_err(format!(
+            "init has {k} rows, but n_clusters is {n_clusters}"
+        )));
+    }
+    let Matrix::F64(a) = m else { unreachable!() };
+    Ok(Init::Given(
+        a.as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?
+            .to_vec(),
+    ))
+}
+
+/// `n_init`: "auto" (None) or an int >= 1.
+fn parse_n_init(n_init: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
+    if let Ok(s) = n_init.cast::<PyString>() {
+        if s.to_str()? == "auto" {
+            return Ok(None);
+        }
+    }
+    let n: usize = n_init
+        .extract()
+        .map_err(|_| PyValueError::new_err("n_init must be 'auto' or an int >= 1"))?;
+    Ok(Some(n))
+}
+
+fn init_obj<'py>(py: Python<'py>, init: &Init, k: usize) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match init {
+        Init::KMeansPlusPlus => PyString::new(py, "k-means++").into_any(),
+        Init::Random => PyString::new(py, "random").into_any(),
+        Init::Given(c) => PyArray1::from_slice(py, c)
+            .reshape([k, c.len() / k])?
+            .into_any(),
+    })
+}
+
+fn n_init_obj<'py>(py: Python<'py>, n_init: Option<usize>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match n_init {
+        None => PyString::new(py, "auto").into_any(),
+        Some(n) => n.into_pyobject(py)?.into_any(),
+    })
+}
+
 #[pyclass(module = "valuescope._core", name = "MiniBatchKMeans")]
 pub struct PyMiniBatchKMeans {
     config: KMeansConfig,
@@ -162,47 +221,12 @@ pub struct PyMiniBatchKMeans {
 
 impl PyMiniBatchKMeans {
     fn set_init(&mut self, init: &Bound<'_, PyAny>) -> PyResult<()> {
-        if let Ok(s) = init.cast::<PyString>() {
-            self.config.init = match s.to_str()? {
-                "k-means++" => Init::KMeansPlusPlus,
-                "random" => Init::Random,
-                other => {
-                    return Err(PyValueError::new_err(format!(
-                        "init must be 'k-means++', 'random' or an array of shape \
-                         (n_clusters, n_features), got {other:?}"
-                    )))
-                }
-            };
-            return Ok(());
-        }
-        let m = matrix(init, Some(Dtype::F64))?;
-        let (k, _) = m.dims();
-        if k != self.config.n_clusters {
-            return Err(PyValueError::new_err(format!(
-                "init has {k} rows, but n_clusters is {}",
-                self.config.n_clusters
-            )));
-        }
-        let Matrix::F64(a) = m else { unreachable!() };
-        self.config.init = Init::Given(
-            a.as_slice()
-                .map_err(|e| PyValueError::new_err(e.to_string()))?
-                .to_vec(),
-        );
+        self.config.init = parse_init(init, self.config.n_clusters)?;
         Ok(())
     }
 
     fn set_n_init(&mut self, n_init: &Bound<'_, PyAny>) -> PyResult<()> {
-        if let Ok(s) = n_init.cast::<PyString>() {
-            if s.to_str()? == "auto" {
-                self.config.n_init = None;
-                return Ok(());
-            }
-        }
-        let n: usize = n_init
-            .extract()
-            .map_err(|_| PyValueError::new_err("n_init must be 'auto' or an int >= 1"))?;
-        self.config.n_init = Some(n);
+        self.config.n_init = parse_n_init(n_init)?;
         Ok(())
     }
 
@@ -549,16 +573,7 @@ impl PyMiniBatchKMeans {
     }
     #[getter]
     fn init<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        Ok(match &self.config.init {
-            Init::KMeansPlusPlus => PyString::new(py, "k-means++").into_any(),
-            Init::Random => PyString::new(py, "random").into_any(),
-            Init::Given(c) => {
-                let k = self.config.n_clusters;
-                PyArray1::from_slice(py, c)
-                    .reshape([k, c.len() / k])?
-                    .into_any()
-            }
-        })
+        init_obj(py, &self.config.init, self.config.n_clusters)
     }
     #[getter]
     fn max_iter(&self) -> usize {
@@ -590,10 +605,7 @@ impl PyMiniBatchKMeans {
     }
     #[getter]
     fn n_init<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        Ok(match self.config.n_init {
-            None => PyString::new(py, "auto").into_any(),
-            Some(n) => n.into_pyobject(py)?.into_any(),
-        })
+        n_init_obj(py, self.config.n_init)
     }
     #[getter]
     fn reassignment_ratio(&self) -> f64 {
@@ -764,6 +776,425 @@ impl PyMiniBatchKMeans {
         let mut s = format!("MiniBatchKMeans(n_clusters={}", c.n_clusters);
         if c.batch_size != 1024 {
             s += &format!(", batch_size={}", c.batch_size);
+        }
+        if let Some(r) = c.random_state {
+            s += &format!(", random_state={r}");
+        }
+        s + ")"
+    }
+}
+
+enum FullModel {
+    F32(KMeans<f32>),
+    F64(KMeans<f64>),
+}
+
+/// `valuescope._core.KMeans`: full-batch (Lloyd) k-means with scikit-learn's `KMeans` face.
+#[pyclass(module = "valuescope._core", name = "KMeans")]
+pub struct PyKMeans {
+    config: LloydConfig,
+    model: Option<FullModel>,
+}
+
+impl PyKMeans {
+    fn set_param(&mut self, key: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
+        let c = &mut self.config;
+        match key {
+            "n_clusters" => c.n_clusters = v.extract()?,
+            "init" => c.init = parse_init(v, c.n_clusters)?,
+            "n_init" => c.n_init = parse_n_init(v)?,
+            "max_iter" => c.max_iter = v.extract()?,
+            "tol" => c.tol = v.extract()?,
+            "random_state" => c.random_state = v.extract()?,
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "invalid parameter {key:?} for KMeans"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    fn fitted(&self, name: &str) -> PyResult<&FullModel> {
+        self.model.as_ref().ok_or_else(|| {
+            PyAttributeError::new_err(format!("KMeans has no attribute {name:?} before fit"))
+        })
+    }
+
+    fn train(
+        slf: &Bound<'_, Self>,
+        x: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let mut me = slf.borrow_mut();
+        let m = matrix(x, None)?;
+        let (n, d) = m.dims();
+        let w = weights(sample_weight, n)?;
+        let w = match &w {
+            Some(a) => Some(slice(a)?),
+            None => None,
+        };
+        let config = me.config.clone();
+        me.model = None;
+        let model = match &m {
+            Matrix::F32(a) => {
+                let xs = a
+                    .as_slice()
+                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                let mut k = KMeans::<f32>::new(config).map_err(to_py)?;
+                py.detach(|| k.fit(xs, d, w)).map_err(to_py)?;
+                FullModel::F32(k)
+            }
+            Matrix::F64(a) => {
+                let xs = a
+                    .as_slice()
+                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                let mut k = KMeans::<f64>::new(config).map_err(to_py)?;
+                py.detach(|| k.fit(xs, d, w)).map_err(to_py)?;
+                FullModel::F64(k)
+            }
+        };
+        me.model = Some(model);
+        Ok(())
+    }
+
+    fn predict_inner<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(Vec<u32>, f64)> {
+        let model = self
+            .model
+            .as_ref()
+            .ok_or_else(|| to_py(KMeansError::NotFitted))?;
+        let want = match model {
+            FullModel::F32(_) => Dtype::F32,
+            FullModel::F64(_) => Dtype::F64,
+        };
+        let m = matrix(x, Some(want))?;
+        let (n, d) = m.dims();
+        let w = weights(sample_weight, n)?;
+        let w = match &w {
+            Some(a) => Some(slice(a)?),
+            None => None,
+        };
+        let r = match (&m, model) {
+            (Matrix::F32(a), FullModel::F32(k)) => {
+                let xs = a
+                    .as_slice()
+                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                py.detach(|| k.predict(xs, d, w))
+            }
+            (Matrix::F64(a), FullModel::F64(k)) => {
+                let xs = a
+                    .as_slice()
+                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                py.detach(|| k.predict(xs, d, w))
+            }
+            _ => unreachable!("X was converted to the model's dtype"),
+        };
+        r.map_err(to_py)
+    }
+}
+
+fn i32_labels<'py>(py: Python<'py>, labels: &[u32]) -> Bound<'py, PyArray1<i32>> {
+    PyArray1::from_vec(py, labels.iter().map(|&l| l as i32).collect())
+}
+
+#[pymethods]
+impl PyKMeans {
+    #[new]
+    #[pyo3(
+        signature = (n_clusters=8, *, init=None, n_init=None, max_iter=300, tol=1e-4,
+                     random_state=None),
+        text_signature = "(n_clusters=8, *, init='k-means++', n_init='auto', max_iter=300, \
+                          tol=0.0001, random_state=None)"
+    )]
+    fn new(
+        n_clusters: usize,
+        init: Option<&Bound<'_, PyAny>>,
+        n_init: Option<&Bound<'_, PyAny>>,
+        max_iter: usize,
+        tol: f64,
+        random_state: Option<u64>,
+    ) -> PyResult<Self> {
+        let mut config = LloydConfig {
+            max_iter,
+            tol,
+            random_state,
+            ..LloydConfig::new(n_clusters)
+        };
+        if let Some(i) = init {
+            config.init = parse_init(i, n_clusters)?;
+        }
+        if let Some(n) = n_init {
+            config.n_init = parse_n_init(n)?;
+        }
+        config.validate().map_err(to_py)?;
+        Ok(PyKMeans {
+            config,
+            model: None,
+        })
+    }
+
+    /// Fits on X (n_samples, n_features); returns self.
+    #[pyo3(signature = (X, y=None, sample_weight=None))]
+    #[allow(non_snake_case)]
+    fn fit<'py>(
+        slf: Bound<'py, Self>,
+        X: &Bound<'py, PyAny>,
+        y: Option<&Bound<'py, PyAny>>,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let _ = y;
+        Self::train(&slf, X, sample_weight)?;
+        Ok(slf)
+    }
+
+    /// Index of the nearest centre for each row of X (int32).
+    #[allow(non_snake_case)]
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        X: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        let (labels, _) = self.predict_inner(py, X, None)?;
+        Ok(i32_labels(py, &labels))
+    }
+
+    /// fit(X).labels_.
+    #[pyo3(signature = (X, y=None, sample_weight=None))]
+    #[allow(non_snake_case)]
+    fn fit_predict<'py>(
+        slf: Bound<'py, Self>,
+        X: &Bound<'py, PyAny>,
+        y: Option<&Bound<'py, PyAny>>,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        let _ = y;
+        Self::train(&slf, X, sample_weight)?;
+        slf.borrow().labels_(slf.py())
+    }
+
+    /// Minus the weighted inertia of X against the centres (higher is better).
+    #[pyo3(signature = (X, y=None, sample_weight=None))]
+    #[allow(non_snake_case)]
+    fn score<'py>(
+        &self,
+        py: Python<'py>,
+        X: &Bound<'py, PyAny>,
+        y: Option<&Bound<'py, PyAny>>,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<f64> {
+        let _ = y;
+        Ok(-self.predict_inner(py, X, sample_weight)?.1)
+    }
+
+    #[pyo3(signature = (deep=true))]
+    fn get_params<'py>(&self, py: Python<'py>, deep: bool) -> PyResult<Bound<'py, PyDict>> {
+        let _ = deep;
+        let c = &self.config;
+        let d = PyDict::new(py);
+        d.set_item("n_clusters", c.n_clusters)?;
+        d.set_item("init", init_obj(py, &c.init, c.n_clusters)?)?;
+        d.set_item("n_init", n_init_obj(py, c.n_init)?)?;
+        d.set_item("max_iter", c.max_iter)?;
+        d.set_item("tol", c.tol)?;
+        d.set_item("random_state", c.random_state)?;
+        Ok(d)
+    }
+
+    /// Sets constructor parameters (takes effect at the next fit); returns self.
+    #[pyo3(signature = (**params))]
+    fn set_params<'py>(
+        slf: Bound<'py, Self>,
+        params: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        {
+            let mut me = slf.borrow_mut();
+            let saved = me.config.clone();
+            if let Some(p) = params {
+                for (k, v) in p.iter() {
+                    let key: String = k.extract()?;
+                    if let Err(e) = me.set_param(&key, &v) {
+                        me.config = saved;
+                        return Err(e);
+                    }
+                }
+            }
+            if let Err(e) = me.config.validate() {
+                me.config = saved;
+                return Err(to_py(e));
+            }
+        }
+        Ok(slf)
+    }
+
+    #[getter]
+    fn n_clusters(&self) -> usize {
+        self.config.n_clusters
+    }
+    #[getter]
+    fn init<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        init_obj(py, &self.config.init, self.config.n_clusters)
+    }
+    #[getter]
+    fn n_init<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        n_init_obj(py, self.config.n_init)
+    }
+    #[getter]
+    fn max_iter(&self) -> usize {
+        self.config.max_iter
+    }
+    #[getter]
+    fn tol(&self) -> f64 {
+        self.config.tol
+    }
+    #[getter]
+    fn random_state(&self) -> Option<u64> {
+        self.config.random_state
+    }
+
+    /// (n_clusters, n_features), in the dtype X had at fit.
+    #[getter]
+    fn cluster_centers_<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let k = self.config.n_clusters;
+        Ok(match self.fitted("cluster_centers_")? {
+            FullModel::F32(m) => PyArray1::from_slice(py, m.centers())
+                .reshape([k, m.n_features()])?
+                .into_any(),
+            FullModel::F64(m) => PyArray1::from_slice(py, m.centers())
+                .reshape([k, m.n_features()])?
+                .into_any(),
+        })
+    }
+
+    /// Labels of the rows given to the last fit (int32).
+    #[getter]
+    fn labels_<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        Ok(match self.fitted("labels_")? {
+            FullModel::F32(m) => i32_labels(py, m.labels()),
+            FullModel::F64(m) => i32_labels(py, m.labels()),
+        })
+    }
+
+    /// Weighted sum of squared distances of the last fit's rows to their centres.
+    #[getter]
+    fn inertia_(&self) -> PyResult<f64> {
+        Ok(match self.fitted("inertia_")? {
+            FullModel::F32(m) => m.inertia(),
+            FullModel::F64(m) => m.inertia(),
+        })
+    }
+
+    /// Lloyd iterations of the kept start.
+    #[getter]
+    fn n_iter_(&self) -> PyResult<usize> {
+        Ok(match self.fitted("n_iter_")? {
+            FullModel::F32(m) => m.n_iter(),
+            FullModel::F64(m) => m.n_iter(),
+        })
+    }
+
+    #[getter]
+    fn n_features_in_(&self) -> PyResult<usize> {
+        Ok(match self.fitted("n_features_in_")? {
+            FullModel::F32(m) => m.n_features(),
+            FullModel::F64(m) => m.n_features(),
+        })
+    }
+
+    /// Pickle support: the parameters and, once fitted, the centres, labels and inertia.
+    fn __getstate__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        out.set_item("params", self.get_params(py, true)?)?;
+        let fitted = match &self.model {
+            None => None,
+            Some(m) => {
+                let s = PyDict::new(py);
+                match m {
+                    FullModel::F32(k) => {
+                        s.set_item("dtype", "float32")?;
+                        s.set_item("n_features", k.n_features())?;
+                        s.set_item("centers", k.centers().to_vec())?;
+                        s.set_item("labels", k.labels().to_vec())?;
+                        s.set_item("inertia", k.inertia())?;
+                        s.set_item("n_iter", k.n_iter())?;
+                    }
+                    FullModel::F64(k) => {
+                        s.set_item("dtype", "float64")?;
+                        s.set_item("n_features", k.n_features())?;
+                        s.set_item("centers", k.centers().to_vec())?;
+                        s.set_item("labels", k.labels().to_vec())?;
+                        s.set_item("inertia", k.inertia())?;
+                        s.set_item("n_iter", k.n_iter())?;
+                    }
+                }
+                Some(s)
+            }
+        };
+        out.set_item("fitted", fitted)?;
+        Ok(out)
+    }
+
+    fn __setstate__(&mut self, state: &Bound<'_, PyDict>) -> PyResult<()> {
+        fn item<'py>(d: &Bound<'py, PyDict>, k: &str) -> PyResult<Bound<'py, PyAny>> {
+            d.get_item(k)?
+                .ok_or_else(|| PyValueError::new_err(format!("pickled KMeans lacks {k:?}")))
+        }
+        let params = item(state, "params")?;
+        for (k, v) in params.cast::<PyDict>()?.iter() {
+            let key: String = k.extract()?;
+            self.set_param(&key, &v)?;
+        }
+        self.config.validate().map_err(to_py)?;
+        self.model = None;
+        let fitted = item(state, "fitted")?;
+        if fitted.is_none() {
+            return Ok(());
+        }
+        let f = fitted.cast::<PyDict>()?;
+        let dtype: String = item(f, "dtype")?.extract()?;
+        let n_features: usize = item(f, "n_features")?.extract()?;
+        let labels: Vec<u32> = item(f, "labels")?.extract()?;
+        let inertia: f64 = item(f, "inertia")?.extract()?;
+        let n_iter: usize = item(f, "n_iter")?.extract()?;
+        let config = self.config.clone();
+        self.model = Some(match dtype.as_str() {
+            "float32" => FullModel::F32(
+                KMeans::from_parts(
+                    config,
+                    n_features,
+                    item(f, "centers")?.extract()?,
+                    labels,
+                    inertia,
+                    n_iter,
+                )
+                .map_err(to_py)?,
+            ),
+            "float64" => FullModel::F64(
+                KMeans::from_parts(
+                    config,
+                    n_features,
+                    item(f, "centers")?.extract()?,
+                    labels,
+                    inertia,
+                    n_iter,
+                )
+                .map_err(to_py)?,
+            ),
+            other => return Err(PyValueError::new_err(format!("pickled dtype {other:?}"))),
+        });
+        Ok(())
+    }
+
+    fn __repr__(&self) -> String {
+        let c = &self.config;
+        let mut s = format!("KMeans(n_clusters={}", c.n_clusters);
+        if let Some(n) = c.n_init {
+            s += &format!(", n_init={n}");
         }
         if let Some(r) = c.random_state {
             s += &format!(", random_state={r}");

@@ -288,6 +288,7 @@ fn bonferroni_threshold(alpha: f64, n_tests: i128) -> PyResult<f64> {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEngine>()?;
     m.add_class::<kmeans::PyMiniBatchKMeans>()?;
+    m.add_class::<kmeans::PyKMeans>()?;
     m.add_function(wrap_pyfunction!(normalize, m)?)?;
     m.add_function(wrap_pyfunction!(synth::synth_batches, m)?)?;
     m.add_function(wrap_pyfunction!(bonferroni_threshold, m)?)?;
