@@ -190,7 +190,8 @@ def test_agreement_with_the_published_tree(published, published_vectors, monkeyp
     )
 
     def sk_labels(x, k, w, seed):
-        return KMeans(k, n_init=1, random_state=seed).fit(x, sample_weight=w).labels_
+        km = KMeans(k, n_init=tx.restarts(len(x)), random_state=seed)
+        return km.fit(x, sample_weight=w).labels_
 
     monkeypatch.setattr(tx, "kmeans_labels", sk_labels)
     sk = _agreement(tx.build_tree(values, counts, published_vectors, [266, 26, 5]), values, truth)
@@ -201,8 +202,43 @@ def test_agreement_with_the_published_tree(published, published_vectors, monkeyp
     # loose floors (random labellings give NMI ~0.50 / 0.03 / 0.00 and ARI ~0)
     assert rust[1][0] > 0.62 and rust[2][0] > 0.2 and rust[3][0] > 0.07
     assert rust[3][1] > 0.02
-    # as good as scikit-learn's full KMeans, within noise
+    # as good as scikit-learn's full KMeans, within noise (one seed: level-3 NMI varies by about
+    # 0.02 from seed to seed for both; benches/taxonomy_agreement.py averages seeds)
     assert rust[1][0] >= sk[1][0] - 0.03 and rust[2][0] >= sk[2][0] - 0.05
+    assert rust[3][0] >= sk[3][0] - 0.06
+
+
+def test_upper_levels_reach_sklearn_kmeans_inertia(published, published_vectors):
+    """The top level (26 centroids of the published values -> 5) is where the tree disagreed
+    most with the published one: the mini-batch k-means stopped short of a local minimum there.
+    The k-means the tree uses on it now reaches scikit-learn's KMeans inertia, over seeds."""
+    from sklearn.cluster import KMeans
+
+    values, counts, _ = published
+    nodes = tx.build_tree(values, counts, published_vectors, [266, 26])
+    level2 = [n for n in nodes if n.level == 2]
+    x = np.stack([n.centroid for n in level2]).astype(np.float64)
+    votes = np.array([len(n.members) for n in level2], dtype=np.float64)
+
+    def inertia(labels):
+        total = 0.0
+        for c in np.unique(labels):
+            m = labels == c
+            mu = np.average(x[m], axis=0, weights=votes[m])
+            total += float((votes[m] * ((x[m] - mu) ** 2).sum(1)).sum())
+        return total
+
+    ours = [inertia(tx.kmeans_labels(x, 5, votes, s)) for s in range(20)]
+    sk = [
+        inertia(
+            KMeans(5, n_init=tx.restarts(len(x)), random_state=s)
+            .fit(x, sample_weight=votes)
+            .labels_
+        )
+        for s in range(20)
+    ]
+    assert np.mean(ours) <= 1.01 * np.mean(sk)
+    assert all(len(set(tx.kmeans_labels(x, 5, votes, s))) == 5 for s in range(3))
 
 
 # --- the driver on a feature file ---------------------------------------------------------------

@@ -1781,4 +1781,136 @@ mod tests {
         m.fit(&x, 2, None).unwrap();
         assert!(m.n_steps() < 50 * 600 / 64);
     }
+
+    fn lloyd_config(k: usize, seed: u64) -> LloydConfig {
+        LloydConfig {
+            random_state: Some(seed),
+            ..LloydConfig::new(k)
+        }
+    }
+
+    #[test]
+    fn lloyd_recovers_separated_blobs() {
+        let (x, truth) = blobs(&grid_centres(6, 5), 100, 1.0, 11);
+        for seed in 0..5 {
+            let mut m = KMeans::<f64>::new(lloyd_config(6, seed)).unwrap();
+            m.fit(&x, 5, None).unwrap();
+            assert!(same_partition(m.labels(), &truth), "seed {seed}");
+            let (pred, inertia) = m.predict(&x, 5, None).unwrap();
+            assert_eq!(pred, m.labels());
+            assert!((inertia - m.inertia()).abs() <= 1e-9 * inertia);
+        }
+    }
+
+    #[test]
+    fn lloyd_centres_are_weighted_means_and_weights_act_as_repetition() {
+        // From the same given start, integer weights and repeated rows give the same centres.
+        let (x, _) = blobs(&grid_centres(3, 2), 40, 2.0, 12);
+        let w: Vec<f64> = (0..x.len() / 2).map(|i| (1 + i % 3) as f64).collect();
+        let mut rep = Vec::new();
+        for (row, &wi) in x.chunks_exact(2).zip(&w) {
+            for _ in 0..wi as usize {
+                rep.extend_from_slice(row);
+            }
+        }
+        let mut cfg = lloyd_config(3, 0);
+        cfg.init = Init::Given(x[..6].to_vec());
+        let mut a = KMeans::<f64>::new(cfg.clone()).unwrap();
+        a.fit(&x, 2, Some(&w)).unwrap();
+        let mut b = KMeans::<f64>::new(cfg).unwrap();
+        b.fit(&rep, 2, None).unwrap();
+        for (p, q) in a.centers().iter().zip(b.centers()) {
+            assert!((p - q).abs() < 1e-9);
+        }
+        assert!((a.inertia() - b.inertia()).abs() < 1e-9 * a.inertia());
+        // Each centre is the weighted mean of its rows.
+        for c in 0..3 {
+            let (mut s, mut ws) = ([0.0; 2], 0.0);
+            for (i, row) in x.chunks_exact(2).enumerate() {
+                if a.labels()[i] as usize == c {
+                    s[0] += w[i] * row[0];
+                    s[1] += w[i] * row[1];
+                    ws += w[i];
+                }
+            }
+            assert!((a.centers()[2 * c] - s[0] / ws).abs() < 1e-9);
+            assert!((a.centers()[2 * c + 1] - s[1] / ws).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn lloyd_relocates_empty_centres() {
+        // Two centres start far from all rows and win none: each takes the row farthest from its
+        // centre, and the fit ends with every cluster used, every centre among the data.
+        // (tests/test_kmeans.py holds the relocation to scikit-learn's, row for row.)
+        let (x, _) = blobs(&grid_centres(4, 2), 50, 0.5, 13);
+        let mut cfg = lloyd_config(4, 0);
+        let mut start = x[..4].to_vec();
+        start.extend_from_slice(&[1e4, 1e4, -1e4, -1e4]);
+        cfg.init = Init::Given(start);
+        let mut m = KMeans::<f64>::new(cfg).unwrap();
+        m.fit(&x, 2, None).unwrap();
+        let used: std::collections::HashSet<u32> = m.labels().iter().copied().collect();
+        assert_eq!(used.len(), 4);
+        assert!(m.centers().iter().all(|v| v.abs() < 100.0));
+    }
+
+    #[test]
+    fn lloyd_keeps_the_best_start_and_is_deterministic() {
+        let (x, _) = blobs(&grid_centres(8, 3), 30, 6.0, 14);
+        for seed in 0..4 {
+            let mut one = KMeans::<f32>::new(lloyd_config(8, seed)).unwrap();
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            one.fit(&xf, 3, None).unwrap();
+            let mut cfg = lloyd_config(8, seed);
+            cfg.n_init = Some(6);
+            let mut six = KMeans::<f32>::new(cfg.clone()).unwrap();
+            six.fit(&xf, 3, None).unwrap();
+            // The first of six starts is the single start: the best of six is no worse.
+            assert!(six.inertia() <= one.inertia());
+            let mut again = KMeans::<f32>::new(cfg).unwrap();
+            again.fit(&xf, 3, None).unwrap();
+            assert_eq!(again.centers(), six.centers());
+            assert_eq!(again.labels(), six.labels());
+        }
+    }
+
+    #[test]
+    fn lloyd_errors() {
+        let x = vec![0.0, 1.0, 2.0];
+        assert!(matches!(
+            KMeans::<f64>::new(lloyd_config(4, 0))
+                .unwrap()
+                .fit(&x, 1, None),
+            Err(KMeansError::TooFewSamples { n: 3, k: 4 })
+        ));
+        assert!(matches!(
+            KMeans::<f64>::new(lloyd_config(2, 0))
+                .unwrap()
+                .fit(&[0.0, f64::NAN, 1.0], 1, None),
+            Err(KMeansError::NotFinite { row: 1, col: 0 })
+        ));
+        let mut cfg = lloyd_config(2, 0);
+        cfg.n_init = Some(0);
+        assert!(matches!(
+            KMeans::<f64>::new(cfg),
+            Err(KMeansError::Param(_))
+        ));
+        let mut cfg = lloyd_config(2, 0);
+        cfg.init = Init::Given(vec![0.0; 3]);
+        assert!(matches!(
+            KMeans::<f64>::new(cfg).unwrap().fit(&x, 1, None),
+            Err(KMeansError::Init(_))
+        ));
+        assert!(matches!(
+            KMeans::<f64>::new(lloyd_config(2, 0))
+                .unwrap()
+                .predict(&x, 1, None),
+            Err(KMeansError::NotFitted)
+        ));
+        // k == n: every row its own centre.
+        let mut m = KMeans::<f64>::new(lloyd_config(3, 0)).unwrap();
+        m.fit(&x, 1, None).unwrap();
+        assert!(m.inertia() < 1e-12);
+    }
 }
