@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from oracle import RESPONSE_TYPES, norm
-from valuescope import Engine, MiniBatchKMeans, normalize
+from valuescope import Engine, KMeans, MiniBatchKMeans, normalize
 from valuescope.analyze import REJECTS_HEADER, AnalyzeOptions, RejectsWriter, analyze_files
 from valuescope.conversations import Conversation, Rejected, count_records, read_conversations
 from valuescope.errors import UserError
@@ -575,8 +575,9 @@ def kmeans_inputs(draw):
 @given(data=kmeans_inputs(), k=st.integers(1, 6) | st.integers(1, 30),
        seed=st.integers(0, 2**32 - 1),
        weights=st.sampled_from(["none"] * 3 + ["ones"] * 3 + ["negative", "nan", "zeros",
-                                                              "short"]))  # fmt: skip
-def test_kmeans_fits_or_refuses_with_value_error(data, k, seed, weights):
+                                                              "short"]),
+       full_batch=st.booleans())  # fmt: skip
+def test_kmeans_fits_or_refuses_with_value_error(data, k, seed, weights, full_batch):
     x, poisoned = data
     n, d = x.shape
     w = {
@@ -589,7 +590,11 @@ def test_kmeans_fits_or_refuses_with_value_error(data, k, seed, weights):
     }[weights]
     bad_weights = weights in ("negative", "nan", "zeros") and n > 0 or weights == "short"
     should_fail = n == 0 or d == 0 or poisoned or k > n or bad_weights
-    km = MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=8, max_iter=5)
+    km = (
+        KMeans(n_clusters=k, random_state=seed, n_init=2, max_iter=5)
+        if full_batch
+        else MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=8, max_iter=5)
+    )
     status, out = call_engine(km.fit, x, None, w)
     if should_fail:
         assert status == "error", (x.shape, k, weights, poisoned)
@@ -642,6 +647,36 @@ def test_kmeans_parameters_are_checked(via_set_params, **params):
             assert km.get_params() == before
     else:
         status, out = call_engine(lambda: MiniBatchKMeans(**params))
+    assert status == ("ok" if valid else "error"), (params, out)
+    if valid:
+        got = out.get_params()
+        assert {k: got[k] for k in params} == params
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_clusters=COUNT,
+    max_iter=COUNT,
+    n_init=COUNT,
+    random_state=st.none() | COUNT,
+    tol=st.floats(allow_nan=True, allow_infinity=True) | st.integers(-3, 3),
+    via_set_params=st.booleans(),
+)
+def test_full_batch_kmeans_parameters_are_checked(via_set_params, **params):
+    valid = (
+        all(1 <= params[k] <= U64 for k in ("n_clusters", "max_iter", "n_init"))
+        and (params["random_state"] is None or 0 <= params["random_state"] <= U64)
+        and math.isfinite(params["tol"])
+        and params["tol"] >= 0
+    )
+    if via_set_params:
+        km = KMeans()
+        before = km.get_params()
+        status, out = call_engine(lambda: km.set_params(**params))
+        if status == "error":  # a refused change leaves every parameter as it was
+            assert km.get_params() == before
+    else:
+        status, out = call_engine(lambda: KMeans(**params))
     assert status == ("ok" if valid else "error"), (params, out)
     if valid:
         got = out.get_params()

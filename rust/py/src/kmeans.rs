@@ -800,12 +800,12 @@ impl PyKMeans {
     fn set_param(&mut self, key: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
         let c = &mut self.config;
         match key {
-            "n_clusters" => c.n_clusters = v.extract()?,
+            "n_clusters" => c.n_clusters = whole(key, v.extract()?)?,
             "init" => c.init = parse_init(v, c.n_clusters)?,
             "n_init" => c.n_init = parse_n_init(v)?,
-            "max_iter" => c.max_iter = v.extract()?,
+            "max_iter" => c.max_iter = whole(key, v.extract()?)?,
             "tol" => c.tol = v.extract()?,
-            "random_state" => c.random_state = v.extract()?,
+            "random_state" => c.random_state = whole_opt(key, v.extract()?)?,
             _ => {
                 return Err(PyValueError::new_err(format!(
                     "invalid parameter {key:?} for KMeans"
@@ -913,17 +913,18 @@ impl PyKMeans {
                           tol=0.0001, random_state=None)"
     )]
     fn new(
-        n_clusters: usize,
+        n_clusters: i128,
         init: Option<&Bound<'_, PyAny>>,
         n_init: Option<&Bound<'_, PyAny>>,
-        max_iter: usize,
+        max_iter: i128,
         tol: f64,
-        random_state: Option<u64>,
+        random_state: Option<i128>,
     ) -> PyResult<Self> {
+        let n_clusters = whole("n_clusters", n_clusters)?;
         let mut config = LloydConfig {
-            max_iter,
+            max_iter: whole("max_iter", max_iter)?,
             tol,
-            random_state,
+            random_state: whole_opt("random_state", random_state)?,
             ..LloydConfig::new(n_clusters)
         };
         if let Some(i) = init {
