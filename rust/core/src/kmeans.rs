@@ -360,6 +360,28 @@ fn assign<T: Float>(
 }
 
 /// Labels and weighted inertia of `x` against `centers`.
+/// Nearest of `centers` (over `fitted_d` features) for each row of `x`, and the weighted inertia:
+/// `predict` of both k-means kinds.
+fn nearest<T: Float>(
+    centers: &[T],
+    fitted_d: usize,
+    x: &[T],
+    d: usize,
+    weights: Option<&[f64]>,
+) -> Result<(Vec<u32>, f64), KMeansError> {
+    let data = Data::new(x, d)?;
+    if d != fitted_d {
+        return Err(KMeansError::Features {
+            expected: fitted_d,
+            found: d,
+        });
+    }
+    let w = check_weights(weights, data.n())?;
+    let norms = sq_norms(x, d);
+    let (labels, _, inertia) = labels_inertia(x, &norms, &w, centers, d);
+    Ok((labels, inertia))
+}
+
 fn labels_inertia<T: Float>(
     x: &[T],
     x_norms: &[T],
@@ -931,17 +953,7 @@ impl<T: Float> MiniBatchKMeans<T> {
         if !self.is_fitted() {
             return Err(KMeansError::NotFitted);
         }
-        let data = Data::new(x, d)?;
-        if d != self.d {
-            return Err(KMeansError::Features {
-                expected: self.d,
-                found: d,
-            });
-        }
-        let w = check_weights(weights, data.n())?;
-        let norms = sq_norms(x, d);
-        let (labels, _, inertia) = labels_inertia(x, &norms, &w, &self.centers, d);
-        Ok((labels, inertia))
+        nearest(&self.centers, self.d, x, d, weights)
     }
 
     fn random_reassign(&mut self) -> bool {
@@ -1320,17 +1332,7 @@ impl<T: Float> KMeans<T> {
         if !self.is_fitted() {
             return Err(KMeansError::NotFitted);
         }
-        let data = Data::new(x, d)?;
-        if d != self.d {
-            return Err(KMeansError::Features {
-                expected: self.d,
-                found: d,
-            });
-        }
-        let w = check_weights(weights, data.n())?;
-        let norms = sq_norms(x, d);
-        let (labels, _, inertia) = labels_inertia(x, &norms, &w, &self.centers, d);
-        Ok((labels, inertia))
+        nearest(&self.centers, self.d, x, d, weights)
     }
 }
 

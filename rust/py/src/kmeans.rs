@@ -8,16 +8,104 @@ use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyDict, PyString};
 use valuescope_core::kmeans::{
-    Init, KMeans, KMeansConfig, KMeansError, KMeansState, LloydConfig, MiniBatchKMeans,
+    Float, Init, KMeans, KMeansConfig, KMeansError, KMeansState, LloydConfig, MiniBatchKMeans,
 };
 
 fn to_py(e: KMeansError) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 
-enum Model {
-    F32(MiniBatchKMeans<f32>),
-    F64(MiniBatchKMeans<f64>),
+/// A fitted model of either float width (the training data's dtype decides).
+enum Fit<A, B> {
+    F32(A),
+    F64(B),
+}
+type Model = Fit<MiniBatchKMeans<f32>, MiniBatchKMeans<f64>>;
+type FullModel = Fit<KMeans<f32>, KMeans<f64>>;
+
+/// `predict` of either k-means kind.
+trait Predict<T> {
+    fn nearest(&self, x: &[T], d: usize, w: Option<&[f64]>)
+        -> Result<(Vec<u32>, f64), KMeansError>;
+}
+
+impl<T: Float> Predict<T> for MiniBatchKMeans<T> {
+    fn nearest(
+        &self,
+        x: &[T],
+        d: usize,
+        w: Option<&[f64]>,
+    ) -> Result<(Vec<u32>, f64), KMeansError> {
+        self.predict(x, d, w)
+    }
+}
+
+impl<T: Float> Predict<T> for KMeans<T> {
+    fn nearest(
+        &self,
+        x: &[T],
+        d: usize,
+        w: Option<&[f64]>,
+    ) -> Result<(Vec<u32>, f64), KMeansError> {
+        self.predict(x, d, w)
+    }
+}
+
+impl<A: Predict<f32> + Sync, B: Predict<f64> + Sync> Fit<A, B> {
+    fn dtype(&self) -> Dtype {
+        match self {
+            Fit::F32(_) => Dtype::F32,
+            Fit::F64(_) => Dtype::F64,
+        }
+    }
+
+    /// Labels and weighted inertia of X (converted to the model's dtype), GIL released.
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(Vec<u32>, f64)> {
+        let m = matrix(x, Some(self.dtype()))?;
+        let (n, d) = m.dims();
+        let w = weights(sample_weight, n)?;
+        let w = opt_slice(&w)?;
+        let r = match (&m, self) {
+            (Matrix::F32(a), Fit::F32(k)) => {
+                let xs = slice(a)?;
+                py.detach(|| k.nearest(xs, d, w))
+            }
+            (Matrix::F64(a), Fit::F64(k)) => {
+                let xs = slice(a)?;
+                py.detach(|| k.nearest(xs, d, w))
+            }
+            _ => unreachable!("X was converted to the model's dtype"),
+        };
+        r.map_err(to_py)
+    }
+}
+
+/// What scikit-learn's `set_params` needs of an estimator; `set_all` applies all or nothing.
+trait Params {
+    type Config: Clone;
+    fn config_mut(&mut self) -> &mut Self::Config;
+    fn set_param(&mut self, key: &str, v: &Bound<'_, PyAny>) -> PyResult<()>;
+    fn check(&self) -> PyResult<()>;
+}
+
+fn set_all<T: Params>(me: &mut T, params: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+    let saved = me.config_mut().clone();
+    let mut apply = || -> PyResult<()> {
+        for (k, v) in params.into_iter().flat_map(|p| p.iter()) {
+            me.set_param(&k.extract::<String>()?, &v)?;
+        }
+        me.check()
+    };
+    let r = apply();
+    if r.is_err() {
+        *me.config_mut() = saved;
+    }
+    r
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -125,9 +213,18 @@ fn weights<'py>(
     Ok(Some(arr.extract()?))
 }
 
-fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>) -> PyResult<&'a [T]> {
+/// The elements of a C-contiguous array, in place.
+fn slice<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
+    a: &'a numpy::PyReadonlyArray<'_, T, D>,
+) -> PyResult<&'a [T]> {
     a.as_slice()
         .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+fn opt_slice<'a, T: numpy::Element>(
+    a: &'a Option<PyReadonlyArray1<'_, T>>,
+) -> PyResult<Option<&'a [T]>> {
+    a.as_ref().map(slice).transpose()
 }
 
 fn state_dict<'py, T: numpy::Element + Copy + for<'a> IntoPyObject<'py>>(
@@ -219,6 +316,19 @@ pub struct PyMiniBatchKMeans {
     labels: Option<Py<PyArray1<i32>>>,
 }
 
+impl Params for PyMiniBatchKMeans {
+    type Config = KMeansConfig;
+    fn config_mut(&mut self) -> &mut KMeansConfig {
+        &mut self.config
+    }
+    fn set_param(&mut self, key: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.set_one(key, v)
+    }
+    fn check(&self) -> PyResult<()> {
+        self.config.validate().map_err(to_py)
+    }
+}
+
 impl PyMiniBatchKMeans {
     fn set_init(&mut self, init: &Bound<'_, PyAny>) -> PyResult<()> {
         self.config.init = parse_init(init, self.config.n_clusters)?;
@@ -230,7 +340,7 @@ impl PyMiniBatchKMeans {
         Ok(())
     }
 
-    fn set_param(&mut self, key: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn set_one(&mut self, key: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
         let c = &mut self.config;
         match key {
             "n_clusters" => c.n_clusters = whole(key, v.extract()?)?,
@@ -284,10 +394,7 @@ impl PyMiniBatchKMeans {
         let m = matrix(x, want)?;
         let (n, d) = m.dims();
         let w = weights(sample_weight, n)?;
-        let w = match &w {
-            Some(a) => Some(slice(a)?),
-            None => None,
-        };
+        let w = opt_slice(&w)?;
         let config = me.config.clone();
         if !partial || me.model.is_none() {
             config.validate().map_err(to_py)?;
@@ -299,9 +406,7 @@ impl PyMiniBatchKMeans {
         let model = me.model.as_mut().expect("set above");
         let result = match (&m, model) {
             (Matrix::F32(a), Model::F32(k)) => {
-                let xs = a
-                    .as_slice()
-                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                let xs = slice(a)?;
                 py.detach(|| {
                     if partial {
                         k.partial_fit(xs, d, w)
@@ -311,9 +416,7 @@ impl PyMiniBatchKMeans {
                 })
             }
             (Matrix::F64(a), Model::F64(k)) => {
-                let xs = a
-                    .as_slice()
-                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                let xs = slice(a)?;
                 py.detach(|| {
                     if partial {
                         k.partial_fit(xs, d, w)
@@ -350,34 +453,7 @@ impl PyMiniBatchKMeans {
         x: &Bound<'py, PyAny>,
         sample_weight: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<(Vec<u32>, f64)> {
-        let model = self.model()?;
-        let want = match model {
-            Model::F32(_) => Dtype::F32,
-            Model::F64(_) => Dtype::F64,
-        };
-        let m = matrix(x, Some(want))?;
-        let (n, d) = m.dims();
-        let w = weights(sample_weight, n)?;
-        let w = match &w {
-            Some(a) => Some(slice(a)?),
-            None => None,
-        };
-        let r = match (&m, model) {
-            (Matrix::F32(a), Model::F32(k)) => {
-                let xs = a
-                    .as_slice()
-                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
-                py.detach(|| k.predict(xs, d, w))
-            }
-            (Matrix::F64(a), Model::F64(k)) => {
-                let xs = a
-                    .as_slice()
-                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
-                py.detach(|| k.predict(xs, d, w))
-            }
-            _ => unreachable!("X was converted to the model's dtype"),
-        };
-        r.map_err(to_py)
+        self.model()?.predict(py, x, sample_weight)
     }
 }
 
@@ -547,23 +623,7 @@ impl PyMiniBatchKMeans {
         slf: Bound<'py, Self>,
         params: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, Self>> {
-        {
-            let mut me = slf.borrow_mut();
-            let saved = me.config.clone();
-            if let Some(p) = params {
-                for (k, v) in p.iter() {
-                    let key: String = k.extract()?;
-                    if let Err(e) = me.set_param(&key, &v) {
-                        me.config = saved;
-                        return Err(e);
-                    }
-                }
-            }
-            if let Err(e) = me.config.validate() {
-                me.config = saved;
-                return Err(to_py(e));
-            }
-        }
+        set_all(&mut *slf.borrow_mut(), params)?;
         Ok(slf)
     }
 
@@ -784,11 +844,6 @@ impl PyMiniBatchKMeans {
     }
 }
 
-enum FullModel {
-    F32(KMeans<f32>),
-    F64(KMeans<f64>),
-}
-
 /// `valuescope._core.KMeans`: full-batch (Lloyd) k-means with scikit-learn's `KMeans` face.
 #[pyclass(module = "valuescope._core", name = "KMeans")]
 pub struct PyKMeans {
@@ -796,7 +851,14 @@ pub struct PyKMeans {
     model: Option<FullModel>,
 }
 
-impl PyKMeans {
+impl Params for PyKMeans {
+    type Config = LloydConfig;
+    fn config_mut(&mut self) -> &mut LloydConfig {
+        &mut self.config
+    }
+    fn check(&self) -> PyResult<()> {
+        self.config.validate().map_err(to_py)
+    }
     fn set_param(&mut self, key: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
         let c = &mut self.config;
         match key {
@@ -814,7 +876,9 @@ impl PyKMeans {
         }
         Ok(())
     }
+}
 
+impl PyKMeans {
     fn fitted(&self, name: &str) -> PyResult<&FullModel> {
         self.model.as_ref().ok_or_else(|| {
             PyAttributeError::new_err(format!("KMeans has no attribute {name:?} before fit"))
@@ -831,25 +895,18 @@ impl PyKMeans {
         let m = matrix(x, None)?;
         let (n, d) = m.dims();
         let w = weights(sample_weight, n)?;
-        let w = match &w {
-            Some(a) => Some(slice(a)?),
-            None => None,
-        };
+        let w = opt_slice(&w)?;
         let config = me.config.clone();
         me.model = None;
         let model = match &m {
             Matrix::F32(a) => {
-                let xs = a
-                    .as_slice()
-                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                let xs = slice(a)?;
                 let mut k = KMeans::<f32>::new(config).map_err(to_py)?;
                 py.detach(|| k.fit(xs, d, w)).map_err(to_py)?;
                 FullModel::F32(k)
             }
             Matrix::F64(a) => {
-                let xs = a
-                    .as_slice()
-                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                let xs = slice(a)?;
                 let mut k = KMeans::<f64>::new(config).map_err(to_py)?;
                 py.detach(|| k.fit(xs, d, w)).map_err(to_py)?;
                 FullModel::F64(k)
@@ -865,37 +922,10 @@ impl PyKMeans {
         x: &Bound<'py, PyAny>,
         sample_weight: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<(Vec<u32>, f64)> {
-        let model = self
-            .model
+        self.model
             .as_ref()
-            .ok_or_else(|| to_py(KMeansError::NotFitted))?;
-        let want = match model {
-            FullModel::F32(_) => Dtype::F32,
-            FullModel::F64(_) => Dtype::F64,
-        };
-        let m = matrix(x, Some(want))?;
-        let (n, d) = m.dims();
-        let w = weights(sample_weight, n)?;
-        let w = match &w {
-            Some(a) => Some(slice(a)?),
-            None => None,
-        };
-        let r = match (&m, model) {
-            (Matrix::F32(a), FullModel::F32(k)) => {
-                let xs = a
-                    .as_slice()
-                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
-                py.detach(|| k.predict(xs, d, w))
-            }
-            (Matrix::F64(a), FullModel::F64(k)) => {
-                let xs = a
-                    .as_slice()
-                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
-                py.detach(|| k.predict(xs, d, w))
-            }
-            _ => unreachable!("X was converted to the model's dtype"),
-        };
-        r.map_err(to_py)
+            .ok_or_else(|| to_py(KMeansError::NotFitted))?
+            .predict(py, x, sample_weight)
     }
 }
 
@@ -1013,23 +1043,7 @@ impl PyKMeans {
         slf: Bound<'py, Self>,
         params: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, Self>> {
-        {
-            let mut me = slf.borrow_mut();
-            let saved = me.config.clone();
-            if let Some(p) = params {
-                for (k, v) in p.iter() {
-                    let key: String = k.extract()?;
-                    if let Err(e) = me.set_param(&key, &v) {
-                        me.config = saved;
-                        return Err(e);
-                    }
-                }
-            }
-            if let Err(e) = me.config.validate() {
-                me.config = saved;
-                return Err(to_py(e));
-            }
-        }
+        set_all(&mut *slf.borrow_mut(), params)?;
         Ok(slf)
     }
 
