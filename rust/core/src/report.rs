@@ -37,12 +37,17 @@ impl TableCells<'_> {
         let hot = &self.hot[t];
         match self.spill {
             Some(s) if s.has(t) => {
+                // the in-memory cells sorted into partitions once, not scanned once per partition
+                let mut mine: Vec<Vec<(u64, &Counter)>> = vec![Vec::new(); PARTS];
+                for (&k, c) in hot {
+                    mine[part_of(k)].push((k, c));
+                }
                 let mut size = 0;
-                for p in 0..PARTS {
+                for (p, mine) in mine.into_iter().enumerate() {
                     // partitions are about equal: sized like the last, the map rarely regrows
                     let mut m = HashMap::with_capacity(size);
                     s.read(t, p, self.cap, &mut m)?;
-                    for (&k, c) in hot.iter().filter(|(&k, _)| part_of(k) == p) {
+                    for (k, c) in mine {
                         m.entry(k).or_default().merge(c, self.cap);
                     }
                     size = m.len() + m.len() / 8;
