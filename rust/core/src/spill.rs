@@ -36,6 +36,10 @@ pub fn map_bytes(map: &HashMap<u64, Counter>) -> usize {
     map.capacity() * entry * 8 / 7 + map.len() * 8
 }
 
+fn damaged() -> EngineError {
+    EngineError::Io("a spill file is damaged".into())
+}
+
 fn io_err(what: &str, e: io::Error) -> EngineError {
     EngineError::Io(format!("{what}: {e}"))
 }
@@ -151,22 +155,38 @@ impl Spill {
         cap: u32,
         into: &mut HashMap<u64, Counter>,
     ) -> Result<()> {
+        self.records(t, p, |key, n, ids| {
+            let c = Counter::from_parts(n, ids, cap).ok_or_else(damaged)?;
+            into.entry(key).or_default().merge(&c, cap);
+            Ok(())
+        })
+    }
+
+    /// Calls `f(key, conversations, ids)` for each record of partition `p` of table `t`, as
+    /// written: a key spilled several times comes several times.
+    pub fn records(
+        &self,
+        t: usize,
+        p: usize,
+        mut f: impl FnMut(u64, u64, &[UserId]) -> Result<()>,
+    ) -> Result<()> {
         if !self.has(t) {
             return Ok(());
         }
-        let f = match File::open(self.path(t, p)) {
+        let file = match File::open(self.path(t, p)) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(io_err("cannot read a spill file", e)),
         };
-        let mut r = BufReader::with_capacity(1 << 16, f);
-        let bad = || EngineError::Io("a spill file is damaged".into());
+        let mut r = BufReader::with_capacity(1 << 16, file);
         let mut head = [0u8; 17];
         let mut ids: Vec<UserId> = Vec::new();
         loop {
-            match r.read_exact(&mut head) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            // the end of the file may only fall between records
+            match r.read(&mut head[..1]) {
+                Ok(0) => return Ok(()),
+                Ok(_) => r.read_exact(&mut head[1..]).map_err(|_| damaged())?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io_err("cannot read a spill file", e)),
             }
             let key = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
@@ -174,11 +194,10 @@ impl Spill {
             ids.clear();
             let mut id = [0u8; 4];
             for _ in 0..head[16] {
-                r.read_exact(&mut id).map_err(|_| bad())?;
+                r.read_exact(&mut id).map_err(|_| damaged())?;
                 ids.push(UserId::from_le_bytes(id));
             }
-            let c = Counter::from_parts(n, &ids, cap).ok_or_else(bad)?;
-            into.entry(key).or_default().merge(&c, cap);
+            f(key, n, &ids)?;
         }
     }
 }
@@ -230,12 +249,26 @@ mod tests {
             twice.merge(c, 10);
             assert_eq!(&back[k], &twice);
         }
-        // a damaged file is an error, not a panic
+        // a file cut inside a record's ids is an error, not a short read or a panic
         let f = spill.path(0, part_of(0));
-        let mut bytes = std::fs::read(&f).unwrap();
-        bytes.truncate(bytes.len() - 3);
-        std::fs::write(&f, &bytes).unwrap();
-        let mut m = HashMap::new();
-        assert!(spill.read(0, part_of(0), 10, &mut m).is_err());
+        let whole = std::fs::read(&f).unwrap();
+        std::fs::write(&f, &whole[..whole.len() - 1]).unwrap();
+        assert!(spill.read(0, part_of(0), 10, &mut HashMap::new()).is_err());
+    }
+
+    #[test]
+    fn a_file_cut_inside_a_record_header_is_damaged() {
+        let mut spill = Spill::new(&std::env::temp_dir(), 0, 1).unwrap();
+        let mut c = Counter::default();
+        (0..10).for_each(|u| c.add(u, 10)); // saturated: a record of 17 bytes, no ids
+        spill.write(0, &HashMap::from([(5u64, c)])).unwrap();
+        let f = spill.path(0, part_of(5));
+        let whole = std::fs::read(&f).unwrap();
+        assert_eq!(whole.len(), 17);
+        for cut in 1..17 {
+            std::fs::write(&f, &whole[..cut]).unwrap();
+            let r = spill.read(0, part_of(5), 10, &mut HashMap::new());
+            assert!(r.is_err(), "a file of {cut} bytes read as complete");
+        }
     }
 }
