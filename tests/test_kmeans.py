@@ -211,6 +211,14 @@ def test_non_finite_is_rejected(bad):
         m.predict(x)
 
 
+@pytest.mark.parametrize("cls", [MiniBatchKMeans, KMeans])
+def test_non_finite_given_centres_are_rejected(cls):
+    centres = np.arange(6.0).reshape(2, 3)
+    centres[1, 0] = np.nan
+    with pytest.raises(ValueError, match="centres contain NaN or infinity"):
+        cls(2, init=centres, n_init=1).fit(np.arange(30.0).reshape(10, 3))
+
+
 def test_errors():
     x = np.random.default_rng(0).normal(size=(5, 2))
     with pytest.raises(ValueError, match="n_samples=5 should be >= n_clusters=6"):

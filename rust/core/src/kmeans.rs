@@ -175,17 +175,15 @@ impl KMeansConfig {
 
     pub fn validate(&self) -> Result<(), KMeansError> {
         let bad = |m: String| Err(KMeansError::Param(m));
-        if self.n_clusters == 0 {
-            return bad("n_clusters must be >= 1".into());
-        }
+        check_common(
+            self.n_clusters,
+            self.max_iter,
+            self.n_init,
+            self.tol,
+            &self.init,
+        )?;
         if self.batch_size == 0 {
             return bad("batch_size must be >= 1".into());
-        }
-        if self.max_iter == 0 {
-            return bad("max_iter must be >= 1".into());
-        }
-        if self.n_init == Some(0) {
-            return bad("n_init must be >= 1".into());
         }
         if self.init_size == Some(0) {
             return bad("init_size must be >= 1".into());
@@ -195,24 +193,6 @@ impl KMeansConfig {
                 "reassignment_ratio must be a finite number >= 0, got {}",
                 self.reassignment_ratio
             ));
-        }
-        if !(self.tol >= 0.0 && self.tol.is_finite()) {
-            return bad(format!(
-                "tol must be a finite number >= 0, got {}",
-                self.tol
-            ));
-        }
-        if let Init::Given(c) = &self.init {
-            if c.is_empty() || !c.len().is_multiple_of(self.n_clusters) {
-                return Err(KMeansError::Init(format!(
-                    "expected {} rows of centres, got {} values",
-                    self.n_clusters,
-                    c.len()
-                )));
-            }
-            if c.iter().any(|v| !v.is_finite()) {
-                return Err(KMeansError::Init("centres contain NaN or infinity".into()));
-            }
         }
         Ok(())
     }
@@ -360,6 +340,41 @@ fn assign<T: Float>(
 }
 
 /// Labels and weighted inertia of `x` against `centers`.
+/// The settings both k-means kinds share, checked alike (given centres included).
+fn check_common(
+    n_clusters: usize,
+    max_iter: usize,
+    n_init: Option<usize>,
+    tol: f64,
+    init: &Init,
+) -> Result<(), KMeansError> {
+    let bad = |m: String| Err(KMeansError::Param(m));
+    if n_clusters == 0 {
+        return bad("n_clusters must be >= 1".into());
+    }
+    if max_iter == 0 {
+        return bad("max_iter must be >= 1".into());
+    }
+    if n_init == Some(0) {
+        return bad("n_init must be >= 1".into());
+    }
+    if !(tol >= 0.0 && tol.is_finite()) {
+        return bad(format!("tol must be a finite number >= 0, got {tol}"));
+    }
+    if let Init::Given(c) = init {
+        if c.is_empty() || !c.len().is_multiple_of(n_clusters) {
+            return Err(KMeansError::Init(format!(
+                "expected {n_clusters} rows of centres, got {} values",
+                c.len()
+            )));
+        }
+        if c.iter().any(|v| !v.is_finite()) {
+            return Err(KMeansError::Init("centres contain NaN or infinity".into()));
+        }
+    }
+    Ok(())
+}
+
 /// Nearest of `centers` (over `fitted_d` features) for each row of `x`, and the weighted inertia:
 /// `predict` of both k-means kinds.
 fn nearest<T: Float>(
@@ -1144,23 +1159,13 @@ impl LloydConfig {
     }
 
     pub fn validate(&self) -> Result<(), KMeansError> {
-        let bad = |m: String| Err(KMeansError::Param(m));
-        if self.n_clusters == 0 {
-            return bad("n_clusters must be >= 1".into());
-        }
-        if self.max_iter == 0 {
-            return bad("max_iter must be >= 1".into());
-        }
-        if self.n_init == Some(0) {
-            return bad("n_init must be >= 1".into());
-        }
-        if !(self.tol >= 0.0 && self.tol.is_finite()) {
-            return bad(format!(
-                "tol must be a finite number >= 0, got {}",
-                self.tol
-            ));
-        }
-        Ok(())
+        check_common(
+            self.n_clusters,
+            self.max_iter,
+            self.n_init,
+            self.tol,
+            &self.init,
+        )
     }
 
     fn effective_n_init(&self) -> usize {
@@ -1900,8 +1905,9 @@ mod tests {
         ));
         let mut cfg = lloyd_config(2, 0);
         cfg.init = Init::Given(vec![0.0; 3]);
+        // refused when built (as MiniBatchKMeans does) or at the latest when fitted
         assert!(matches!(
-            KMeans::<f64>::new(cfg).unwrap().fit(&x, 1, None),
+            KMeans::<f64>::new(cfg).and_then(|mut k| k.fit(&x, 1, None)),
             Err(KMeansError::Init(_))
         ));
         assert!(matches!(
