@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from valuescope.atomic import write_text
 
@@ -50,18 +49,19 @@ def line_terminator(has_cr: bool) -> str:
     return "\r\n" if has_cr else "\n"
 
 
-def _holds_cr(col: pa.ChunkedArray) -> bool:
-    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-        return False
-    return bool(pc.any(pc.match_substring(col, "\r")).as_py())
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 def csv_text(table: pa.Table, columns: Sequence[str] | None = None) -> str:
     cols = list(columns) if columns is not None else table.column_names
+    cells = [_column_text(table.column(c)) for c in cols]
+    text = [col for c, col in zip(cols, cells, strict=True) if _is_text(table.column(c).type)]
+    has_cr = any("\r" in v for col in text for v in col)
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator=line_terminator(any(_holds_cr(table[c]) for c in cols)))
+    w = csv.writer(buf, lineterminator=line_terminator(has_cr))
     w.writerow(cols)
-    w.writerows(zip(*(_column_text(table.column(c)) for c in cols), strict=True))
+    w.writerows(zip(*cells, strict=True))
     return buf.getvalue()
 
 
