@@ -10,9 +10,10 @@ use hashbrown::HashMap;
 use std::borrow::Cow;
 use std::path::Path;
 
+use crate::cells::{Cells, Scatter, PARTS};
 use crate::ingest::{count_keys, count_misc, count_table, expects_list, BatchView, Misc, Resolved};
 use crate::report::{Analysis, TableCells};
-use crate::spill::{map_bytes, Spill, PARTS};
+use crate::spill::Spill;
 use crate::state::State;
 use crate::users::Counter;
 
@@ -170,6 +171,8 @@ pub struct Engine {
     pub(crate) state: State,
     /// Reused between batches; not part of the state.
     scratch: Resolved,
+    /// Per table, reused between batches.
+    scatter: Vec<Scatter>,
     /// Where table cells go once they outgrow the memory budget; None keeps all in memory.
     spill: Option<Spill>,
 }
@@ -178,7 +181,12 @@ pub struct Engine {
 enum Job<'a> {
     Keys(usize, &'a mut HashMap<u32, Counter>),
     /// (columns crossed, a column whose non-empty rows are skipped), cells
-    Table((usize, usize), Option<usize>, &'a mut HashMap<u64, Counter>),
+    Table(
+        (usize, usize),
+        Option<usize>,
+        &'a mut Cells,
+        &'a mut Scatter,
+    ),
     Misc(Misc<'a>),
 }
 
@@ -187,6 +195,7 @@ impl Engine {
         let plan = Plan::new(&config)?;
         let state = State::new(plan.columns.len(), plan.tables.len());
         Ok(Engine {
+            scatter: vec![Scatter::default(); plan.tables.len()],
             config,
             plan,
             state,
@@ -214,14 +223,14 @@ impl Engine {
 
     /// Heap bytes the tables hold in memory now (an estimate).
     pub fn table_bytes(&self) -> usize {
-        self.state.tables.iter().map(map_bytes).sum()
+        self.state.tables.iter().map(Cells::bytes).sum()
     }
 
     /// Spills the largest tables when the in-memory cells pass the budget, down to half of it.
     ///
-    /// A hash map that grows allocates twice its buckets while still holding the old ones, so
-    /// a table that would fill up with another batch like the last (`before`: the table sizes
-    /// before it) counts at three times its size: the budget bounds the peak, not the average.
+    /// Each table is sized as it would be after another batch like the last (`before`: the
+    /// table sizes before it), its parts that would regrow doubled: the budget bounds the
+    /// peak, not the average.
     fn maybe_spill(&mut self, before: &[usize]) -> Result<()> {
         let Some(spill) = self.spill.as_mut() else {
             return Ok(());
@@ -232,13 +241,8 @@ impl Engine {
             .iter()
             .enumerate()
             .map(|(t, m)| {
-                let grown = m.len() - before.get(t).copied().unwrap_or(m.len()).min(m.len());
-                let bytes = map_bytes(m);
-                if m.len() + grown > m.capacity() {
-                    3 * bytes
-                } else {
-                    bytes
-                }
+                let len = m.len();
+                m.bytes_after(len - before.get(t).copied().unwrap_or(len).min(len))
             })
             .collect();
         let mut total: usize = sizes.iter().sum();
@@ -252,7 +256,7 @@ impl Engine {
                 break;
             }
             spill.write(t, &self.state.tables[t])?;
-            self.state.tables[t] = HashMap::new();
+            self.state.tables[t] = Cells::default();
             total -= sizes[t];
         }
         spill.spills += 1;
@@ -279,9 +283,11 @@ impl Engine {
             cap: self.config.min_users,
         };
         for (t, table) in full.tables.iter_mut().enumerate() {
-            let mut all = HashMap::new();
-            cells.for_each_part(t, |m| all.extend(m.iter().map(|(&k, c)| (k, c.clone()))))?;
-            *table = all;
+            let mut p = 0;
+            cells.for_each_part(t, |m| {
+                table.set_part(p, m.clone());
+                p += 1;
+            })?;
         }
         Ok(Cow::Owned(full))
     }
@@ -333,9 +339,10 @@ impl Engine {
         jobs.extend(
             st.tables
                 .iter_mut()
+                .zip(self.scatter.iter_mut())
                 .zip(&self.plan.tables)
                 .enumerate()
-                .map(|(t, (m, &ab))| Job::Table(ab, skip(t), m)),
+                .map(|(t, ((m, s), &ab))| Job::Table(ab, skip(t), m, s)),
         );
         jobs.push(Job::Misc(Misc {
             rt_all: &mut st.rt_all,
@@ -345,7 +352,7 @@ impl Engine {
         }));
         let run = |job: Job| match job {
             Job::Keys(c, m) => count_keys(m, res, c, cap),
-            Job::Table(ab, skip, m) => count_table(m, res, ab, skip, cap),
+            Job::Table(ab, skip, m, s) => count_table(m, s, res, ab, skip, cap),
             Job::Misc(m) => count_misc(m, res, cap),
         };
         if res.len() < PARALLEL_MIN_ROWS {

@@ -10,6 +10,7 @@ use arrow_schema::DataType;
 use hashbrown::HashMap;
 use smallvec::SmallVec;
 
+use crate::cells::{Cells, Scatter};
 use crate::engine::{Plan, Reject, AI, HUMAN, MODEL, RT};
 use crate::error::{EngineError, Result};
 use crate::state::{pack, ModelStats, State, EMPTY};
@@ -455,12 +456,17 @@ pub(crate) fn count_keys(map: &mut HashMap<u32, Counter>, res: &Resolved, c: usi
 
 /// Cells of the table crossing columns a and b.
 pub(crate) fn count_table(
-    cells: &mut HashMap<u64, Counter>,
+    cells: &mut Cells,
+    scatter: &mut Scatter,
     res: &Resolved,
     (a, b): (usize, usize),
     skip_if: Option<usize>,
     cap: u32,
 ) {
+    let sort = cells.wants_sorting();
+    if sort {
+        scatter.clear();
+    }
     for (r, &user) in res.users.iter().enumerate() {
         if skip_if.is_some_and(|c| !res.row(c, r).is_empty()) {
             continue;
@@ -468,9 +474,16 @@ pub(crate) fn count_table(
         let (xs, ys) = (res.row(a, r), res.row(b, r));
         for &x in xs {
             for &y in ys {
-                cells.entry(pack(x, y)).or_default().add(user, cap);
+                if sort {
+                    scatter.push(pack(x, y), user);
+                } else {
+                    cells.counter(pack(x, y)).add(user, cap);
+                }
             }
         }
+    }
+    if sort {
+        cells.apply(scatter, cap);
     }
 }
 

@@ -8,6 +8,7 @@
 //!
 //! Nothing here knows about Python; the bindings live in `rust/py`.
 
+pub mod cells;
 pub mod codec;
 pub mod engine;
 pub mod error;

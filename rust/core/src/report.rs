@@ -8,9 +8,10 @@ use arrow_array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray
 use hashbrown::HashMap;
 use serde_json::{json, Value};
 
+use crate::cells::{Cells, PARTS};
 use crate::engine::{EngineConfig, Plan, AI, EXPLICIT, HUMAN, MODEL, RT};
 use crate::error::Result;
-use crate::spill::{part_of, Spill, PARTS};
+use crate::spill::Spill;
 use crate::state::{pack, unpack, State, RESPONSE_TYPES};
 use crate::stats::{
     adjusted_residual, bonferroni_threshold, chi2_sf, coefficient_of_variation, expected,
@@ -20,7 +21,7 @@ use crate::users::Counter;
 
 /// The cells of each table, merged: in memory, plus any spilled to disk.
 pub struct TableCells<'a> {
-    pub hot: &'a [HashMap<u64, Counter>],
+    pub hot: &'a [Cells],
     pub spill: Option<&'a Spill>,
     pub cap: u32,
 }
@@ -30,31 +31,25 @@ impl TableCells<'_> {
         self.hot[t].is_empty() && !self.spill.is_some_and(|s| s.has(t))
     }
 
-    /// Calls `f` with disjoint maps that together hold every cell of table `t` exactly once:
-    /// the in-memory map itself, or, once spilled, one partition at a time read back from disk
-    /// and merged with the in-memory cells of that partition.
+    /// Calls `f` with disjoint maps that together hold every cell of table `t` exactly once,
+    /// one part at a time: the part in memory, merged with its spilled runs if there are any.
     pub fn for_each_part(&self, t: usize, mut f: impl FnMut(&HashMap<u64, Counter>)) -> Result<()> {
         let hot = &self.hot[t];
         match self.spill {
             Some(s) if s.has(t) => {
-                // the in-memory cells sorted into partitions once, not scanned once per partition
-                let mut mine: Vec<Vec<(u64, &Counter)>> = vec![Vec::new(); PARTS];
-                for (&k, c) in hot {
-                    mine[part_of(k)].push((k, c));
-                }
                 let mut size = 0;
-                for (p, mine) in mine.into_iter().enumerate() {
-                    // partitions are about equal: sized like the last, the map rarely regrows
+                for p in 0..PARTS {
+                    // parts are about equal: sized like the last, the map rarely regrows
                     let mut m = HashMap::with_capacity(size);
                     s.read(t, p, self.cap, &mut m)?;
-                    for (k, c) in mine {
+                    for (&k, c) in hot.part(p) {
                         m.entry(k).or_default().merge(c, self.cap);
                     }
                     size = m.len() + m.len() / 8;
                     f(&m);
                 }
             }
-            _ => f(hot),
+            _ => (0..PARTS).for_each(|p| f(hot.part(p))),
         }
         Ok(())
     }

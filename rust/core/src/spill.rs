@@ -15,26 +15,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::HashMap;
 
+use crate::cells::Cells;
+pub use crate::cells::{map_bytes, part_of, PARTS};
 use crate::error::{EngineError, Result};
 use crate::users::{Counter, UserId};
 
-/// Partitions per table: each is read back on its own, so one holds about 1/128 of the cells.
-pub const PARTS: usize = 128;
 /// Part buffers are flushed to their files at this size, bounding the memory a spill takes.
 const FLUSH_AT: usize = 1 << 16;
-
-/// Which partition a cell belongs to; any fixed function of the key works.
-#[inline]
-pub fn part_of(key: u64) -> usize {
-    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 57) as usize
-}
-
-/// Approximate heap bytes held by a cell map: buckets (key, counter and control byte) at
-/// hashbrown's load factor, plus ids moved to the heap by cells with more than four users.
-pub fn map_bytes(map: &HashMap<u64, Counter>) -> usize {
-    let entry = std::mem::size_of::<(u64, Counter)>() + 1;
-    map.capacity() * entry * 8 / 7 + map.len() * 8
-}
 
 fn damaged() -> EngineError {
     EngineError::Io("a spill file is damaged".into())
@@ -122,25 +109,21 @@ impl Spill {
     ///
     /// Record: key u64, conversations u64, id count u8, ids u32 each (little endian); no ids
     /// with conversations means saturated, as in memory.
-    pub fn write(&mut self, t: usize, cells: &HashMap<u64, Counter>) -> Result<()> {
-        let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); PARTS];
-        for (&k, c) in cells {
-            let p = part_of(k);
-            let b = &mut bufs[p];
-            b.extend_from_slice(&k.to_le_bytes());
-            b.extend_from_slice(&c.n.to_le_bytes());
-            let ids = c.ids();
-            b.push(ids.len() as u8);
-            for &u in ids {
-                b.extend_from_slice(&u.to_le_bytes());
+    pub fn write(&mut self, t: usize, cells: &Cells) -> Result<()> {
+        let mut b: Vec<u8> = Vec::new();
+        for p in 0..PARTS {
+            for (&k, c) in cells.part(p) {
+                b.extend_from_slice(&k.to_le_bytes());
+                b.extend_from_slice(&c.n.to_le_bytes());
+                let ids = c.ids();
+                b.push(ids.len() as u8);
+                for &u in ids {
+                    b.extend_from_slice(&u.to_le_bytes());
+                }
+                if b.len() >= FLUSH_AT {
+                    self.append(t, p, &mut b)?;
+                }
             }
-            if b.len() >= FLUSH_AT {
-                let mut full = std::mem::take(b);
-                self.append(t, p, &mut full)?;
-                bufs[p] = full;
-            }
-        }
-        for (p, mut b) in bufs.into_iter().enumerate() {
             self.append(t, p, &mut b)?;
         }
         self.written[t] = true;
@@ -214,24 +197,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn partitions_cover_the_range_evenly() {
-        let mut seen = vec![0u32; PARTS];
-        for a in 0..200u64 {
-            for b in 0..200u64 {
-                seen[part_of((a << 32) | b)] += 1;
-            }
-        }
-        let (lo, hi) = (seen.iter().min().unwrap(), seen.iter().max().unwrap());
-        assert!(*lo > 0 && *hi < 2 * *lo, "uneven partitions: {lo}..{hi}");
-    }
-
-    #[test]
     fn records_round_trip_and_merge() {
         let base = std::env::temp_dir();
         let mut spill = Spill::new(&base, 0, 1).unwrap();
-        let mut a: HashMap<u64, Counter> = HashMap::new();
+        let mut a = Cells::default();
         for k in 0..500u64 {
-            let c = a.entry(k * 7919).or_default();
+            let c = a.counter(k * 7919);
             for u in 0..(k % 12) as u32 {
                 c.add(u, 10);
             }
@@ -244,7 +215,7 @@ mod tests {
             spill.read(0, p, 10, &mut back).unwrap();
         }
         assert_eq!(back.len(), a.len());
-        for (k, c) in &a {
+        for (k, c) in a.iter() {
             let mut twice = c.clone();
             twice.merge(c, 10);
             assert_eq!(&back[k], &twice);
@@ -261,7 +232,9 @@ mod tests {
         let mut spill = Spill::new(&std::env::temp_dir(), 0, 1).unwrap();
         let mut c = Counter::default();
         (0..10).for_each(|u| c.add(u, 10)); // saturated: a record of 17 bytes, no ids
-        spill.write(0, &HashMap::from([(5u64, c)])).unwrap();
+        let mut one = Cells::default();
+        *one.counter(5) = c;
+        spill.write(0, &one).unwrap();
         let f = spill.path(0, part_of(5));
         let whole = std::fs::read(&f).unwrap();
         assert_eq!(whole.len(), 17);

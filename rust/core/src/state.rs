@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::cells::{Cells, PARTS};
 use crate::normalize::normalize_into;
 use crate::users::Counter;
 
@@ -62,7 +63,7 @@ pub struct State {
     pub with_any: Vec<u64>,
     pub sum_len: Vec<u64>,
     /// Per table: sparse cells keyed by pack(row id, column id).
-    pub tables: Vec<HashMap<u64, Counter>>,
+    pub tables: Vec<Cells>,
     pub rt_all: Vec<Counter>,
     pub rt_with_human: Vec<Counter>,
     pub rt_mirrored: Vec<Counter>,
@@ -75,7 +76,7 @@ impl State {
             keys: vec![HashMap::new(); n_columns],
             with_any: vec![0; n_columns],
             sum_len: vec![0; n_columns],
-            tables: vec![HashMap::new(); n_tables],
+            tables: vec![Cells::default(); n_tables],
             rt_all: vec![Counter::default(); RESPONSE_TYPES.len()],
             rt_with_human: vec![Counter::default(); RESPONSE_TYPES.len()],
             rt_mirrored: vec![Counter::default(); RESPONSE_TYPES.len()],
@@ -159,7 +160,7 @@ impl State {
         }
         if !self.keys.iter().all(|m| m.keys().all(|&id| ok_id(id)))
             || !self.tables.iter().all(|t| {
-                t.keys().all(|&k| {
+                t.iter().all(|(&k, _)| {
                     let (a, b) = unpack(k);
                     ok_id(a) && ok_id(b)
                 })
@@ -170,7 +171,10 @@ impl State {
         }
         let consistent = |c: &Counter| c.is_consistent();
         if !self.keys.iter().all(|m| m.values().all(consistent))
-            || !self.tables.iter().all(|t| t.values().all(consistent))
+            || !self
+                .tables
+                .iter()
+                .all(|t| t.iter().all(|(_, c)| consistent(c)))
             || !self
                 .rt_all
                 .iter()
@@ -210,7 +214,9 @@ impl State {
             *a += b;
         }
         for (t, theirs) in other.tables.iter().enumerate() {
-            self.merge_cells(t, &remap, theirs, cap);
+            for p in 0..PARTS {
+                self.merge_cells(t, &remap, theirs.part(p), cap);
+            }
         }
         for (mine, theirs) in [
             (&mut self.rt_all, &other.rt_all),
@@ -240,11 +246,9 @@ impl State {
         cap: u32,
     ) {
         let mine = &mut self.tables[t];
-        mine.reserve(cells.len());
         for (&k, c) in cells {
             let (a, b) = unpack(k);
-            mine.entry(pack(remap[a as usize], remap[b as usize]))
-                .or_default()
+            mine.counter(pack(remap[a as usize], remap[b as usize]))
                 .merge(c, cap);
         }
     }

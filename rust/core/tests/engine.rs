@@ -216,6 +216,11 @@ fn bad_settings_are_refused() {
 
 /// Many rows over a long-tailed vocabulary: enough distinct cells to spill many times.
 fn random_batch(seed: u64, n: usize) -> RecordBatch {
+    batch_over(seed, n, 1)
+}
+
+/// As `random_batch`, with value vocabularies `wide` times larger.
+fn batch_over(seed: u64, n: usize, wide: u64) -> RecordBatch {
     let mut x = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
@@ -237,10 +242,14 @@ fn random_batch(seed: u64, n: usize) -> RecordBatch {
         rt.push(rts[next(4) as usize].to_string());
         ai.push(
             (0..1 + next(4))
-                .map(|_| format!("v{}", next(60) * next(60) / 7))
+                .map(|_| format!("v{}", next(60 * wide) * next(60 * wide) / (7 * wide)))
                 .collect(),
         );
-        human.push((0..next(3)).map(|_| format!("h{}", next(50))).collect());
+        human.push(
+            (0..next(3))
+                .map(|_| format!("h{}", next(50 * wide)))
+                .collect(),
+        );
     }
     let s = |v: &Vec<String>| -> ArrayRef { Arc::new(StringArray::from_iter_values(v)) };
     let l = |v: &Vec<Vec<String>>| {
@@ -314,6 +323,26 @@ fn spilled_tables_give_the_same_results() {
         back.to_bytes().unwrap().len(),
         mem.to_bytes().unwrap().len()
     );
+}
+
+#[test]
+fn large_tables_counted_part_by_part_match_one_pass() {
+    // One batch counts every cell as it comes (the tables start empty); fed in pieces, a
+    // table past the cache-sized threshold has its later batches sorted by part and counted
+    // on several threads.
+    let all = batch_over(3, 60_000, 8);
+    let mut one = Engine::new(low_thresholds()).unwrap();
+    one.update(&all).unwrap();
+    let mut pieces = Engine::new(low_thresholds()).unwrap();
+    for lo in (0..60_000).step_by(15_000) {
+        pieces.update(&all.slice(lo, 15_000)).unwrap();
+    }
+    let biggest = pieces.state().tables.iter().map(|t| t.len()).max().unwrap();
+    assert!(
+        biggest > 100_000,
+        "tables too small to test: {biggest} cells"
+    );
+    same_results(&one, &pieces);
 }
 
 #[test]
