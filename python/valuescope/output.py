@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -12,7 +10,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from valuescope.atomic import write_text
+from valuescope import _core
+from valuescope.atomic import write_bytes, write_text
 
 #: result() key -> file name, in the order they are written.
 FILES = {
@@ -30,18 +29,6 @@ FILES = {
 TABLE_CSV_COLUMNS = ("row", "col", "observed", "expected", "adjusted_residual", "significant")
 
 
-def _column_text(col: pa.ChunkedArray) -> list[Any]:
-    """One column as CSV cells: null -> empty, floats by repr (round-trips), NaN -> empty,
-    booleans as true/false. Formatting a column at a time keeps the row loop in C."""
-    values = col.to_pylist()
-    t = col.type
-    if pa.types.is_floating(t):
-        return ["" if v is None or v != v else repr(v) for v in values]
-    if pa.types.is_boolean(t):
-        return ["" if v is None else ("true" if v else "false") for v in values]
-    return ["" if v is None else v for v in values]
-
-
 def line_terminator(has_cr: bool) -> str:
     """Python's csv writer quotes a field that holds its line terminator but not one that holds
     a lone carriage return, which a reader then takes for a line break. Files are written with
@@ -49,24 +36,14 @@ def line_terminator(has_cr: bool) -> str:
     return "\r\n" if has_cr else "\n"
 
 
-def _is_text(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
-
-
-def csv_text(table: pa.Table, columns: Sequence[str] | None = None) -> str:
-    cols = list(columns) if columns is not None else table.column_names
-    cells = [_column_text(table.column(c)) for c in cols]
-    text = [col for c, col in zip(cols, cells, strict=True) if _is_text(table.column(c).type)]
-    has_cr = any("\r" in v for col in text for v in col)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator=line_terminator(has_cr))
-    w.writerow(cols)
-    w.writerows(zip(*cells, strict=True))
-    return buf.getvalue()
+def csv_bytes(table: pa.Table, columns: Sequence[str] | None = None) -> bytes:
+    """The table as CSV, formatted in Rust from the Arrow buffers: null and NaN are empty, floats
+    as Python's repr, booleans true/false; a field with a comma, quote or line break is quoted."""
+    return _core.csv_bytes(table, None if columns is None else list(columns))
 
 
 def write_csv(path: Path, table: pa.Table, columns: Sequence[str] | None = None) -> None:
-    write_text(path, csv_text(table, columns))
+    write_bytes(path, csv_bytes(table, columns))
 
 
 def write_json(path: Path, obj: Any) -> None:

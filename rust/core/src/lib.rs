@@ -10,6 +10,7 @@
 
 pub mod cells;
 pub mod codec;
+pub mod csv;
 pub mod engine;
 pub mod error;
 pub mod ingest;

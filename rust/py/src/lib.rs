@@ -1,6 +1,7 @@
 //! Thin PyO3 bindings for valuescope-core: argument conversion, Arrow in and out through the
 //! PyCapsule interface, the GIL released while the engine works. No statistics live here.
 
+mod csv;
 mod kmeans;
 mod synth;
 
@@ -292,6 +293,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(normalize, m)?)?;
     m.add_function(wrap_pyfunction!(synth::synth_batches, m)?)?;
     m.add_function(wrap_pyfunction!(bonferroni_threshold, m)?)?;
+    m.add_function(wrap_pyfunction!(csv::csv_bytes, m)?)?;
     m.add("SchemaError", m.py().get_type::<SchemaError>())?;
     m.add(
         "STATE_FORMAT_VERSION",
