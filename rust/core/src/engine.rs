@@ -11,7 +11,9 @@ use std::borrow::Cow;
 use std::path::Path;
 
 use crate::cells::{Cells, Scatter, PARTS};
-use crate::ingest::{count_keys, count_misc, count_table, expects_list, BatchView, Misc, Resolved};
+use crate::ingest::{
+    count_keys, count_misc, count_table, expects_list, resolve, BatchView, Misc, Resolved,
+};
 use crate::report::{Analysis, TableCells};
 use crate::spill::Spill;
 use crate::state::State;
@@ -170,7 +172,7 @@ pub struct Engine {
     pub(crate) plan: Plan,
     pub(crate) state: State,
     /// Reused between batches; not part of the state.
-    scratch: Resolved,
+    scratch: Vec<Resolved>,
     /// Per table, reused between batches.
     scatter: Vec<Scatter>,
     /// Where table cells go once they outgrow the memory budget; None keeps all in memory.
@@ -199,7 +201,7 @@ impl Engine {
             config,
             plan,
             state,
-            scratch: Resolved::default(),
+            scratch: Vec::new(),
             spill: None,
         })
     }
@@ -314,16 +316,16 @@ impl Engine {
     /// Folds one batch in. Schema problems fail the whole batch before anything is counted;
     /// row-level problems reject just the row, and are returned.
     ///
-    /// Two phases: the batch's strings are resolved to interned ids on this thread (the
-    /// interner is shared), then each key map and each table is counted as its own task on
-    /// the rayon pool. One state, no per-thread copies: memory is one table's worth.
+    /// Two phases: the batch's strings are resolved to interned ids (on several threads when
+    /// the columns are dictionaries, see `ingest::resolve`), then each key map and each table
+    /// is counted as its own task on the rayon pool, a large table part by part. One state, no
+    /// per-thread copies: memory is one table's worth.
     pub fn update(&mut self, batch: &RecordBatch) -> Result<Vec<Reject>> {
         let view = BatchView::new(batch, &self.plan)?;
-        let res = &mut self.scratch;
-        res.reset(self.plan.columns.len());
-        let rejects = self.state.resolve(&view, res, 0, view.rows);
-        let res = &self.scratch;
-        if res.len() == 0 {
+        let rejects = resolve(&mut self.state, &view, &mut self.scratch);
+        let res = &self.scratch[..];
+        let rows: usize = res.iter().map(Resolved::len).sum();
+        if rows == 0 {
             return Ok(rejects);
         }
         let cap = self.config.min_users;
@@ -355,7 +357,7 @@ impl Engine {
             Job::Table(ab, skip, m, s) => count_table(m, s, res, ab, skip, cap),
             Job::Misc(m) => count_misc(m, res, cap),
         };
-        if res.len() < PARALLEL_MIN_ROWS {
+        if rows < PARALLEL_MIN_ROWS {
             jobs.into_iter().for_each(run);
         } else {
             jobs.into_par_iter().with_max_len(1).for_each(run);

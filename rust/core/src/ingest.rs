@@ -8,6 +8,7 @@ use arrow_array::{
 use arrow_buffer::NullBuffer;
 use arrow_schema::DataType;
 use hashbrown::HashMap;
+use rayon::prelude::*;
 use smallvec::SmallVec;
 
 use crate::cells::{Cells, Scatter};
@@ -107,10 +108,32 @@ impl<'a> Strs<'a> {
         }
     }
 
+    /// The dictionary cache slot and keys, when this is a dictionary of plain strings.
+    fn dict_keys(&self) -> Option<(usize, &[usize], Option<&NullBuffer>)> {
+        match self {
+            Strs::Dict {
+                keys,
+                nulls,
+                values,
+                slot,
+            } if !matches!(**values, Strs::Dict { .. }) => Some((*slot, keys, nulls.as_ref())),
+            _ => None,
+        }
+    }
+}
+
+/// How rows' strings become interned ids: by interning as they come (`Ctx`, one thread), or by
+/// looking up dictionaries resolved beforehand (`Frozen`, any number of threads).
+pub(crate) trait Lookup {
     /// The interned id of the normalised string at row i; None if null or empty.
+    fn id(&mut self, s: &Strs<'_>, i: usize) -> Option<u32>;
+    fn response_type(&mut self, id: u32) -> Option<u8>;
+}
+
+impl Lookup for Ctx<'_> {
     #[inline]
-    fn id(&self, i: usize, ctx: &mut Ctx<'_>) -> Option<u32> {
-        let id = match self {
+    fn id(&mut self, s: &Strs<'_>, i: usize) -> Option<u32> {
+        let id = match s {
             Strs::Dict {
                 keys,
                 nulls,
@@ -121,24 +144,52 @@ impl<'a> Strs<'a> {
                     return None;
                 }
                 let k = keys[i];
-                let cached = ctx.dict[*slot][k];
+                let cached = self.dict[*slot][k];
                 if cached != UNSET {
                     cached
                 } else {
                     let id = match values.raw(k) {
-                        Some(s) => ctx.state.resolve_raw(s, &mut ctx.scratch),
+                        Some(s) => self.state.resolve_raw(s, &mut self.scratch),
                         None => EMPTY,
                     };
-                    ctx.dict[*slot][k] = id;
+                    self.dict[*slot][k] = id;
                     id
                 }
             }
             plain => match plain.raw(i) {
-                Some(s) => ctx.state.resolve_raw(s, &mut ctx.scratch),
+                Some(s) => self.state.resolve_raw(s, &mut self.scratch),
                 None => return None,
             },
         };
         (id != EMPTY).then_some(id)
+    }
+
+    fn response_type(&mut self, id: u32) -> Option<u8> {
+        self.state.response_type_of(id)
+    }
+}
+
+/// Read-only lookups for a batch whose tracked columns are all dictionaries, every entry of
+/// which has been resolved (`Ctx::resolve_dictionaries`).
+pub(crate) struct Frozen<'s> {
+    state: &'s State,
+    dict: &'s [Vec<u32>],
+}
+
+impl Lookup for Frozen<'_> {
+    #[inline]
+    fn id(&mut self, s: &Strs<'_>, i: usize) -> Option<u32> {
+        // only dictionaries reach here (BatchView::frozen_ok)
+        let (slot, keys, nulls) = s.dict_keys()?;
+        if nulls.is_some_and(|n| n.is_null(i)) {
+            return None;
+        }
+        let id = self.dict[slot][keys[i]];
+        (id != EMPTY && id != UNSET).then_some(id)
+    }
+
+    fn response_type(&mut self, id: u32) -> Option<u8> {
+        self.state.known_response_type(id)
     }
 }
 
@@ -158,13 +209,13 @@ pub(crate) enum Col<'a> {
     },
 }
 
-impl Col<'_> {
+impl<'a> Col<'a> {
     #[inline]
-    fn collect(&self, i: usize, ctx: &mut Ctx<'_>, out: &mut SmallVec<[u32; 8]>) {
+    fn collect(&self, i: usize, ctx: &mut impl Lookup, out: &mut SmallVec<[u32; 8]>) {
         out.clear();
         match self {
             Col::Missing => {}
-            Col::Scalar(s) => out.extend(s.id(i, ctx)),
+            Col::Scalar(s) => out.extend(ctx.id(s, i)),
             Col::List {
                 offsets,
                 nulls,
@@ -178,7 +229,7 @@ impl Col<'_> {
                     Offsets::I64(o) => (o[i] as usize, o[i + 1] as usize),
                 };
                 for j in lo..hi {
-                    out.extend(child.id(j, ctx));
+                    out.extend(ctx.id(child, j));
                 }
                 // a value counts once per conversation
                 if out.len() > 1 {
@@ -186,6 +237,15 @@ impl Col<'_> {
                     out.dedup();
                 }
             }
+        }
+    }
+
+    /// The column's strings, if it holds any.
+    fn strs(&self) -> Option<&Strs<'a>> {
+        match self {
+            Col::Missing => None,
+            Col::Scalar(s) => Some(s),
+            Col::List { child, .. } => Some(child),
         }
     }
 }
@@ -278,6 +338,14 @@ impl<'a> BatchView<'a> {
             dict_slots: slots,
         })
     }
+
+    /// Whether every tracked column is absent or a dictionary of plain strings, so that the
+    /// rows can be resolved read-only once the dictionaries are (see `resolve`).
+    fn frozen_ok(&self) -> bool {
+        self.cols
+            .iter()
+            .all(|c| c.strs().is_none_or(|s| s.dict_keys().is_some()))
+    }
 }
 
 fn column<'a>(name: &str, arr: &'a ArrayRef, slots: &mut Vec<usize>) -> Result<Col<'a>> {
@@ -318,6 +386,36 @@ pub(crate) struct Ctx<'s> {
     scratch: String,
 }
 
+impl<'s> Ctx<'s> {
+    pub(crate) fn new(state: &'s mut State, view: &BatchView<'_>) -> Self {
+        Ctx {
+            state,
+            dict: view.dict_slots.iter().map(|&n| vec![UNSET; n]).collect(),
+            scratch: String::new(),
+        }
+    }
+
+    /// Interns every entry of the tracked columns' dictionaries, and learns which of the
+    /// response-type column's are response types, so that rows can be resolved read-only.
+    fn resolve_dictionaries(&mut self, view: &BatchView<'_>) {
+        for (c, col) in view.cols.iter().enumerate() {
+            let Some(Strs::Dict { values, slot, .. }) = col.strs() else {
+                continue;
+            };
+            for k in 0..self.dict[*slot].len() {
+                let id = match values.raw(k) {
+                    Some(s) => self.state.resolve_raw(s, &mut self.scratch),
+                    None => EMPTY,
+                };
+                self.dict[*slot][k] = id;
+                if c == RT && id != EMPTY {
+                    self.state.response_type_of(id);
+                }
+            }
+        }
+    }
+}
+
 /// One batch's analysed rows as interned ids, column by column (offsets + ids per column),
 /// with each row's user hash and response type. Counting reads only this, so that every table
 /// can be counted on its own thread with no shared mutable state.
@@ -354,90 +452,36 @@ impl Resolved {
     }
 }
 
-impl State {
-    /// Validates and resolves rows lo..hi of the batch into `out` (appending), updating the
-    /// row-level totals; returns the rejected rows.
-    pub(crate) fn resolve(
-        &mut self,
-        view: &BatchView<'_>,
-        out: &mut Resolved,
-        lo: usize,
-        hi: usize,
-    ) -> Vec<Reject> {
-        let mut rejects = Vec::new();
-        let mut ctx = Ctx {
-            state: self,
-            dict: view.dict_slots.iter().map(|&n| vec![UNSET; n]).collect(),
-            scratch: String::new(),
-        };
-        let mut ids: SmallVec<[u32; 8]> = SmallVec::new();
-        for i in lo..hi {
-            ctx.state.n_rows += 1;
-            let Some(conversation) = view.conversation_id.raw(i) else {
-                ctx.state.reject(&mut rejects, i, None, Reject::NULL_ID);
-                continue;
-            };
-            if view
-                .subjective
-                .is_some_and(|s| s.is_valid(i) && !s.value(i))
-            {
-                ctx.state.n_not_subjective += 1;
-                continue;
-            }
-            view.cols[RT].collect(i, &mut ctx, &mut ids);
-            let Some(&rt_id) = ids.first() else {
-                ctx.state.reject(
-                    &mut rejects,
-                    i,
-                    Some(conversation),
-                    Reject::NULL_RESPONSE_TYPE,
-                );
-                continue;
-            };
-            let Some(rt) = ctx.state.response_type_of(rt_id) else {
-                ctx.state.reject(
-                    &mut rejects,
-                    i,
-                    Some(conversation),
-                    Reject::UNKNOWN_RESPONSE_TYPE,
-                );
-                continue;
-            };
-            for (c, col) in view.cols.iter().enumerate() {
-                if c != RT {
-                    col.collect(i, &mut ctx, &mut ids);
-                } else {
-                    ids.clear();
-                    ids.push(rt_id);
-                }
-                let st = &mut *ctx.state;
-                if !ids.is_empty() {
-                    st.with_any[c] += 1;
-                    st.sum_len[c] += ids.len() as u64;
-                }
-                out.ids[c].extend_from_slice(&ids);
-                out.offsets[c].push(out.ids[c].len() as u32);
-            }
-            let user = match view.user_id.as_ref().and_then(|u| u.raw(i)) {
-                Some(u) => user_hash(u.as_bytes()),
-                None => conversation_user_hash(conversation.as_bytes()),
-            };
-            ctx.state.n_conversations += 1;
-            out.users.push(user);
-            out.rts.push(rt);
+/// Row-level totals of a range of rows, added to the state once the range is resolved.
+#[derive(Default)]
+pub(crate) struct Totals {
+    n_rows: u64,
+    n_conversations: u64,
+    n_not_subjective: u64,
+    with_any: Vec<u64>,
+    sum_len: Vec<u64>,
+    pub rejects: Vec<Reject>,
+}
+
+impl Totals {
+    pub(crate) fn add_to(self, st: &mut State) -> Vec<Reject> {
+        st.n_rows += self.n_rows;
+        st.n_conversations += self.n_conversations;
+        st.n_not_subjective += self.n_not_subjective;
+        for (a, b) in st.with_any.iter_mut().zip(&self.with_any) {
+            *a += b;
         }
-        rejects
+        for (a, b) in st.sum_len.iter_mut().zip(&self.sum_len) {
+            *a += b;
+        }
+        for r in &self.rejects {
+            *st.rejects.entry(r.reason.to_string()).or_insert(0) += 1;
+        }
+        self.rejects
     }
 
-    fn reject(
-        &mut self,
-        out: &mut Vec<Reject>,
-        row: usize,
-        conversation_id: Option<&str>,
-        reason: &'static str,
-    ) {
-        *self.rejects.entry(reason.to_string()).or_insert(0) += 1;
-        out.push(Reject {
+    fn reject(&mut self, row: usize, conversation_id: Option<&str>, reason: &'static str) {
+        self.rejects.push(Reject {
             row: row as u64,
             conversation_id: conversation_id.map(str::to_owned),
             reason,
@@ -445,11 +489,124 @@ impl State {
     }
 }
 
+/// Below this many rows a batch is resolved on one thread.
+const PARALLEL_RESOLVE_MIN_ROWS: usize = 16_384;
+
+/// Validates and resolves every row of the batch into `out` (one `Resolved` per range of rows),
+/// updating the row-level totals; returns the rejected rows in row order.
+///
+/// Interning needs the one shared interner, so rows are resolved in parallel only when every
+/// tracked column is dictionary-encoded (as `valuescope analyze` reads Parquet): the
+/// dictionaries are interned first, on this thread, and the rows then only look them up.
+pub(crate) fn resolve(
+    state: &mut State,
+    view: &BatchView<'_>,
+    out: &mut Vec<Resolved>,
+) -> Vec<Reject> {
+    let n_columns = view.cols.len();
+    let mut ctx = Ctx::new(state, view);
+    let threads = rayon::current_num_threads();
+    if view.rows < PARALLEL_RESOLVE_MIN_ROWS || threads < 2 || !view.frozen_ok() {
+        out.resize_with(1, Resolved::default);
+        out[0].reset(n_columns);
+        let mut totals = Totals::default();
+        resolve_rows(view, &mut ctx, &mut out[0], &mut totals, 0, view.rows);
+        return totals.add_to(state);
+    }
+    ctx.resolve_dictionaries(view);
+    let Ctx { dict, .. } = ctx;
+    // a few ranges per thread, so that an uneven range does not hold the others up
+    let pieces = (threads * 2).min(view.rows.div_ceil(PARALLEL_RESOLVE_MIN_ROWS / 4));
+    let step = view.rows.div_ceil(pieces);
+    out.resize_with(pieces, Resolved::default);
+    let frozen: &State = state;
+    let totals: Vec<Totals> = out
+        .par_iter_mut()
+        .enumerate()
+        .map(|(p, res)| {
+            res.reset(n_columns);
+            let mut totals = Totals::default();
+            let mut look = Frozen {
+                state: frozen,
+                dict: &dict,
+            };
+            let (lo, hi) = (p * step, ((p + 1) * step).min(view.rows));
+            resolve_rows(view, &mut look, res, &mut totals, lo, hi);
+            totals
+        })
+        .collect();
+    let mut rejects = Vec::new();
+    for t in totals {
+        rejects.extend(t.add_to(state));
+    }
+    rejects
+}
+
+/// Validates and resolves rows lo..hi of the batch into `out` (appending).
+fn resolve_rows(
+    view: &BatchView<'_>,
+    ctx: &mut impl Lookup,
+    out: &mut Resolved,
+    totals: &mut Totals,
+    lo: usize,
+    hi: usize,
+) {
+    totals.with_any.resize(view.cols.len(), 0);
+    totals.sum_len.resize(view.cols.len(), 0);
+    let mut ids: SmallVec<[u32; 8]> = SmallVec::new();
+    for i in lo..hi {
+        totals.n_rows += 1;
+        let Some(conversation) = view.conversation_id.raw(i) else {
+            totals.reject(i, None, Reject::NULL_ID);
+            continue;
+        };
+        if view
+            .subjective
+            .is_some_and(|s| s.is_valid(i) && !s.value(i))
+        {
+            totals.n_not_subjective += 1;
+            continue;
+        }
+        view.cols[RT].collect(i, ctx, &mut ids);
+        let Some(&rt_id) = ids.first() else {
+            totals.reject(i, Some(conversation), Reject::NULL_RESPONSE_TYPE);
+            continue;
+        };
+        let Some(rt) = ctx.response_type(rt_id) else {
+            totals.reject(i, Some(conversation), Reject::UNKNOWN_RESPONSE_TYPE);
+            continue;
+        };
+        for (c, col) in view.cols.iter().enumerate() {
+            if c != RT {
+                col.collect(i, ctx, &mut ids);
+            } else {
+                ids.clear();
+                ids.push(rt_id);
+            }
+            if !ids.is_empty() {
+                totals.with_any[c] += 1;
+                totals.sum_len[c] += ids.len() as u64;
+            }
+            out.ids[c].extend_from_slice(&ids);
+            out.offsets[c].push(out.ids[c].len() as u32);
+        }
+        let user = match view.user_id.as_ref().and_then(|u| u.raw(i)) {
+            Some(u) => user_hash(u.as_bytes()),
+            None => conversation_user_hash(conversation.as_bytes()),
+        };
+        totals.n_conversations += 1;
+        out.users.push(user);
+        out.rts.push(rt);
+    }
+}
+
 /// Conversations and users per key of column c.
-pub(crate) fn count_keys(map: &mut HashMap<u32, Counter>, res: &Resolved, c: usize, cap: u32) {
-    for (r, &user) in res.users.iter().enumerate() {
-        for &k in res.row(c, r) {
-            map.entry(k).or_default().add(user, cap);
+pub(crate) fn count_keys(map: &mut HashMap<u32, Counter>, all: &[Resolved], c: usize, cap: u32) {
+    for res in all {
+        for (r, &user) in res.users.iter().enumerate() {
+            for &k in res.row(c, r) {
+                map.entry(k).or_default().add(user, cap);
+            }
         }
     }
 }
@@ -458,7 +615,7 @@ pub(crate) fn count_keys(map: &mut HashMap<u32, Counter>, res: &Resolved, c: usi
 pub(crate) fn count_table(
     cells: &mut Cells,
     scatter: &mut Scatter,
-    res: &Resolved,
+    all: &[Resolved],
     (a, b): (usize, usize),
     skip_if: Option<usize>,
     cap: u32,
@@ -467,17 +624,19 @@ pub(crate) fn count_table(
     if sort {
         scatter.clear();
     }
-    for (r, &user) in res.users.iter().enumerate() {
-        if skip_if.is_some_and(|c| !res.row(c, r).is_empty()) {
-            continue;
-        }
-        let (xs, ys) = (res.row(a, r), res.row(b, r));
-        for &x in xs {
-            for &y in ys {
-                if sort {
-                    scatter.push(pack(x, y), user);
-                } else {
-                    cells.counter(pack(x, y)).add(user, cap);
+    for res in all {
+        for (r, &user) in res.users.iter().enumerate() {
+            if skip_if.is_some_and(|c| !res.row(c, r).is_empty()) {
+                continue;
+            }
+            let (xs, ys) = (res.row(a, r), res.row(b, r));
+            for &x in xs {
+                for &y in ys {
+                    if sort {
+                        scatter.push(pack(x, y), user);
+                    } else {
+                        cells.counter(pack(x, y)).add(user, cap);
+                    }
                 }
             }
         }
@@ -495,8 +654,11 @@ pub(crate) struct Misc<'a> {
     pub models: &'a mut HashMap<u32, ModelStats>,
 }
 
-pub(crate) fn count_misc(m: Misc<'_>, res: &Resolved, cap: u32) {
-    for (r, &user) in res.users.iter().enumerate() {
+pub(crate) fn count_misc(m: Misc<'_>, all: &[Resolved], cap: u32) {
+    for (res, r, &user) in all
+        .iter()
+        .flat_map(|res| res.users.iter().enumerate().map(move |(r, u)| (res, r, u)))
+    {
         let rt = res.rts[r] as usize;
         m.rt_all[rt].add(user, cap);
         let (ai, human) = (res.row(AI, r), res.row(HUMAN, r));

@@ -133,6 +133,12 @@ impl State {
         (rt != u8::MAX).then_some(rt)
     }
 
+    /// As `response_type_of`, for an id it has already seen (None otherwise).
+    #[inline]
+    pub fn known_response_type(&self, id: u32) -> Option<u8> {
+        self.rt_of.get(&id).copied().filter(|&rt| rt != u8::MAX)
+    }
+
     /// Rebuilds the lookup index after deserialisation; fails on duplicate strings.
     pub(crate) fn rebuild_index(&mut self) -> Result<(), String> {
         self.index.clear();
