@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -52,6 +53,11 @@ def main() -> None:
     Stages: extract (LLM features) -> taxonomy -> analyze (statistics) -> report.
     Start with `valuescope demo`: no data and no API key needed.
     """
+    # OpenBLAS (loaded with numpy, under pyarrow) starts a worker per core that spins while
+    # idle: 4% of analyze's CPU on 2 cores, taken from the engine. valuescope's own matrix
+    # products are small (taxonomy similarities), so one BLAS thread serves. Set before numpy
+    # loads; a value the user set wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import pyarrow as pa
 
     # pyarrow's default pool (mimalloc) keeps the pages of freed batches: reading a file

@@ -20,13 +20,79 @@ use crate::users::{Counter, UserId};
 
 const UNSET: u32 = u32::MAX - 1;
 
+/// A dictionary's keys, read in place (a converted copy would cost a pass and an allocation
+/// per column per batch).
+pub(crate) struct Keys<'a> {
+    keys: KeySlice<'a>,
+    /// The last valid index: a key past it (possible only in a null slot of data that was not
+    /// validated) is clamped, never used to read out of bounds.
+    last: u64,
+}
+
+enum KeySlice<'a> {
+    I8(&'a [i8]),
+    I16(&'a [i16]),
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+    U8(&'a [u8]),
+    U16(&'a [u16]),
+    U32(&'a [u32]),
+    U64(&'a [u64]),
+}
+
+impl<'a> Keys<'a> {
+    fn new(arr: &'a dyn Array, n_values: usize) -> Option<Self> {
+        use arrow_array::types::*;
+        let keys = match arr.data_type() {
+            DataType::Dictionary(k, _) => match k.as_ref() {
+                DataType::Int8 => KeySlice::I8(arr.as_dictionary::<Int8Type>().keys().values()),
+                DataType::Int16 => KeySlice::I16(arr.as_dictionary::<Int16Type>().keys().values()),
+                DataType::Int32 => KeySlice::I32(arr.as_dictionary::<Int32Type>().keys().values()),
+                DataType::Int64 => KeySlice::I64(arr.as_dictionary::<Int64Type>().keys().values()),
+                DataType::UInt8 => KeySlice::U8(arr.as_dictionary::<UInt8Type>().keys().values()),
+                DataType::UInt16 => {
+                    KeySlice::U16(arr.as_dictionary::<UInt16Type>().keys().values())
+                }
+                DataType::UInt32 => {
+                    KeySlice::U32(arr.as_dictionary::<UInt32Type>().keys().values())
+                }
+                DataType::UInt64 => {
+                    KeySlice::U64(arr.as_dictionary::<UInt64Type>().keys().values())
+                }
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some(Keys {
+            keys,
+            last: n_values.saturating_sub(1) as u64,
+        })
+    }
+
+    /// The dictionary index at row i (negative keys read as huge, so they clamp too).
+    #[inline]
+    fn get(&self, i: usize) -> usize {
+        let k = match self.keys {
+            KeySlice::I8(v) => v[i] as u64,
+            KeySlice::I16(v) => v[i] as u64,
+            KeySlice::I32(v) => v[i] as u64,
+            KeySlice::I64(v) => v[i] as u64,
+            KeySlice::U8(v) => v[i] as u64,
+            KeySlice::U16(v) => v[i] as u64,
+            KeySlice::U32(v) => v[i] as u64,
+            KeySlice::U64(v) => v[i],
+        };
+        k.min(self.last) as usize
+    }
+}
+
 /// A string column in any of Arrow's encodings.
 pub(crate) enum Strs<'a> {
     Utf8(&'a StringArray),
     Large(&'a LargeStringArray),
     View(&'a StringViewArray),
     Dict {
-        keys: Vec<usize>,
+        keys: Keys<'a>,
         nulls: Option<NullBuffer>,
         values: Box<Strs<'a>>,
         slot: usize,
@@ -43,7 +109,7 @@ impl<'a> Strs<'a> {
             DataType::Utf8 => Ok(Strs::Utf8(arr.as_string::<i32>())),
             DataType::LargeUtf8 => Ok(Strs::Large(arr.as_string::<i64>())),
             DataType::Utf8View => Ok(Strs::View(arr.as_string_view())),
-            DataType::Dictionary(key, value)
+            DataType::Dictionary(_, value)
                 if matches!(
                     value.as_ref(),
                     DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
@@ -52,27 +118,15 @@ impl<'a> Strs<'a> {
                 let dict = arr
                     .as_any_dictionary_opt()
                     .ok_or_else(|| wrong(column, "a string", arr.data_type()))?;
-                if !matches!(
-                    key.as_ref(),
-                    DataType::Int8
-                        | DataType::Int16
-                        | DataType::Int32
-                        | DataType::Int64
-                        | DataType::UInt8
-                        | DataType::UInt16
-                        | DataType::UInt32
-                        | DataType::UInt64
-                ) {
-                    return Err(wrong(column, "a string", arr.data_type()));
-                }
-                let values = Strs::from_array(column, dict.values().as_ref(), slots)?;
                 let n_values = dict.values().len();
-                let (keys, nulls) = if n_values == 0 {
-                    // an empty dictionary can only back null keys (normalized_keys asserts)
-                    (vec![0; arr.len()], Some(NullBuffer::new_null(arr.len())))
+                let keys = Keys::new(arr, n_values)
+                    .ok_or_else(|| wrong(column, "a string", arr.data_type()))?;
+                let values = Strs::from_array(column, dict.values().as_ref(), slots)?;
+                let nulls = if n_values == 0 {
+                    // an empty dictionary can only back null keys
+                    Some(NullBuffer::new_null(arr.len()))
                 } else {
-                    // normalized_keys clamps out-of-range keys into the dictionary
-                    (dict.normalized_keys(), dict.keys().logical_nulls())
+                    dict.keys().logical_nulls()
                 };
                 slots.push(n_values);
                 Ok(Strs::Dict {
@@ -102,14 +156,14 @@ impl<'a> Strs<'a> {
                 if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
                     None
                 } else {
-                    values.raw(keys[i])
+                    values.raw(keys.get(i))
                 }
             }
         }
     }
 
     /// The dictionary cache slot and keys, when this is a dictionary of plain strings.
-    fn dict_keys(&self) -> Option<(usize, &[usize], Option<&NullBuffer>)> {
+    fn dict_keys(&self) -> Option<(usize, &Keys<'a>, Option<&NullBuffer>)> {
         match self {
             Strs::Dict {
                 keys,
@@ -143,7 +197,7 @@ impl Lookup for Ctx<'_> {
                 if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
                     return None;
                 }
-                let k = keys[i];
+                let k = keys.get(i);
                 let cached = self.dict[*slot][k];
                 if cached != UNSET {
                     cached
@@ -184,7 +238,7 @@ impl Lookup for Frozen<'_> {
         if nulls.is_some_and(|n| n.is_null(i)) {
             return None;
         }
-        let id = self.dict[slot][keys[i]];
+        let id = self.dict[slot][keys.get(i)];
         (id != EMPTY && id != UNSET).then_some(id)
     }
 
