@@ -17,6 +17,7 @@ __all__ = [
     "MiniBatchKMeans",
     "KMeans",
     "synth_batches",
+    "csv_bytes",
 ]
 __version__: str
 STATE_FORMAT_VERSION: int
