@@ -165,11 +165,30 @@ pub fn py_repr(x: f64, out: &mut Vec<u8>) {
         out.extend_from_slice(if x > 0.0 { b"inf" } else { b"-inf" });
         return;
     }
-    // Rust's `{:e}` gives the same shortest round-trip digits, laid out as d.ddde<exp>
-    let sci = format!("{:e}", x.abs());
-    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
-    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
-    let digits: Vec<u8> = mantissa.bytes().filter(|&b| b != b'.').collect();
+    // Rust's `{:e}` gives the same shortest round-trip digits, laid out as d.ddde<exp>; written
+    // to the stack (at most 17 digits, a point, 'e' and a 4-character exponent)
+    let mut buf = [0u8; 32];
+    let mut cur = std::io::Cursor::new(&mut buf[..]);
+    write!(cur, "{:e}", x.abs()).expect("fits in 32 bytes");
+    let len = cur.position() as usize;
+    let sci = &buf[..len];
+    let e = sci
+        .iter()
+        .position(|&b| b == b'e')
+        .expect("{:e} has an exponent");
+    let exp: i32 = std::str::from_utf8(&sci[e + 1..])
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .expect("{:e} exponent is an integer");
+    let mut digits = [0u8; 24];
+    let mut n = 0;
+    for &b in &sci[..e] {
+        if b != b'.' {
+            digits[n] = b;
+            n += 1;
+        }
+    }
+    let digits = &digits[..n];
     if x.is_sign_negative() {
         out.push(b'-');
     }
@@ -186,9 +205,9 @@ pub fn py_repr(x: f64, out: &mut Vec<u8>) {
     } else if point <= 0 {
         out.extend_from_slice(b"0.");
         out.extend(std::iter::repeat_n(b'0', (-point) as usize));
-        out.extend_from_slice(&digits);
+        out.extend_from_slice(digits);
     } else if point as usize >= digits.len() {
-        out.extend_from_slice(&digits);
+        out.extend_from_slice(digits);
         out.extend(std::iter::repeat_n(b'0', point as usize - digits.len()));
         out.extend_from_slice(b".0");
     } else {

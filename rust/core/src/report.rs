@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt64Array};
 use hashbrown::HashMap;
+use rayon::prelude::*;
 use serde_json::{json, Value};
 
 use crate::cells::{Cells, PARTS};
@@ -18,6 +19,9 @@ use crate::stats::{
     two_proportion_z, ExactSum,
 };
 use crate::users::Counter;
+
+/// Row totals, column totals and the grand total of a table.
+pub type Margins = (HashMap<u32, u64>, HashMap<u32, u64>, u64);
 
 /// The cells of each table, merged: in memory, plus any spilled to disk.
 pub struct TableCells<'a> {
@@ -54,19 +58,62 @@ impl TableCells<'_> {
         Ok(())
     }
 
-    /// Calls `f(key, conversations)` for every cell of table `t`, without merging: a cell that
-    /// was spilled more than once comes once per piece. Enough for sums, and cheaper.
-    pub fn for_each_piece(&self, t: usize, mut f: impl FnMut(u64, u64)) -> Result<()> {
-        self.hot[t].iter().for_each(|(&k, c)| f(k, c.n));
-        if let Some(s) = self.spill.filter(|s| s.has(t)) {
-            for p in 0..PARTS {
-                s.records(t, p, |k, n, _| {
-                    f(k, n);
-                    Ok(())
-                })?;
-            }
-        }
-        Ok(())
+    /// `f` of every part of table `t` (each merged with its spilled runs), in part order; the
+    /// parts are read and `f` runs on the rayon pool, a few parts in memory at a time.
+    pub fn map_parts<R: Send>(
+        &self,
+        t: usize,
+        f: impl Fn(&HashMap<u64, Counter>) -> R + Sync,
+    ) -> Result<Vec<R>> {
+        let hot = &self.hot[t];
+        (0..PARTS)
+            .into_par_iter()
+            .map(|p| match self.spill {
+                Some(s) if s.has(t) => {
+                    let mut m = HashMap::with_capacity(2 * hot.part(p).len());
+                    s.read(t, p, self.cap, &mut m)?;
+                    for (&k, c) in hot.part(p) {
+                        m.entry(k).or_default().merge(c, self.cap);
+                    }
+                    Ok(f(&m))
+                }
+                _ => Ok(f(hot.part(p))),
+            })
+            .collect()
+    }
+
+    /// Row and column totals and the grand total of table `t`: sums, so the spilled runs are
+    /// summed as written, without merging; parts in parallel.
+    pub fn margins(&self, t: usize) -> Result<Margins> {
+        let hot = &self.hot[t];
+        let spill = self.spill.filter(|s| s.has(t));
+        let empty = || (HashMap::new(), HashMap::new(), 0u64);
+        // one running total per thread, merged at the end: memory stays a few margins' worth
+        (0..PARTS)
+            .into_par_iter()
+            .try_fold(empty, |(mut rows, mut cols, mut n), p| -> Result<Margins> {
+                let mut add = |k: u64, o: u64| {
+                    let (a, b) = unpack(k);
+                    *rows.entry(a).or_insert(0) += o;
+                    *cols.entry(b).or_insert(0) += o;
+                    n += o;
+                };
+                hot.part(p).iter().for_each(|(&k, c)| add(k, c.n));
+                if let Some(s) = spill {
+                    s.records(t, p, |k, o, _| {
+                        add(k, o);
+                        Ok(())
+                    })?;
+                }
+                Ok((rows, cols, n))
+            })
+            .try_reduce(empty, |(mut rows, mut cols, n), (r, c, k)| {
+                r.into_iter()
+                    .for_each(|(a, o)| *rows.entry(a).or_insert(0) += o);
+                c.into_iter()
+                    .for_each(|(b, o)| *cols.entry(b).or_insert(0) += o);
+                Ok((rows, cols, n + k))
+            })
     }
 }
 
@@ -122,6 +169,17 @@ fn by_count_then_name(st: &State) -> impl Fn(&(u32, u64), &(u32, u64)) -> Orderi
     }
 }
 
+/// Each string id's position in the sorted order of all interned strings (which are distinct).
+fn string_ranks(st: &State) -> Vec<u32> {
+    let mut ids: Vec<u32> = (0..st.strings.len() as u32).collect();
+    ids.sort_unstable_by(|&a, &b| st.string(a).cmp(st.string(b)));
+    let mut rank = vec![0u32; ids.len()];
+    for (r, &id) in ids.iter().enumerate() {
+        rank[id as usize] = r as u32;
+    }
+    rank
+}
+
 struct TableResult {
     name: String,
     row_column: String,
@@ -171,22 +229,33 @@ impl Analysis {
         tables.push(("mirroring".into(), b));
 
         let published = published_tables(plan, cells);
-        let results: Vec<TableResult> = published
-            .iter()
-            .map(|&t| cooccurrence(config, plan, st, cells, t, pv))
-            .collect::<Result<_>>()?;
+        // The tables, invariance and model comparison read disjoint data: all on the pool.
+        let rank = string_ranks(st);
+        let ((results, inv), cmp) = rayon::join(
+            || {
+                rayon::join(
+                    || {
+                        published
+                            .par_iter()
+                            .map(|&t| cooccurrence(config, plan, st, cells, t, pv, &rank))
+                            .collect::<Result<Vec<TableResult>>>()
+                    },
+                    || invariance(plan, st, cells, &published, pv),
+                )
+            },
+            || model_comparison(plan, st, cells, pv),
+        );
+        let (results, inv, cmp) = (results?, inv?, cmp?);
         let mut suppressed_cells = serde_json::Map::new();
         for r in &results {
             suppressed_cells.insert(r.name.clone(), json!(r.suppressed_cells));
         }
         suppressed.insert("table_cells".into(), Value::Object(suppressed_cells));
 
-        let inv = invariance(plan, st, cells, &published, pv)?;
         tables.push(("invariance".into(), inv));
         let (b, s) = models(st, pv);
         suppressed.insert("models".into(), json!(s));
         tables.push(("models".into(), b));
-        let cmp = model_comparison(plan, st, cells, pv)?;
         tables.push(("model_comparison".into(), cmp));
         tables.push(("table_tests".into(), table_tests(&results)));
         let table_names: Vec<String> = results.iter().map(|r| r.name.clone()).collect();
@@ -337,26 +406,17 @@ fn cooccurrence(
     cells: &TableCells,
     t: usize,
     pv: Privacy,
+    rank: &[u32],
 ) -> Result<TableResult> {
-    let mut rows: HashMap<u32, u64> = HashMap::new();
-    let mut cols: HashMap<u32, u64> = HashMap::new();
-    let (mut n, mut n_cells) = (0u64, 0u64);
-    // margins are sums: the cells need not be merged for them
-    cells.for_each_piece(t, |k, o| {
-        let (a, b) = unpack(k);
-        *rows.entry(a).or_default() += o;
-        *cols.entry(b).or_default() += o;
-        n += o;
-    })?;
+    let (rows, cols, n) = cells.margins(t)?;
     let nf = n as f64;
     let n_tests = config.n_tests.unwrap_or(rows.len() as u64);
     let threshold = bonferroni_threshold(config.alpha, n_tests);
     let dof = (rows.len().saturating_sub(1) * cols.len().saturating_sub(1)) as u64;
     // An exact sum: the same counts print the same digits however they were sharded or spilled.
-    let mut chi = ExactSum::default();
-    let mut shown: Vec<(u32, u32, u64)> = Vec::new();
-    cells.for_each_part(t, |m| {
-        n_cells += m.len() as u64;
+    let parts = cells.map_parts(t, |m| {
+        let mut chi = ExactSum::default();
+        let mut shown: Vec<(u32, u32, u64)> = Vec::new();
         for (&k, c) in m {
             let (a, b) = unpack(k);
             let o = c.n as f64;
@@ -365,16 +425,22 @@ fn cooccurrence(
                 shown.push((a, b, c.n));
             }
         }
+        (chi, shown, m.len() as u64)
     })?;
+    let mut chi = ExactSum::default();
+    let mut shown: Vec<(u32, u32, u64)> = Vec::new();
+    let mut n_cells = 0u64;
+    for (c, s, k) in parts {
+        chi.merge(c);
+        shown.extend(s);
+        n_cells += k;
+    }
     let chi2 = (n > 0).then(|| (chi.value() - nf).max(0.0));
     let p_value = chi2.map(|x| chi2_sf(x, dof)).filter(|p| !p.is_nan());
 
     let suppressed_cells = n_cells - shown.len() as u64;
-    shown.sort_by(|x, y| {
-        st.string(x.0)
-            .cmp(st.string(y.0))
-            .then_with(|| st.string(x.1).cmp(st.string(y.1)))
-    });
+    // by row name, then column name: integer ranks stand in for the strings
+    shown.sort_unstable_by_key(|&(a, b, _)| (rank[a as usize], rank[b as usize]));
     let mut e_col = Vec::with_capacity(shown.len());
     let mut r_col = Vec::with_capacity(shown.len());
     let mut s_col = Vec::with_capacity(shown.len());
