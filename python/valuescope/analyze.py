@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from valuescope._core import Engine, SchemaError
 from valuescope.atomic import atomic_open
 from valuescope.checkpoint import Checkpointer, Position, fingerprint
@@ -84,6 +82,26 @@ def parse_table(spec: str) -> tuple[str, str]:
     return a.strip(), b.strip()
 
 
+class _NoBar:
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        pass
+
+
+def progress_bar(total: int, initial: int = 0, enabled: bool = True) -> Any:
+    """A tqdm bar over rows; without one, tqdm is not even imported."""
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="rows", unit_scale=True, desc="analyze")
+
+
 def make_engine(opts: AnalyzeOptions) -> Engine:
     return new_engine(opts)
 
@@ -99,9 +117,7 @@ def feed_files(
     for a, b in opts.tables or []:
         columns += [c for c in (a, b) if c not in columns]
     total = count_rows(files)
-    with tqdm(
-        total=total, unit="rows", unit_scale=True, desc="analyze", disable=not opts.progress
-    ) as bar:
+    with progress_bar(total, enabled=opts.progress) as bar:
         for path in files:
             offset = 0
             for batch in iter_batches(path, columns, opts.batch_size):
@@ -155,7 +171,7 @@ class _Run:
         writer: RejectsWriter,
         ck: Checkpointer | None,
         opts: AnalyzeOptions,
-        bar: tqdm,
+        bar: Any,
     ):
         self.engine = engine
         self.pos = pos
@@ -256,16 +272,7 @@ def analyze_files(
         else:
             fh = stack.enter_context(atomic_open(rejects_path, "wb"))
             writer = RejectsWriter(fh, header=True)
-        bar = stack.enter_context(
-            tqdm(
-                total=total,
-                initial=pos.rows,
-                unit="rows",
-                unit_scale=True,
-                desc="analyze",
-                disable=not opts.progress,
-            )
-        )
+        bar = stack.enter_context(progress_bar(total, pos.rows, enabled=opts.progress))
         run = _Run(engine, pos, writer, ck, opts, bar)
         todo = [u for u in pos.plan if u.index not in pos.done]
         # A unit a serial run left half read is finished here: a pool starts units afresh.

@@ -7,12 +7,8 @@ the unit's first row plus the row inside the unit: rejects.csv reads the same as
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import math
-import multiprocessing
 import os
-import queue
-import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -239,6 +235,10 @@ def run_pool(units: Sequence[Unit], opts: Any, jobs: int) -> Iterator[UnitResult
     """Runs the units on `jobs` processes; yields results as they complete (any order)."""
     # spawn, not fork: the parent may already hold rayon and reader threads, and forking a
     # process with threads can deadlock the child.
+    # imported here: a one-process run (the default) needs neither
+    import concurrent.futures as cf
+    import multiprocessing
+
     ctx = multiprocessing.get_context("spawn")
     threads = max(1, default_jobs() // jobs)
     with cf.ProcessPoolExecutor(
@@ -268,6 +268,8 @@ def _worker_loop(tasks: Any, results: Any, opts: Any, threads: int) -> None:
             results.put(("unit", res))
         results.put(("state", engine.to_bytes()))
     except BaseException as exc:  # whatever it is, the parent must hear of it
+        import traceback
+
         err = exc if isinstance(exc, UserError) else RuntimeError(traceback.format_exc())
         results.put(("error", err))
 
@@ -277,6 +279,9 @@ def run_workers(units: Sequence[Unit], opts: Any, jobs: int) -> Iterator[UnitRes
     its state once, at the end: `jobs` serialisations and merges instead of one per unit (with
     a large vocabulary those cost about as much as counting the unit). Yields a UnitResult
     without state as each unit finishes, then each process's state (bytes)."""
+    import multiprocessing
+    import queue
+
     ctx = multiprocessing.get_context("spawn")  # see run_pool
     threads = max(1, default_jobs() // jobs)
     tasks, results = ctx.Queue(), ctx.Queue()
