@@ -1,10 +1,11 @@
 //! The cells of one co-occurrence table, split by key into `PARTS` hash maps.
 //!
 //! A large table (`human_values x ai_values` keeps finding new pairs) outgrows the CPU caches,
-//! and counting into one big map costs a cache miss per update. Split by key, a batch's updates
-//! are sorted into their parts first and then applied one part at a time: each part is small
-//! enough to stay in cache, and different parts are counted on different threads. The same
-//! split is the spill files' partitioning, so a part is also the unit read back from disk.
+//! and counting into one big map costs a cache miss per update. Split by key, a large table's
+//! updates from one batch are sorted into their parts first and then applied one part at a
+//! time: each part is small enough to stay in cache, and different parts are counted on
+//! different threads. A small table is counted as its updates come. The same split is the
+//! spill files' partitioning, so a part is also the unit written to and read back from disk.
 
 use hashbrown::HashMap;
 use rayon::prelude::*;

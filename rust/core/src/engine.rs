@@ -182,7 +182,7 @@ pub struct Engine {
 /// One independent piece of counting work for a batch: each owns a disjoint part of the state.
 enum Job<'a> {
     Keys(usize, &'a mut HashMap<u32, Counter>),
-    /// (columns crossed, a column whose non-empty rows are skipped), cells
+    /// (columns crossed, a column whose non-empty rows are skipped), cells, their buffers
     Table(
         (usize, usize),
         Option<usize>,
