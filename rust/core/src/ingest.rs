@@ -585,7 +585,7 @@ pub(crate) fn resolve(
                 dict: &dict,
             };
             let (lo, hi) = (p * step, ((p + 1) * step).min(view.rows));
-            resolve_rows(view, &mut look, res, &mut totals, lo, hi);
+            resolve_columns(view, &mut look, res, &mut totals, lo, hi);
             totals
         })
         .collect();
@@ -651,6 +651,224 @@ fn resolve_rows(
         totals.n_conversations += 1;
         out.users.push(user);
         out.rts.push(rt);
+    }
+}
+
+/// A dictionary key type: its value as an index (negative keys read as huge, so they clamp).
+trait KeyInt: Copy {
+    fn index(self) -> u64;
+}
+
+macro_rules! key_int {
+    ($($t:ty),*) => {$(
+        impl KeyInt for $t {
+            #[inline]
+            fn index(self) -> u64 {
+                self as u64
+            }
+        }
+    )*};
+}
+key_int!(i8, i16, i32, i64, u8, u16, u32, u64);
+
+/// Calls `$f(slice, $args...)` with the dictionary keys as their own integer type, so that the
+/// loops inside are compiled once per key type instead of matching on it for every value.
+macro_rules! with_keys {
+    ($keys:expr, $f:ident($($arg:expr),*)) => {
+        match $keys {
+            KeySlice::I8(k) => $f(k, $($arg),*),
+            KeySlice::I16(k) => $f(k, $($arg),*),
+            KeySlice::I32(k) => $f(k, $($arg),*),
+            KeySlice::I64(k) => $f(k, $($arg),*),
+            KeySlice::U8(k) => $f(k, $($arg),*),
+            KeySlice::U16(k) => $f(k, $($arg),*),
+            KeySlice::U32(k) => $f(k, $($arg),*),
+            KeySlice::U64(k) => $f(k, $($arg),*),
+        }
+    };
+}
+
+/// Where one column's ids go, and its totals.
+struct ColumnOut<'o> {
+    ids: &'o mut Vec<u32>,
+    offsets: &'o mut Vec<u32>,
+    with_any: &'o mut u64,
+    sum_len: &'o mut u64,
+}
+
+impl ColumnOut<'_> {
+    /// Closes the current row: its ids are those appended since `start`, made distinct.
+    #[inline]
+    fn end_row(&mut self, start: usize) {
+        let row = &mut self.ids[start..];
+        let mut len = row.len();
+        if len > 1 {
+            // a value counts once per conversation
+            row.sort_unstable();
+            let mut w = 1;
+            for r in 1..len {
+                if row[r] != row[w - 1] {
+                    row[w] = row[r];
+                    w += 1;
+                }
+            }
+            len = w;
+            self.ids.truncate(start + len);
+        }
+        if len > 0 {
+            *self.with_any += 1;
+            *self.sum_len += len as u64;
+        }
+        self.offsets.push(self.ids.len() as u32);
+    }
+}
+
+#[inline]
+fn cached<K: KeyInt>(keys: &[K], last: u64, cache: &[u32], i: usize) -> Option<u32> {
+    let id = cache[keys[i].index().min(last) as usize];
+    (id != EMPTY && id != UNSET).then_some(id)
+}
+
+fn scalar_ids<K: KeyInt>(
+    keys: &[K],
+    last: u64,
+    nulls: Option<&NullBuffer>,
+    cache: &[u32],
+    rows: &[u32],
+    out: &mut ColumnOut<'_>,
+) {
+    for &i in rows {
+        let i = i as usize;
+        let start = out.ids.len();
+        if !nulls.is_some_and(|n| n.is_null(i)) {
+            out.ids.extend(cached(keys, last, cache, i));
+        }
+        out.end_row(start);
+    }
+}
+
+struct ListOf<'a, 'b> {
+    offsets: &'b Offsets<'a>,
+    nulls: Option<&'a NullBuffer>,
+    child_nulls: Option<&'b NullBuffer>,
+}
+
+fn list_ids<K: KeyInt>(
+    keys: &[K],
+    last: u64,
+    list: &ListOf<'_, '_>,
+    cache: &[u32],
+    rows: &[u32],
+    out: &mut ColumnOut<'_>,
+) {
+    for &i in rows {
+        let i = i as usize;
+        let start = out.ids.len();
+        if !list.nulls.is_some_and(|n| n.is_null(i)) {
+            let (lo, hi) = match list.offsets {
+                Offsets::I32(o) => (o[i] as usize, o[i + 1] as usize),
+                Offsets::I64(o) => (o[i] as usize, o[i + 1] as usize),
+            };
+            for j in lo..hi {
+                if !list.child_nulls.is_some_and(|n| n.is_null(j)) {
+                    out.ids.extend(cached(keys, last, cache, j));
+                }
+            }
+        }
+        out.end_row(start);
+    }
+}
+
+/// As `resolve_rows` with a `Frozen` lookup, a column at a time: the rows are checked first,
+/// then each column's ids are looked up for the kept rows in one loop per column, compiled for
+/// its key type.
+fn resolve_columns(
+    view: &BatchView<'_>,
+    look: &mut Frozen<'_>,
+    out: &mut Resolved,
+    totals: &mut Totals,
+    lo: usize,
+    hi: usize,
+) {
+    let n_columns = view.cols.len();
+    totals.with_any.resize(n_columns, 0);
+    totals.sum_len.resize(n_columns, 0);
+    let mut kept: Vec<u32> = Vec::with_capacity(hi - lo);
+    let mut rt_ids: Vec<u32> = Vec::with_capacity(hi - lo);
+    let mut ids: SmallVec<[u32; 8]> = SmallVec::new();
+    for i in lo..hi {
+        totals.n_rows += 1;
+        let Some(conversation) = view.conversation_id.raw(i) else {
+            totals.reject(i, None, Reject::NULL_ID);
+            continue;
+        };
+        if view
+            .subjective
+            .is_some_and(|s| s.is_valid(i) && !s.value(i))
+        {
+            totals.n_not_subjective += 1;
+            continue;
+        }
+        view.cols[RT].collect(i, look, &mut ids);
+        let Some(&rt_id) = ids.first() else {
+            totals.reject(i, Some(conversation), Reject::NULL_RESPONSE_TYPE);
+            continue;
+        };
+        let Some(rt) = look.response_type(rt_id) else {
+            totals.reject(i, Some(conversation), Reject::UNKNOWN_RESPONSE_TYPE);
+            continue;
+        };
+        let user = match view.user_id.as_ref().and_then(|u| u.raw(i)) {
+            Some(u) => user_hash(u.as_bytes()),
+            None => conversation_user_hash(conversation.as_bytes()),
+        };
+        totals.n_conversations += 1;
+        kept.push(i as u32);
+        rt_ids.push(rt_id);
+        out.users.push(user);
+        out.rts.push(rt);
+    }
+    for (c, col) in view.cols.iter().enumerate() {
+        let (with_any, sum_len) = (&mut totals.with_any[c], &mut totals.sum_len[c]);
+        let mut o = ColumnOut {
+            ids: &mut out.ids[c],
+            offsets: &mut out.offsets[c],
+            with_any,
+            sum_len,
+        };
+        if c == RT {
+            for &id in &rt_ids {
+                let start = o.ids.len();
+                o.ids.push(id);
+                o.end_row(start);
+            }
+            continue;
+        }
+        match col {
+            Col::Missing => kept.iter().for_each(|_| o.end_row(o.ids.len())),
+            Col::Scalar(s) => {
+                let (slot, keys, nulls) = s.dict_keys().expect("checked by frozen_ok");
+                let cache = &look.dict[slot];
+                with_keys!(
+                    &keys.keys,
+                    scalar_ids(keys.last, nulls, cache, &kept, &mut o)
+                );
+            }
+            Col::List {
+                offsets,
+                nulls,
+                child,
+            } => {
+                let (slot, keys, child_nulls) = child.dict_keys().expect("checked by frozen_ok");
+                let list = ListOf {
+                    offsets,
+                    nulls: *nulls,
+                    child_nulls,
+                };
+                let cache = &look.dict[slot];
+                with_keys!(&keys.keys, list_ids(keys.last, &list, cache, &kept, &mut o));
+            }
+        }
     }
 }
 
