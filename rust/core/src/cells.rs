@@ -64,7 +64,7 @@ impl Cells {
     }
 
     /// The counter of `key`, created empty if absent.
-    #[inline]
+    #[inline(always)]
     pub fn counter(&mut self, key: u64) -> &mut Counter {
         self.parts[part_of(key)].entry(key).or_default()
     }
