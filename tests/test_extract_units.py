@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -360,3 +361,27 @@ def test_a_late_refusal_of_an_abandoned_mode_is_resent(tmp_path: Path) -> None:
     assert runner.modes[0] == second
     assert not runner._step_down(second, 500, refusal)  # the confirmed mode is kept
     cache.close()
+
+
+def _open_cache_at_once(path: str, barrier: Any) -> None:
+    from valuescope.extract.cache import Cache
+
+    barrier.wait()
+    Cache(path).put("k", {"v": 1}, 1, 1, 0.0)
+
+
+def test_many_processes_can_open_a_new_cache_at_once(tmp_path):
+    """Dask workers sharing one cache open the same new file together. Switching a new database
+    to WAL needs a lock that sqlite does not wait for, so the opening must retry, not fail."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    for attempt in range(6):
+        path = str(tmp_path / f"c{attempt}.sqlite3")
+        barrier = ctx.Barrier(6)
+        procs = [ctx.Process(target=_open_cache_at_once, args=(path, barrier)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0] * 6, f"attempt {attempt}"

@@ -41,6 +41,21 @@ def cache_key(parts: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def _wal(db: sqlite3.Connection, wait: float = 60.0) -> None:
+    """Switches the database to write-ahead logging. The switch takes a lock that sqlite does
+    not wait for (the connection's timeout does not apply): when several processes open one new
+    cache together (Dask workers), all but one are refused at once, so retry for a while."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class Cache:
     def __init__(self, path: str) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -48,7 +63,7 @@ class Cache:
         # The runner is one thread of asyncio; sqlite calls are short enough to run inline.
         # A generous lock timeout: Dask workers may share one cache file (writes serialise).
         self.db = sqlite3.connect(path, isolation_level=None, timeout=60)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        _wal(self.db)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
 
