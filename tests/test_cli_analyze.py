@@ -148,6 +148,31 @@ def test_custom_tables(tmp_path):
     assert names == ["human_values__task.csv", "model__task_cluster.csv"]
 
 
+def test_task_columns_are_read_only_when_a_table_needs_them(tmp_path):
+    """With tables of the user's that cross no task column, the task columns are not read (they
+    cost decoding time): a task column of the wrong type then does not matter. The default
+    tables cross them, so there the same file is refused, naming the column."""
+    t = to_table(make_rows(300, seed=5))
+    t = t.set_column(t.schema.get_field_index("task"), "task", pa.array(range(300), pa.int64()))
+    pq.write_table(t, tmp_path / "f.parquet")
+    custom = run(
+        "analyze",
+        str(tmp_path / "f.parquet"),
+        "--out",
+        str(tmp_path / "o"),
+        "-q",
+        "--table",
+        "ai_values:response_type",
+    )
+    assert custom.returncode == 0, custom.stderr
+    default = run("analyze", str(tmp_path / "f.parquet"), "--out", str(tmp_path / "d"), "-q")
+    assert default.returncode == 2 and "task" in default.stderr
+    from valuescope.parallel import columns_for
+
+    assert "task" not in columns_for([("ai_values", "response_type")])
+    assert "task" in columns_for([("ai_values", "task")]) and "task" in columns_for(None)
+
+
 def test_empty_input_gives_an_empty_valid_analysis(tmp_path):
     pq.write_table(SCHEMA.empty_table(), tmp_path / "empty.parquet")
     p = run("analyze", str(tmp_path / "empty.parquet"), "--out", str(tmp_path / "o"), "-q")

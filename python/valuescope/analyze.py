@@ -17,7 +17,6 @@ from valuescope.atomic import atomic_open
 from valuescope.checkpoint import Checkpointer, Position, fingerprint
 from valuescope.errors import UserError
 from valuescope.features import (
-    SCHEMA_COLUMNS,
     check_columns,
     count_rows,
     expand_paths,
@@ -26,6 +25,7 @@ from valuescope.features import (
 from valuescope.output import line_terminator, write_analysis
 from valuescope.parallel import (
     Unit,
+    columns_for,
     default_jobs,
     engine_options,
     feed_unit,
@@ -113,9 +113,7 @@ def feed_files(
     on_reject: Callable[[Path, int, str | None, str], None],
 ) -> None:
     """Streams every file into `engine`; reports each rejected row with its file and row."""
-    columns = list(SCHEMA_COLUMNS)
-    for a, b in opts.tables or []:
-        columns += [c for c in (a, b) if c not in columns]
+    columns = columns_for(opts.tables)
     total = count_rows(files)
     with progress_bar(total, enabled=opts.progress) as bar:
         for path in files:

@@ -64,10 +64,17 @@ class UnitResult:
     n_batches: int = 0
 
 
+#: Schema columns that only the default tables use.
+TASK_COLUMNS = ("task", "task_cluster")
+
+
 def columns_for(tables: Sequence[tuple[str, str]] | None) -> list[str]:
-    """The schema columns plus any extra column a requested table crosses."""
-    cols = list(SCHEMA_COLUMNS)
-    for a, b in tables or []:
+    """The columns the engine reads: all of the schema's for the default tables; with tables of
+    the user's, the task columns only if a table crosses them (reading costs decoding time)."""
+    if tables is None:
+        return list(SCHEMA_COLUMNS)
+    cols = [c for c in SCHEMA_COLUMNS if c not in TASK_COLUMNS]
+    for a, b in tables:
         cols += [c for c in (a, b) if c not in cols]
     return cols
 
