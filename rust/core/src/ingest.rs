@@ -596,6 +596,46 @@ pub(crate) fn resolve(
     rejects
 }
 
+/// The checks every row passes before its values count, shared by both ways of resolving:
+/// a null id or a missing or unknown response type rejects it, `subjective == false` skips it.
+/// For a kept row: its response type (id and index) and its user.
+#[inline]
+fn admit_row(
+    view: &BatchView<'_>,
+    look: &mut impl Lookup,
+    i: usize,
+    totals: &mut Totals,
+    ids: &mut SmallVec<[u32; 8]>,
+) -> Option<(u32, u8, UserId)> {
+    totals.n_rows += 1;
+    let Some(conversation) = view.conversation_id.raw(i) else {
+        totals.reject(i, None, Reject::NULL_ID);
+        return None;
+    };
+    if view
+        .subjective
+        .is_some_and(|s| s.is_valid(i) && !s.value(i))
+    {
+        totals.n_not_subjective += 1;
+        return None;
+    }
+    view.cols[RT].collect(i, look, ids);
+    let Some(&rt_id) = ids.first() else {
+        totals.reject(i, Some(conversation), Reject::NULL_RESPONSE_TYPE);
+        return None;
+    };
+    let Some(rt) = look.response_type(rt_id) else {
+        totals.reject(i, Some(conversation), Reject::UNKNOWN_RESPONSE_TYPE);
+        return None;
+    };
+    let user = match view.user_id.as_ref().and_then(|u| u.raw(i)) {
+        Some(u) => user_hash(u.as_bytes()),
+        None => conversation_user_hash(conversation.as_bytes()),
+    };
+    totals.n_conversations += 1;
+    Some((rt_id, rt, user))
+}
+
 /// Validates and resolves rows lo..hi of the batch into `out` (appending).
 fn resolve_rows(
     view: &BatchView<'_>,
@@ -609,25 +649,7 @@ fn resolve_rows(
     totals.sum_len.resize(view.cols.len(), 0);
     let mut ids: SmallVec<[u32; 8]> = SmallVec::new();
     for i in lo..hi {
-        totals.n_rows += 1;
-        let Some(conversation) = view.conversation_id.raw(i) else {
-            totals.reject(i, None, Reject::NULL_ID);
-            continue;
-        };
-        if view
-            .subjective
-            .is_some_and(|s| s.is_valid(i) && !s.value(i))
-        {
-            totals.n_not_subjective += 1;
-            continue;
-        }
-        view.cols[RT].collect(i, ctx, &mut ids);
-        let Some(&rt_id) = ids.first() else {
-            totals.reject(i, Some(conversation), Reject::NULL_RESPONSE_TYPE);
-            continue;
-        };
-        let Some(rt) = ctx.response_type(rt_id) else {
-            totals.reject(i, Some(conversation), Reject::UNKNOWN_RESPONSE_TYPE);
+        let Some((rt_id, rt, user)) = admit_row(view, ctx, i, totals, &mut ids) else {
             continue;
         };
         for (c, col) in view.cols.iter().enumerate() {
@@ -644,11 +666,6 @@ fn resolve_rows(
             out.ids[c].extend_from_slice(&ids);
             out.offsets[c].push(out.ids[c].len() as u32);
         }
-        let user = match view.user_id.as_ref().and_then(|u| u.raw(i)) {
-            Some(u) => user_hash(u.as_bytes()),
-            None => conversation_user_hash(conversation.as_bytes()),
-        };
-        totals.n_conversations += 1;
         out.users.push(user);
         out.rts.push(rt);
     }
@@ -797,32 +814,9 @@ fn resolve_columns(
     let mut rt_ids: Vec<u32> = Vec::with_capacity(hi - lo);
     let mut ids: SmallVec<[u32; 8]> = SmallVec::new();
     for i in lo..hi {
-        totals.n_rows += 1;
-        let Some(conversation) = view.conversation_id.raw(i) else {
-            totals.reject(i, None, Reject::NULL_ID);
+        let Some((rt_id, rt, user)) = admit_row(view, look, i, totals, &mut ids) else {
             continue;
         };
-        if view
-            .subjective
-            .is_some_and(|s| s.is_valid(i) && !s.value(i))
-        {
-            totals.n_not_subjective += 1;
-            continue;
-        }
-        view.cols[RT].collect(i, look, &mut ids);
-        let Some(&rt_id) = ids.first() else {
-            totals.reject(i, Some(conversation), Reject::NULL_RESPONSE_TYPE);
-            continue;
-        };
-        let Some(rt) = look.response_type(rt_id) else {
-            totals.reject(i, Some(conversation), Reject::UNKNOWN_RESPONSE_TYPE);
-            continue;
-        };
-        let user = match view.user_id.as_ref().and_then(|u| u.raw(i)) {
-            Some(u) => user_hash(u.as_bytes()),
-            None => conversation_user_hash(conversation.as_bytes()),
-        };
-        totals.n_conversations += 1;
         kept.push(i as u32);
         rt_ids.push(rt_id);
         out.users.push(user);
