@@ -356,9 +356,9 @@ def worker(tool: str, path: str, result: str) -> None:
 def run_tool(tool: str, path: Path, tmp: Path) -> dict:
     result = tmp / f"{tool}.json"
     if tool == "analyze":
-        # the command a user types
+        # the command a user types (what the `valuescope` console script runs)
         out = tmp / "analysis"
-        cmd = [sys.executable, "-c", "from valuescope.cli import main; main()", "analyze"]
+        cmd = [sys.executable, "-c", "from valuescope.cli import console; console()", "analyze"]
         cmd += [str(path), "--out", str(out), "--quiet"]
         cmd += [f"--table={a}:{b}" for a, b in TABLES]
     else:

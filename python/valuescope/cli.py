@@ -221,5 +221,26 @@ def demo_command(n, out, seed, quiet) -> None:
     run_demo(n, out, seed=seed, progress=not quiet)
 
 
+def console() -> None:
+    """The `valuescope` console script: `main`, then a fast exit once a command has succeeded.
+
+    By then every command has closed what it opened (files, pools, clusters, connections) in
+    with-blocks; all the interpreter's own teardown would still do is free memory and unload
+    modules, about 45 ms after a 2M-row `analyze` (1 s). Failures exit the normal way, so that
+    nothing about an error is cut short. In-process callers (tests, notebooks) use `main`.
+    """
+    try:
+        main.main(prog_name="valuescope")
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):  # a reader that has gone, a stream already closed
+        pass
+    os._exit(0)
+
+
 if __name__ == "__main__":
-    main()
+    console()
