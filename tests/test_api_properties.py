@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from oracle import RESPONSE_TYPES, norm
-from valuescope import Engine, KMeans, MiniBatchKMeans, SchemaError, normalize
+from valuescope import Engine, KMeans, MiniBatchKMeans, SchemaError, normalize, output
 from valuescope.analyze import REJECTS_HEADER, AnalyzeOptions, RejectsWriter, analyze_files
 from valuescope.conversations import Conversation, Rejected, count_records, read_conversations
 from valuescope.errors import UserError
@@ -768,6 +768,23 @@ def test_csv_bytes_match_pythons_csv_module(cells):
     assert csv_bytes(table, ["flag", "value"]).decode("utf-8") == python_csv(
         table.select(["flag", "value"])
     )
+
+
+@QUICK
+@given(
+    CSV_ROWS.filter(lambda rows: not any(r[0] and "\r" in r[0] for r in rows)), st.integers(1, 4)
+)
+def test_csv_written_piece_by_piece_equals_the_whole(tmp_path_factory, cells, chunk):
+    """A table longer than the chunk is written in slices: one header, every row once, in order."""
+    strings, floats, _, _ = (list(c) for c in zip(*cells, strict=True))
+    table = pa.table({"value": pa.array(strings, pa.string()), "x": pa.array(floats)})
+    path = tmp_path_factory.mktemp("csv") / "t.csv"
+    saved, output.CSV_CHUNK_ROWS = output.CSV_CHUNK_ROWS, chunk
+    try:
+        write_csv(path, table, ["x", "value"])
+    finally:
+        output.CSV_CHUNK_ROWS = saved
+    assert path.read_text(encoding="utf-8") == python_csv(table.select(["x", "value"]))
 
 
 def test_csv_bytes_refuse_what_they_cannot_write():

@@ -59,6 +59,26 @@ def test_spilled_engine_equals_in_memory(table, tmp_path):
     assert spill_dirs(tmp_path) == []
 
 
+def test_a_result_moves_spilled_tables_wholly_to_disk_and_counting_goes_on(table, tmp_path):
+    """result() writes the in-memory cells of spilled tables out first (so that its own work
+    reuses their memory): the figures, and everything counted after, stay those of one pass."""
+    limit = 100_000  # some tables spilled, some cells still in memory
+    mem, disk = Engine(**LOW), Engine(**LOW, memory_limit=limit, spill_dir=tmp_path)
+    batches = table.to_batches(max_chunksize=300)
+    for b in batches[: len(batches) // 2]:
+        mem.update(b)
+        disk.update(b)
+    assert disk.spilled[0] > 0 and disk.table_bytes > 0
+    before = disk.spilled[0]
+    results_equal(mem.result(), disk.result())
+    assert disk.spilled[0] > before  # the rest of the spilled tables went out too
+    results_equal(mem.result(), disk.result())  # twice: nothing lost or counted twice
+    for b in batches[len(batches) // 2 :]:
+        mem.update(b)
+        disk.update(b)
+    results_equal(mem.result(), disk.result())
+
+
 @settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

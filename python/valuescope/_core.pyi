@@ -74,8 +74,9 @@ class Engine:
 
 def normalize(value: str) -> str: ...
 def bonferroni_threshold(alpha: float, n_tests: int) -> float: ...
-def csv_bytes(data: Any, columns: list[str] | None = None) -> bytes:
-    """The table as CSV bytes: a header line, then one line per row (`columns` picks and orders)."""
+def csv_bytes(data: Any, columns: list[str] | None = None, header: bool = True) -> bytes:
+    """The table as CSV bytes: a header line (unless `header` is false), then one line per row
+    (`columns` picks and orders)."""
 
 def synth_batches(
     spec_json: str, n: int, seed: int, batch_size: int = 131072, dictionary: bool = True

@@ -58,12 +58,11 @@ def main() -> None:
     # products are small (taxonomy similarities), so one BLAS thread serves. Set before numpy
     # loads; a value the user set wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    import pyarrow as pa
-
     # pyarrow's default pool (mimalloc) keeps the pages of freed batches: reading a file
-    # batch by batch peaks about 75 MB higher than with the system allocator, at the same
-    # speed (measured on 2M synthetic rows; benches/RESULTS.md).
-    pa.set_memory_pool(pa.system_memory_pool())
+    # batch by batch peaks 30-75 MB higher than with the system allocator, at the same speed
+    # (benches/RESULTS.md). Chosen before pyarrow loads: switched after, pyarrow's readers
+    # have already started a mimalloc arena (about 30 MB more at 2M rows).
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 
 @main.command("analyze")
@@ -123,7 +122,7 @@ def main() -> None:
 @click.option(
     "--memory-limit",
     type=SizeParam(),
-    default="64MiB",
+    default="128MiB",
     show_default=True,
     metavar="SIZE",
     help="Memory for the co-occurrence tables (e.g. 512MiB, 2GB, or 0 for no limit). Past it "

@@ -238,7 +238,8 @@ def _parquet(path: str) -> Iterator[tuple[int, Any, str | None]]:
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path)
+        # without pre_buffer: it would keep every chunk read until the file is closed
+        pf = pq.ParquetFile(path, pre_buffer=False)
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
     row = 0

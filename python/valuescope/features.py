@@ -73,12 +73,15 @@ def _dictionary_paths(pf: pq.ParquetFile, nested: bool) -> list[str]:
 
 
 def open_parquet(path: Path, dictionary: bool = False, nested: bool = True) -> pq.ParquetFile:
+    # pre_buffer (pyarrow's default) keeps every column chunk it has read until the file is
+    # closed: reading a file batch by batch would then hold all of it, compressed (169 MB
+    # for 10M synthetic rows). Without it memory stays flat, at the same speed.
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path, pre_buffer=False)
         if dictionary:
             cols = _dictionary_paths(pf, nested)
             if cols:
-                pf = pq.ParquetFile(path, read_dictionary=cols)
+                pf = pq.ParquetFile(path, read_dictionary=cols, pre_buffer=False)
         return pf
     except (pa.ArrowException, OSError) as exc:
         raise UserError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None

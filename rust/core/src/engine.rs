@@ -399,6 +399,24 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Moves the cells still in memory of every table that has cells on disk to disk too.
+    ///
+    /// Called before a result over spilled tables: the result merges each table part by part
+    /// from disk anyway, and the memory the cells held then serves that work, so that a result
+    /// peaks no higher than the streaming did. Results are unchanged.
+    pub fn spill_rest(&mut self) -> Result<()> {
+        let Some(spill) = self.spill.as_mut() else {
+            return Ok(());
+        };
+        for (t, table) in self.state.tables.iter_mut().enumerate() {
+            if spill.has(t) && !table.is_empty() {
+                spill.write(t, table)?;
+                *table = Cells::default();
+            }
+        }
+        Ok(())
+    }
+
     /// The published figures, with suppression applied.
     pub fn analysis(&self) -> Result<Analysis> {
         Analysis::build(&self.config, &self.plan, &self.state, &self.cells())

@@ -47,7 +47,7 @@ impl TableCells<'_> {
                     let mut m = HashMap::with_capacity(size);
                     s.read(t, p, self.cap, &mut m)?;
                     for (&k, c) in hot.part(p) {
-                        m.entry(k).or_default().merge(c, self.cap);
+                        Counter::merge_into(&mut m, k, c.clone(), self.cap);
                     }
                     size = m.len() + m.len() / 8;
                     f(&m);
@@ -73,7 +73,7 @@ impl TableCells<'_> {
                     let mut m = HashMap::with_capacity(2 * hot.part(p).len());
                     s.read(t, p, self.cap, &mut m)?;
                     for (&k, c) in hot.part(p) {
-                        m.entry(k).or_default().merge(c, self.cap);
+                        Counter::merge_into(&mut m, k, c.clone(), self.cap);
                     }
                     Ok(f(&m))
                 }
@@ -82,38 +82,35 @@ impl TableCells<'_> {
             .collect()
     }
 
-    /// Row and column totals and the grand total of table `t`: sums, so the spilled runs are
-    /// summed as written, without merging; parts in parallel.
+    /// Row and column totals and the grand total of table `t`: sums, so the spilled cells
+    /// count as the spill summed them when it wrote them; the parts in memory in parallel.
     pub fn margins(&self, t: usize) -> Result<Margins> {
         let hot = &self.hot[t];
-        let spill = self.spill.filter(|s| s.has(t));
         let empty = || (HashMap::new(), HashMap::new(), 0u64);
+        let add_all = |(mut rows, mut cols, n): Margins, (r, c, k): Margins| {
+            r.into_iter()
+                .for_each(|(a, o)| *rows.entry(a).or_insert(0) += o);
+            c.into_iter()
+                .for_each(|(b, o)| *cols.entry(b).or_insert(0) += o);
+            (rows, cols, n + k)
+        };
         // one running total per thread, merged at the end: memory stays a few margins' worth
-        (0..PARTS)
+        let in_memory = (0..PARTS)
             .into_par_iter()
-            .try_fold(empty, |(mut rows, mut cols, mut n), p| -> Result<Margins> {
-                let mut add = |k: u64, o: u64| {
+            .fold(empty, |(mut rows, mut cols, mut n), p| {
+                for (&k, c) in hot.part(p) {
                     let (a, b) = unpack(k);
-                    *rows.entry(a).or_insert(0) += o;
-                    *cols.entry(b).or_insert(0) += o;
-                    n += o;
-                };
-                hot.part(p).iter().for_each(|(&k, c)| add(k, c.n));
-                if let Some(s) = spill {
-                    s.records(t, p, |k, o, _| {
-                        add(k, o);
-                        Ok(())
-                    })?;
+                    *rows.entry(a).or_insert(0) += c.n;
+                    *cols.entry(b).or_insert(0) += c.n;
+                    n += c.n;
                 }
-                Ok((rows, cols, n))
+                (rows, cols, n)
             })
-            .try_reduce(empty, |(mut rows, mut cols, n), (r, c, k)| {
-                r.into_iter()
-                    .for_each(|(a, o)| *rows.entry(a).or_insert(0) += o);
-                c.into_iter()
-                    .for_each(|(b, o)| *cols.entry(b).or_insert(0) += o);
-                Ok((rows, cols, n + k))
-            })
+            .reduce(empty, add_all);
+        Ok(match self.spill.filter(|s| s.has(t)) {
+            Some(s) => add_all(in_memory, s.margins(t).clone()),
+            None => in_memory,
+        })
     }
 }
 

@@ -9,7 +9,7 @@
 //! at the budget plus one partition.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,6 +18,8 @@ use hashbrown::HashMap;
 use crate::cells::Cells;
 pub use crate::cells::{map_bytes, part_of, PARTS};
 use crate::error::{EngineError, Result};
+use crate::report::Margins;
+use crate::state::unpack;
 use crate::users::{Counter, UserId};
 
 /// Part buffers are flushed to their files at this size, bounding the memory a spill takes.
@@ -43,6 +45,9 @@ pub struct Spill {
     pub bytes: u64,
     /// Times the tables were spilled.
     pub spills: u64,
+    /// Per table: row totals, column totals and grand total of the cells written, summed as
+    /// they are written, so that a table's margins need no pass over its files.
+    sums: Vec<Margins>,
 }
 
 impl Spill {
@@ -65,6 +70,7 @@ impl Spill {
             dir,
             limit,
             written: vec![false; n_tables],
+            sums: vec![Margins::default(); n_tables],
             bytes: 0,
             spills: 0,
         })
@@ -111,8 +117,13 @@ impl Spill {
     /// with conversations means saturated, as in memory.
     pub fn write(&mut self, t: usize, cells: &Cells) -> Result<()> {
         let mut b: Vec<u8> = Vec::new();
+        let mut sums = std::mem::take(&mut self.sums[t]);
         for p in 0..PARTS {
             for (&k, c) in cells.part(p) {
+                let (a, col) = unpack(k);
+                *sums.0.entry(a).or_insert(0) += c.n;
+                *sums.1.entry(col).or_insert(0) += c.n;
+                sums.2 += c.n;
                 b.extend_from_slice(&k.to_le_bytes());
                 b.extend_from_slice(&c.n.to_le_bytes());
                 let ids = c.ids();
@@ -126,8 +137,14 @@ impl Spill {
             }
             self.append(t, p, &mut b)?;
         }
+        self.sums[t] = sums;
         self.written[t] = true;
         Ok(())
+    }
+
+    /// Row totals, column totals and grand total of every cell of table `t` on disk.
+    pub fn margins(&self, t: usize) -> &Margins {
+        &self.sums[t]
     }
 
     /// Merges partition `p` of table `t` from disk into `into`.
@@ -140,7 +157,7 @@ impl Spill {
     ) -> Result<()> {
         self.records(t, p, |key, n, ids| {
             let c = Counter::from_parts(n, ids, cap).ok_or_else(damaged)?;
-            into.entry(key).or_default().merge(&c, cap);
+            Counter::merge_into(into, key, c, cap);
             Ok(())
         })
     }
@@ -156,33 +173,74 @@ impl Spill {
         if !self.has(t) {
             return Ok(());
         }
-        let file = match File::open(self.path(t, p)) {
+        let mut file = match File::open(self.path(t, p)) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(io_err("cannot read a spill file", e)),
         };
-        let mut r = BufReader::with_capacity(1 << 16, file);
-        let mut head = [0u8; 17];
+        // Records are parsed straight from a chunk buffer: reading them field by field costs
+        // more than the merge they feed. A record cut by the chunk's end waits for the next.
+        let mut buf: Vec<u8> = Vec::with_capacity(2 * READ_CHUNK);
         let mut ids: Vec<UserId> = Vec::new();
         loop {
-            // the end of the file may only fall between records
-            match r.read(&mut head[..1]) {
-                Ok(0) => return Ok(()),
-                Ok(_) => r.read_exact(&mut head[1..]).map_err(|_| damaged())?,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err("cannot read a spill file", e)),
+            let kept = buf.len();
+            buf.resize(kept + READ_CHUNK, 0);
+            let got = read_full(&mut file, &mut buf[kept..])
+                .map_err(|e| io_err("cannot read a spill file", e))?;
+            buf.truncate(kept + got);
+            if got == 0 {
+                // the end of the file may only fall between records
+                return if buf.is_empty() {
+                    Ok(())
+                } else {
+                    Err(damaged())
+                };
             }
-            let key = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
-            let n = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
-            ids.clear();
-            let mut id = [0u8; 4];
-            for _ in 0..head[16] {
-                r.read_exact(&mut id).map_err(|_| damaged())?;
-                ids.push(UserId::from_le_bytes(id));
+            let mut at = 0;
+            while let Some(rec) = buf.get(at..).and_then(whole_record) {
+                let key = u64::from_le_bytes(rec[..8].try_into().expect("8 bytes"));
+                let n = u64::from_le_bytes(rec[8..16].try_into().expect("8 bytes"));
+                ids.clear();
+                ids.extend(
+                    rec[17..]
+                        .chunks_exact(4)
+                        .map(|b| UserId::from_le_bytes(b.try_into().expect("4 bytes"))),
+                );
+                f(key, n, &ids)?;
+                at += rec.len();
             }
-            f(key, n, &ids)?;
+            buf.drain(..at);
         }
     }
+}
+
+/// Bytes read from a spill file at a time. Unit tests use a tiny odd size, so that chunk ends
+/// fall inside heads and inside ids of the records they read.
+#[cfg(not(test))]
+const READ_CHUNK: usize = 1 << 18;
+#[cfg(test)]
+const READ_CHUNK: usize = 61;
+
+/// The record at the start of `b` if all of it is there: a 17-byte head whose last byte
+/// counts the 4-byte ids that follow.
+#[inline]
+fn whole_record(b: &[u8]) -> Option<&[u8]> {
+    let len = 17 + 4 * *b.get(16)? as usize;
+    b.get(..len)
+}
+
+/// Fills `buf` unless the file ends first; the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 impl Drop for Spill {

@@ -5,6 +5,9 @@
 //! are stored as 64-bit hashes; a collision can only merge two users, which errs towards
 //! suppression.
 
+use std::hash::Hash;
+
+use hashbrown::hash_map::{Entry, HashMap};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -84,6 +87,23 @@ impl Counter {
                 if self.insert(u, cap) {
                     break;
                 }
+            }
+        }
+    }
+
+    /// Merges `other` into the counter of `key`; a key not there yet takes `other` as it is
+    /// (what merging into an empty counter gives, without re-inserting its ids one by one).
+    #[inline]
+    pub fn merge_into<K: Hash + Eq>(
+        map: &mut HashMap<K, Counter>,
+        key: K,
+        other: Counter,
+        cap: u32,
+    ) {
+        match map.entry(key) {
+            Entry::Occupied(mut o) => o.get_mut().merge(&other, cap),
+            Entry::Vacant(v) => {
+                v.insert(other);
             }
         }
     }

@@ -8,13 +8,15 @@ use pyo3_arrow::input::AnyRecordBatch;
 
 use crate::{check_arrow_data, to_py};
 
-/// The table as CSV bytes: a header line, then one line per row (`columns` picks and orders).
+/// The table as CSV bytes: a header line (unless `header` is false), then one line per row
+/// (`columns` picks and orders).
 #[pyfunction]
-#[pyo3(signature = (data, columns=None))]
+#[pyo3(signature = (data, columns=None, header=true))]
 pub fn csv_bytes<'py>(
     py: Python<'py>,
     data: AnyRecordBatch,
     columns: Option<Vec<String>>,
+    header: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let reader = data.into_reader()?;
     let out = py.detach(move || -> PyResult<Vec<u8>> {
@@ -24,7 +26,7 @@ pub fn csv_bytes<'py>(
         valuescope_core::csv::write_csv(
             &RecordBatch::new_empty(reader.schema()),
             cols,
-            true,
+            header,
             &mut out,
         )
         .map_err(to_py)?;

@@ -200,9 +200,14 @@ impl PyEngine {
     }
 
     /// The published figures: {"summary": dict, name: pyarrow.Table, ...}.
-    fn result<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let engine = &self.inner;
-        let analysis = py.detach(move || engine.analysis()).map_err(to_py)?;
+    fn result<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let engine = &mut self.inner;
+        let analysis = py
+            .detach(move || {
+                engine.spill_rest()?;
+                engine.analysis()
+            })
+            .map_err(to_py)?;
         let out = PyDict::new(py);
         let json = py.import("json")?;
         out.set_item(
