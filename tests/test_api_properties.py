@@ -702,12 +702,10 @@ CSV_ROWS = st.lists(
 )
 
 
-@QUICK
-@given(CSV_ROWS)
-@example([("\r", 0.1, 1, True), ("a\rb", None, -1, None), ('"', float("nan"), 0, False)])
-def test_csv_output_reads_back_identically(cells):
+def cells_table(cells: list[tuple]) -> pa.Table:
+    """CSV_ROWS drawn as a table: a string, a float, an integer and a boolean column."""
     strings, floats, ints, bools = (list(c) for c in zip(*cells, strict=True))
-    table = pa.table(
+    return pa.table(
         {
             "value": pa.array(strings, pa.string()),
             "x": pa.array(floats, pa.float64()),
@@ -715,6 +713,13 @@ def test_csv_output_reads_back_identically(cells):
             "flag": pa.array(bools, pa.bool_()),
         }
     )
+
+
+@QUICK
+@given(CSV_ROWS)
+@example([("\r", 0.1, 1, True), ("a\rb", None, -1, None), ('"', float("nan"), 0, False)])
+def test_csv_output_reads_back_identically(cells):
+    table = cells_table(cells)
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "t.csv"
         write_csv(path, table)
@@ -755,15 +760,7 @@ def python_csv(table: pa.Table) -> str:
 def test_csv_bytes_match_pythons_csv_module(cells):
     """The Rust writer against Python's own formatting, byte for byte (the two differ only for a
     lone carriage return, which Python leaves unquoted; that case is checked above)."""
-    strings, floats, ints, bools = (list(c) for c in zip(*cells, strict=True))
-    table = pa.table(
-        {
-            "value": pa.array(strings, pa.string()),
-            "x": pa.array(floats, pa.float64()),
-            "n": pa.array(ints, pa.int64()),
-            "flag": pa.array(bools, pa.bool_()),
-        }
-    )
+    table = cells_table(cells)
     assert csv_bytes(table).decode("utf-8") == python_csv(table)
     assert csv_bytes(table, ["flag", "value"]).decode("utf-8") == python_csv(
         table.select(["flag", "value"])
@@ -776,8 +773,7 @@ def test_csv_bytes_match_pythons_csv_module(cells):
 )
 def test_csv_written_piece_by_piece_equals_the_whole(tmp_path_factory, cells, chunk):
     """A table longer than the chunk is written in slices: one header, every row once, in order."""
-    strings, floats, _, _ = (list(c) for c in zip(*cells, strict=True))
-    table = pa.table({"value": pa.array(strings, pa.string()), "x": pa.array(floats)})
+    table = cells_table(cells)
     path = tmp_path_factory.mktemp("csv") / "t.csv"
     saved, output.CSV_CHUNK_ROWS = output.CSV_CHUNK_ROWS, chunk
     try:
