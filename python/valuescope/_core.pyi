@@ -18,12 +18,52 @@ __all__ = [
     "KMeans",
     "synth_batches",
     "csv_bytes",
+    "ParquetReader",
+    "ParquetReadError",
+    "FeatureBatch",
 ]
 __version__: str
 STATE_FORMAT_VERSION: int
 
 class SchemaError(ValueError):
     """The input does not follow the feature schema (a missing or wrongly typed column)."""
+
+class ParquetReadError(OSError):
+    """A Parquet file this reader cannot open or decode (pyarrow may still read it)."""
+
+@final
+class FeatureBatch:
+    """One batch decoded by ``ParquetReader``: ``Engine.update`` takes it as it is, and it
+    exports itself through ``__arrow_c_array__`` (``pyarrow.record_batch(b)``)."""
+
+    @property
+    def num_rows(self) -> int: ...
+    def slice(self, offset: int = 0, length: int | None = None) -> FeatureBatch: ...
+    def __arrow_c_array__(self, requested_schema: Any = None) -> tuple[Any, Any]: ...
+
+@final
+class ParquetReader:
+    """The batches of a Parquet feature file, decoded ahead on a thread of their own: the
+    ``columns`` the file has, the string columns named in ``dictionary`` (and their lists)
+    as dictionaries, only the given ``row_groups`` if set."""
+
+    def __new__(
+        cls,
+        path: str | os.PathLike[str],
+        columns: list[str],
+        dictionary: list[str] = ...,
+        batch_size: int = 65536,
+        row_groups: list[int] | None = None,
+    ) -> ParquetReader: ...
+    @property
+    def num_rows(self) -> int:
+        """Rows this reader yields."""
+    def empty(self) -> FeatureBatch:
+        """No rows, the schema of every batch: enough to check the columns."""
+    def __iter__(self) -> ParquetReader: ...
+    def __next__(self) -> FeatureBatch: ...
+    def close(self) -> None:
+        """Stops decoding and frees the batches decoded ahead."""
 
 @final
 class Engine:
@@ -43,9 +83,10 @@ class Engine:
         cells go to run files in a private directory under ``spill_dir`` (default: the system
         temporary directory), removed with the engine. Results are the same either way. The
         limit is a setting of this process: it is not pickled, merged or compared."""
-    def update(self, data: Any) -> pa.Table:
+    def update(self, data: FeatureBatch | Any) -> pa.Table:
         """Stream every batch of an Arrow object (``__arrow_c_stream__`` / ``__arrow_c_array__``)
-        into the engine. Returns the rejected rows: ``row, conversation_id, reason``."""
+        or a ``FeatureBatch`` into the engine. Returns the rejected rows: ``row,
+        conversation_id, reason``."""
     def merge(self, other: Engine) -> None: ...
     def to_bytes(self) -> bytes: ...
     @staticmethod

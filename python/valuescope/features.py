@@ -6,10 +6,12 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from valuescope._core import ParquetReader, ParquetReadError
 from valuescope.errors import UserError
 
 #: Columns of the feature schema the engine reads (DESIGN.md); others are not loaded.
@@ -118,11 +120,13 @@ def read_batches(
     columns: Iterable[str],
     batch_size: int,
     row_groups: list[int] | None = None,
+    start: int = 0,
 ) -> Iterator[pa.RecordBatch]:
-    """The file's batches (wanted columns only), dictionary-decoded where pyarrow can. If it
-    cannot decode the value lists as dictionaries part way through, the rest is read again as
-    plain strings from where it stopped: the engine takes either, batch by batch."""
-    done = 0
+    """The file's batches (wanted columns only, from row `start` of the row groups read),
+    dictionary-decoded where pyarrow can. If it cannot decode the value lists as dictionaries
+    part way through, the rest is read again as plain strings from where it stopped: the
+    engine takes either, batch by batch."""
+    done = start
     for nested in (True, False):
         pf = open_parquet(path, dictionary=True, nested=nested)
         names = set(pf.schema_arrow.names)
@@ -148,11 +152,45 @@ def count_rows(files: Iterable[Path]) -> int:
 
 
 def iter_batches(
+    path: Path,
+    columns: Iterable[str],
+    batch_size: int = 65_536,
+    row_groups: Sequence[int] | None = None,
+    first_row: int = 0,
+) -> Iterator[Any]:
+    """Batches holding the wanted columns that the file has (of the given row groups, whose
+    first row is `first_row` of the file), decoded ahead on another thread so that decoding
+    overlaps the engine's work.
+
+    valuescope's own reader (Rust) decodes them; a file it cannot open or decode is read with
+    pyarrow from where it stopped, which reads more (codecs, damaged pages it tolerates) and
+    names what is wrong: bytes that are not UTF-8 pass pyarrow and are then refused by the
+    engine with the column and rows."""
+    columns = list(columns)
+    groups = None if row_groups is None else list(row_groups)
+    done = 0
+    try:
+        reader = ParquetReader(str(path), columns, _dictionary_names(), batch_size, groups)
+        for batch in reader:
+            yield batch
+            done += batch.num_rows
+        return
+    except ParquetReadError:
+        pass
+    rest = read_batches(path, columns, batch_size, groups, start=done)
+    yield from _prefetch(rest, path, first_row=first_row + done)
+
+
+def iter_record_batches(
     path: Path, columns: Iterable[str], batch_size: int = 65_536
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches holding the wanted columns that the file has; decoded one ahead in a
-    background thread so that Parquet decoding overlaps the engine's work."""
-    return _prefetch(read_batches(path, list(columns), batch_size), path)
+    """As `iter_batches`, as pyarrow record batches (for code that reads them in Python)."""
+    for b in iter_batches(path, columns, batch_size):
+        yield b if isinstance(b, pa.RecordBatch) else pa.record_batch(b)
+
+
+def _dictionary_names() -> list[str]:
+    return [*DICTIONARY_COLUMNS, *DICTIONARY_LISTS]
 
 
 _DONE = object()

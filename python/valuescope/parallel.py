@@ -14,10 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from valuescope.errors import UserError
-from valuescope.features import SCHEMA_COLUMNS, _prefetch, open_parquet, read_batches
+from valuescope.features import SCHEMA_COLUMNS, iter_batches, open_parquet
 
 
 @dataclass(frozen=True)
@@ -108,10 +106,10 @@ def target_rows_for(total_rows: int, workers: int, batch_size: int) -> int:
 
 def iter_unit_batches(
     unit: Unit, columns: Sequence[str], batch_size: int, skip_rows: int = 0
-) -> Iterator[pa.RecordBatch]:
+) -> Iterator[Any]:
     """The unit's batches, the first `skip_rows` rows left out (for a resumed unit)."""
-    it = read_batches(Path(unit.path), list(columns), batch_size, unit.row_groups)
-    for batch in _prefetch(it, Path(unit.path), first_row=unit.first_row):
+    it = iter_batches(Path(unit.path), columns, batch_size, unit.row_groups, unit.first_row)
+    for batch in it:
         if skip_rows >= batch.num_rows:
             skip_rows -= batch.num_rows
             continue

@@ -24,6 +24,7 @@ from valuescope.features import (
     check_columns,
     expand_paths,
     iter_batches,
+    iter_record_batches,
     open_parquet,
 )
 from valuescope.reference import COMPARISON_COLUMNS, compare, load_reference
@@ -187,7 +188,7 @@ class RowScan:
 
 def _rows(files: Sequence[Path], columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
     for f in files:
-        yield from iter_batches(f, columns)
+        yield from iter_record_batches(f, columns)
 
 
 def scan_rows(files: Sequence[Path]) -> RowScan:
@@ -253,7 +254,7 @@ def write_features(
     try:
         for f in files:
             names = open_parquet(f).schema_arrow.names
-            for batch in iter_batches(f, names):
+            for batch in iter_record_batches(f, names):
                 t = pa.Table.from_batches([batch])
                 d = t.to_pydict()
                 n = t.num_rows

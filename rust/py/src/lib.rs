@@ -3,6 +3,7 @@
 
 mod csv;
 mod kmeans;
+mod read;
 mod synth;
 
 use std::sync::Arc;
@@ -135,10 +136,16 @@ impl PyEngine {
     fn update<'py>(
         &mut self,
         py: Python<'py>,
-        data: AnyRecordBatch,
+        data: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let reader = data.into_reader()?;
         let engine = &mut self.inner;
+        if let Ok(fb) = data.cast::<read::PyFeatureBatch>() {
+            // decoded by the Parquet reader, which checks offsets and UTF-8 as it decodes
+            let batch = &fb.get().batch;
+            let rejects = py.detach(move || engine.update(batch)).map_err(to_py)?;
+            return table_to_py(py, rejects_table(rejects));
+        }
+        let reader = data.extract::<AnyRecordBatch>()?.into_reader()?;
         let rejects = py.detach(move || -> Result<Vec<Reject>, PyErr> {
             // The schema is checked even when the stream holds no batch (a zero-row table).
             engine
@@ -299,6 +306,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(synth::synth_batches, m)?)?;
     m.add_function(wrap_pyfunction!(bonferroni_threshold, m)?)?;
     m.add_function(wrap_pyfunction!(csv::csv_bytes, m)?)?;
+    read::register(m)?;
     m.add("SchemaError", m.py().get_type::<SchemaError>())?;
     m.add(
         "STATE_FORMAT_VERSION",
