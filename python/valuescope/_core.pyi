@@ -21,6 +21,7 @@ __all__ = [
     "ParquetReader",
     "ParquetReadError",
     "FeatureBatch",
+    "parquet_row_groups",
 ]
 __version__: str
 STATE_FORMAT_VERSION: int
@@ -40,6 +41,9 @@ class FeatureBatch:
     def num_rows(self) -> int: ...
     def slice(self, offset: int = 0, length: int | None = None) -> FeatureBatch: ...
     def __arrow_c_array__(self, requested_schema: Any = None) -> tuple[Any, Any]: ...
+
+def parquet_row_groups(path: str | os.PathLike[str]) -> list[int]:
+    """Rows in each row group of a Parquet file (its footer only is read)."""
 
 @final
 class ParquetReader:
@@ -87,6 +91,9 @@ class Engine:
         """Stream every batch of an Arrow object (``__arrow_c_stream__`` / ``__arrow_c_array__``)
         or a ``FeatureBatch`` into the engine. Returns the rejected rows: ``row,
         conversation_id, reason``."""
+    def feed(self, data: FeatureBatch | Any) -> list[tuple[int, str | None, str]]:
+        """As ``update``, with the rejected rows as ``(row, conversation_id, reason)`` tuples:
+        reading them needs no pyarrow."""
     def merge(self, other: Engine) -> None: ...
     def to_bytes(self) -> bytes: ...
     @staticmethod

@@ -6,13 +6,17 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from valuescope._core import ParquetReader, ParquetReadError
+from valuescope._core import ParquetReader, ParquetReadError, parquet_row_groups
 from valuescope.errors import UserError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+# pyarrow is imported where it is used: valuescope's own reader does the common work, and
+# `analyze` then needs pyarrow only for its results (its import takes a tenth of a second).
 
 #: Columns of the feature schema the engine reads (DESIGN.md); others are not loaded.
 SCHEMA_COLUMNS = (
@@ -55,6 +59,8 @@ DICTIONARY_LISTS = ("ai_values", "human_values", "ai_values_explicit")
 
 
 def _dictionary_paths(pf: pq.ParquetFile, nested: bool) -> list[str]:
+    import pyarrow as pa
+
     schema = pf.schema_arrow
     cols = [
         c
@@ -78,6 +84,9 @@ def open_parquet(path: Path, dictionary: bool = False, nested: bool = True) -> p
     # pre_buffer (pyarrow's default) keeps every column chunk it has read until the file is
     # closed: reading a file batch by batch would then hold all of it, compressed (169 MB
     # for 10M synthetic rows). Without it memory stays flat, at the same speed.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         pf = pq.ParquetFile(path, pre_buffer=False)
         if dictionary:
@@ -94,25 +103,37 @@ def check_columns(files: Iterable[Path], tables: Sequence[tuple[str, str]] | Non
     the wrong type), naming the file and the column. The engine checks the columns of every
     batch it reads, but a file without rows gives it no batch: without this check a zero-row
     file with the wrong columns would pass unnoticed. The check is the engine's own, on one
-    all-null row built from the file's schema."""
+    all-null row built from the file's schema (by valuescope's reader: a batch without rows
+    of the schema its batches will have)."""
     from valuescope._core import Engine, SchemaError
 
     wanted = list(SCHEMA_COLUMNS)
     for a, b in tables or []:
         wanted += [c for c in (a, b) if c not in wanted]
     for path in files:
-        schema = open_parquet(path).schema_arrow
-        fields = [schema.field(c).with_nullable(True) for c in wanted if c in schema.names]
         try:
-            probe = pa.RecordBatch.from_arrays(
-                [pa.nulls(1, f.type) for f in fields], schema=pa.schema(fields)
-            )
-        except (pa.ArrowException, TypeError, ValueError):
-            continue  # a type pyarrow cannot fill with nulls; the batches are checked anyway
+            probe: Any = ParquetReader(str(path), wanted, _dictionary_names()).empty()
+        except ParquetReadError:
+            probe = _null_row(path, wanted)
+        if probe is None:
+            continue
         try:
-            Engine(tables=tables, min_conversations=1, min_users=1).update(probe)
+            Engine(tables=tables, min_conversations=1, min_users=1).feed(probe)
         except SchemaError as exc:
             raise UserError(f"{path}: {exc}") from None
+
+
+def _null_row(path: Path, wanted: Sequence[str]) -> pa.RecordBatch | None:
+    import pyarrow as pa
+
+    schema = open_parquet(path).schema_arrow
+    fields = [schema.field(c).with_nullable(True) for c in wanted if c in schema.names]
+    try:
+        return pa.RecordBatch.from_arrays(
+            [pa.nulls(1, f.type) for f in fields], schema=pa.schema(fields)
+        )
+    except (pa.ArrowException, TypeError, ValueError):
+        return None  # a type pyarrow cannot fill with nulls; the batches are checked anyway
 
 
 def read_batches(
@@ -126,6 +147,8 @@ def read_batches(
     dictionary-decoded where pyarrow can. If it cannot decode the value lists as dictionaries
     part way through, the rest is read again as plain strings from where it stopped: the
     engine takes either, batch by batch."""
+    import pyarrow as pa
+
     done = start
     for nested in (True, False):
         pf = open_parquet(path, dictionary=True, nested=nested)
@@ -147,8 +170,17 @@ def read_batches(
                 raise
 
 
+def row_group_rows(path: Path) -> list[int]:
+    """Rows in each row group of the file."""
+    try:
+        return parquet_row_groups(str(path))
+    except ParquetReadError:
+        md = open_parquet(path).metadata
+        return [md.row_group(g).num_rows for g in range(md.num_row_groups)]
+
+
 def count_rows(files: Iterable[Path]) -> int:
-    return sum(open_parquet(f).metadata.num_rows for f in files)
+    return sum(sum(row_group_rows(f)) for f in files)
 
 
 def iter_batches(
@@ -185,6 +217,8 @@ def iter_record_batches(
     path: Path, columns: Iterable[str], batch_size: int = 65_536
 ) -> Iterator[pa.RecordBatch]:
     """As `iter_batches`, as pyarrow record batches (for code that reads them in Python)."""
+    import pyarrow as pa
+
     for b in iter_batches(path, columns, batch_size):
         yield b if isinstance(b, pa.RecordBatch) else pa.record_batch(b)
 
@@ -199,6 +233,8 @@ _DONE = object()
 def _prefetch(
     it: Iterator[pa.RecordBatch], path: Path, depth: int = 2, first_row: int = 0
 ) -> Iterator:
+    import pyarrow as pa
+
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 

@@ -8,12 +8,13 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from valuescope import _core
 from valuescope.atomic import atomic_open, write_bytes, write_text
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: result() key -> file name, in the order they are written.
 FILES = {

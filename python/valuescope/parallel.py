@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from valuescope.errors import UserError
-from valuescope.features import SCHEMA_COLUMNS, iter_batches, open_parquet
+from valuescope.features import SCHEMA_COLUMNS, iter_batches, row_group_rows
 
 
 @dataclass(frozen=True)
@@ -83,15 +83,15 @@ def plan_units(files: Sequence[Path], target_rows: int | None) -> list[Unit]:
     inside one)."""
     units: list[Unit] = []
     for path in files:
-        md = open_parquet(path).metadata
-        if target_rows is None or md.num_row_groups <= 1:
-            units.append(Unit(len(units), str(path), None, 0, md.num_rows))
+        sizes = row_group_rows(path)
+        if target_rows is None or len(sizes) <= 1:
+            units.append(Unit(len(units), str(path), None, 0, sum(sizes)))
             continue
         start, groups, rows = 0, [], 0
-        for g in range(md.num_row_groups):
+        for g, size in enumerate(sizes):
             groups.append(g)
-            rows += md.row_group(g).num_rows
-            if rows >= target_rows or g == md.num_row_groups - 1:
+            rows += size
+            if rows >= target_rows or g == len(sizes) - 1:
                 units.append(Unit(len(units), str(path), tuple(groups), start, rows))
                 start += rows
                 groups, rows = [], 0
@@ -180,17 +180,13 @@ def feed_unit(engine, unit: Unit, opts: Any, skip_rows: int = 0) -> Iterator[tup
     name = unit.label or unit.path
     for batch in iter_unit_batches(unit, columns_for(opts.tables), opts.batch_size, skip_rows):
         try:
-            rej = engine.update(batch)
+            rej = engine.feed(batch)
         except SchemaError as exc:
             raise UserError(f"{name}: {exc}") from None
         except ValueError as exc:  # data the Parquet reader let through unchecked (not UTF-8)
             last = offset + batch.num_rows - 1
             raise UserError(f"{name}: rows {offset}-{last}: {exc}") from None
-        rejects = (
-            [(name, offset + r["row"], r["conversation_id"], r["reason"]) for r in rej.to_pylist()]
-            if rej.num_rows
-            else []
-        )
+        rejects = [(name, offset + row, cid, reason) for row, cid, reason in rej]
         offset += batch.num_rows
         yield batch.num_rows, rejects
 

@@ -12,7 +12,9 @@ use std::thread::JoinHandle;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::ParquetMetaData;
 
@@ -150,6 +152,35 @@ impl FeatureFile {
             builder = builder.with_row_groups(groups);
         }
         let reader = builder.build().map_err(err)?;
+        Ok(Batches {
+            pending: Some(Mutex::new(reader)),
+            rx: None,
+            thread: None,
+            schema,
+            failed: false,
+        })
+    }
+}
+
+/// Decoded batches, in file order. Decoding starts at the first `next` (a reader opened only
+/// for its schema decodes nothing). After an error it ends.
+// The reader and the receiver are behind locks only so that the handle can be shared (a
+// Python object must be); one consumer takes them.
+pub struct Batches {
+    pending: Option<Mutex<ParquetRecordBatchReader>>,
+    rx: Option<Mutex<Receiver<Result<RecordBatch, ReadError>>>>,
+    thread: Option<JoinHandle<()>>,
+    schema: SchemaRef,
+    failed: bool,
+}
+
+impl Batches {
+    /// The schema of every batch (also when there is none).
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn start(&mut self, reader: ParquetRecordBatchReader) -> Result<(), ReadError> {
         let (tx, rx) = sync_channel(AHEAD);
         let thread = std::thread::Builder::new()
             .name("valuescope-read".into())
@@ -162,28 +193,9 @@ impl FeatureFile {
                 }
             })
             .map_err(err)?;
-        Ok(Batches {
-            rx: Some(Mutex::new(rx)),
-            thread: Some(thread),
-            schema,
-            failed: false,
-        })
-    }
-}
-
-/// Decoded batches, in file order. After an error it ends.
-pub struct Batches {
-    // behind a lock only so that the handle can be shared (a Python object must be)
-    rx: Option<Mutex<Receiver<Result<RecordBatch, ReadError>>>>,
-    thread: Option<JoinHandle<()>>,
-    schema: SchemaRef,
-    failed: bool,
-}
-
-impl Batches {
-    /// The schema of every batch (also when there is none).
-    pub fn schema(&self) -> SchemaRef {
-        self.schema.clone()
+        self.rx = Some(Mutex::new(rx));
+        self.thread = Some(thread);
+        Ok(())
     }
 }
 
@@ -193,6 +205,13 @@ impl Iterator for Batches {
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;
+        }
+        if let Some(reader) = self.pending.take() {
+            let reader = reader.into_inner().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = self.start(reader) {
+                self.failed = true;
+                return Some(Err(e));
+            }
         }
         let rx = self.rx.as_mut()?.get_mut().ok()?;
         let item = rx.recv().ok()?;

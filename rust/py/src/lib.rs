@@ -94,6 +94,37 @@ struct PyEngine {
     inner: Engine,
 }
 
+impl PyEngine {
+    fn update_any(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Vec<Reject>> {
+        let engine = &mut self.inner;
+        if let Ok(fb) = data.cast::<read::PyFeatureBatch>() {
+            // decoded by the Parquet reader, which checks offsets and UTF-8 as it decodes
+            let batch = &fb.get().batch;
+            return py.detach(move || engine.update(batch)).map_err(to_py);
+        }
+        let reader = data.extract::<AnyRecordBatch>()?.into_reader()?;
+        py.detach(move || -> Result<Vec<Reject>, PyErr> {
+            // The schema is checked even when the stream holds no batch (a zero-row table).
+            engine
+                .update(&RecordBatch::new_empty(reader.schema()))
+                .map_err(to_py)?;
+            let mut offset = 0u64;
+            let mut all = Vec::new();
+            for batch in reader {
+                let batch = batch.map_err(|e| PyValueError::new_err(e.to_string()))?;
+                check_arrow_data(&batch)?;
+                let rows = batch.num_rows() as u64;
+                for mut r in engine.update(&batch).map_err(to_py)? {
+                    r.row += offset;
+                    all.push(r);
+                }
+                offset += rows;
+            }
+            Ok(all)
+        })
+    }
+}
+
 #[pymethods]
 impl PyEngine {
     #[new]
@@ -138,34 +169,23 @@ impl PyEngine {
         py: Python<'py>,
         data: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let engine = &mut self.inner;
-        if let Ok(fb) = data.cast::<read::PyFeatureBatch>() {
-            // decoded by the Parquet reader, which checks offsets and UTF-8 as it decodes
-            let batch = &fb.get().batch;
-            let rejects = py.detach(move || engine.update(batch)).map_err(to_py)?;
-            return table_to_py(py, rejects_table(rejects));
-        }
-        let reader = data.extract::<AnyRecordBatch>()?.into_reader()?;
-        let rejects = py.detach(move || -> Result<Vec<Reject>, PyErr> {
-            // The schema is checked even when the stream holds no batch (a zero-row table).
-            engine
-                .update(&RecordBatch::new_empty(reader.schema()))
-                .map_err(to_py)?;
-            let mut offset = 0u64;
-            let mut all = Vec::new();
-            for batch in reader {
-                let batch = batch.map_err(|e| PyValueError::new_err(e.to_string()))?;
-                check_arrow_data(&batch)?;
-                let rows = batch.num_rows() as u64;
-                for mut r in engine.update(&batch).map_err(to_py)? {
-                    r.row += offset;
-                    all.push(r);
-                }
-                offset += rows;
-            }
-            Ok(all)
-        })?;
+        let rejects = self.update_any(py, data)?;
         table_to_py(py, rejects_table(rejects))
+    }
+
+    /// As `update`, with the rejected rows as (row, conversation_id, reason) tuples: reading
+    /// them needs no pyarrow.
+    #[allow(clippy::type_complexity)]
+    fn feed(
+        &mut self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<(u64, Option<String>, &'static str)>> {
+        let rejects = self.update_any(py, data)?;
+        Ok(rejects
+            .into_iter()
+            .map(|r| (r.row, r.conversation_id, r.reason))
+            .collect())
     }
 
     /// Folds another engine (same settings) into this one.

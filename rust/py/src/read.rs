@@ -153,7 +153,15 @@ impl PyParquetReader {
     }
 }
 
+/// Rows in each row group of a Parquet file (its footer only is read).
+#[pyfunction]
+pub fn parquet_row_groups(py: Python<'_>, path: PathBuf) -> PyResult<Vec<u64>> {
+    py.detach(move || FeatureFile::open(&path).map(|f| f.row_groups()))
+        .map_err(to_py)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(parquet_row_groups, m)?)?;
     m.add_class::<PyParquetReader>()?;
     m.add_class::<PyFeatureBatch>()?;
     m.add("ParquetReadError", m.py().get_type::<ParquetReadError>())?;
