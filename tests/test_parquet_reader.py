@@ -4,13 +4,16 @@ cannot read is read on with pyarrow from where it stopped, every row once."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import valuescope.features as features
 from conftest import make_rows, to_table
 from valuescope import Engine
-from valuescope._core import FeatureBatch, ParquetReader, ParquetReadError
+from valuescope._core import FeatureBatch, ParquetReader, ParquetReadError, parquet_row_groups
 from valuescope.features import SCHEMA_COLUMNS, iter_batches
 
 DICTIONARY = [*features.DICTIONARY_COLUMNS, *features.DICTIONARY_LISTS]
@@ -53,7 +56,8 @@ def test_row_groups_and_slices(parquet):
     ids = [r["conversation_id"] for r in as_pylist(reader)]
     assert ids == [r["conversation_id"] for r in rows[700:1400] + rows[2100:2800]]
     (b,) = ParquetReader(path, ["conversation_id"], [], 700, [0])
-    assert as_pylist([b.slice(690)]) == [{"conversation_id": r["conversation_id"]} for r in rows[690:700]]  # fmt: skip
+    tail = [{"conversation_id": r["conversation_id"]} for r in rows[690:700]]
+    assert as_pylist([b.slice(690)]) == tail
     assert b.slice(3, 2).num_rows == 2 and b.slice(800).num_rows == 0
     with pytest.raises(ParquetReadError, match="row group 9"):
         ParquetReader(path, ["conversation_id"], [], 10, [9])
@@ -130,3 +134,27 @@ def test_failure_part_way_goes_on_with_pyarrow_every_row_once(parquet, monkeypat
     assert any(isinstance(b, FeatureBatch) for b in batches)
     assert any(isinstance(b, pa.RecordBatch) for b in batches)
     assert rows_of(batches) == [r["conversation_id"] for r in rows[700:2800]]
+
+
+def test_feed_returns_the_rejects_update_returns():
+    table = to_table(make_rows(400, seed=5, bad_rate=0.1))
+    fed, updated = Engine(), Engine()
+    rejects = fed.feed(table)
+    expected = updated.update(table).to_pylist()
+    assert len(expected) > 0
+    assert rejects == [(r["row"], r["conversation_id"], r["reason"]) for r in expected]
+    assert fed.result()["summary"] == updated.result()["summary"]
+
+
+def test_row_group_sizes_come_from_the_footer(parquet):
+    path, rows = parquet
+    assert parquet_row_groups(path) == [700, 700, 700, 700, 200]
+    assert sum(parquet_row_groups(path)) == len(rows) == pq.ParquetFile(path).metadata.num_rows
+
+
+def test_analyze_imports_pyarrow_only_when_it_runs():
+    """Reading and counting need no pyarrow: importing the command's module leaves it out, so
+    that `analyze` can import it on a thread while the engine works."""
+    code = "import sys, valuescope.analyze; print('pyarrow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
