@@ -17,7 +17,8 @@ Each tool runs in its own subprocess, so the wall time includes its start-up and
 peak RSS is that process's (``os.wait4``'s ``ru_maxrss``; for a command that starts worker
 processes, the Linux kernel reports the largest single process among it and the workers it
 reaped, not their sum). ``valuescope`` is the Engine fed by ``pq.ParquetFile.iter_batches`` in
-one process; ``analyze`` is the ``valuescope analyze`` command as a user types it. Every tool's
+one process (the Python API with pyarrow's reader); ``analyze`` is the ``valuescope analyze``
+command as a user types it (valuescope's own Parquet reader, in Rust). Every tool's
 published counts are reduced to a digest and compared: the script fails if any tool disagrees
 with valuescope.
 The input values are already normalised (the generator writes lower-case, trimmed strings), so
@@ -452,6 +453,10 @@ def main() -> None:
             f"generated {n:,} conversations -> {path} in {time.perf_counter() - t:.1f} s",
             file=sys.stderr,
         )
+    if args.file:
+        import pyarrow.parquet as pq
+
+        n = pq.ParquetFile(path).metadata.num_rows  # the rate is per row of the file given
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     compile_package()
     results = []
