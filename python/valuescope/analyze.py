@@ -110,7 +110,13 @@ def import_pyarrow_meanwhile() -> None:
     one core. Reading and counting need neither pyarrow nor the GIL, so it is imported on a
     thread of its own while they run."""
     if "pyarrow" not in sys.modules:
-        threading.Thread(target=importlib.import_module, args=("pyarrow",), daemon=True).start()
+        threading.Thread(target=_import_quietly, args=("pyarrow",), daemon=True).start()
+
+
+def _import_quietly(name: str) -> None:
+    # a failure is met again where the module is needed, and reported there
+    with contextlib.suppress(ImportError):
+        importlib.import_module(name)
 
 
 def make_engine(opts: AnalyzeOptions) -> Engine:
@@ -241,7 +247,6 @@ def analyze_files(
     t0 = time.perf_counter()
     out = Path(out)
     files = expand_paths(paths)
-    import_pyarrow_meanwhile()
     engine = make_engine(opts)  # checks the settings before any work
     check_columns(files, opts.tables)
     if opts.jobs is not None and opts.jobs < 1:
@@ -283,6 +288,7 @@ def analyze_files(
             writer = RejectsWriter(fh, header=True)
         bar = stack.enter_context(progress_bar(total, pos.rows, enabled=opts.progress))
         run = _Run(engine, pos, writer, ck, opts, bar)
+        import_pyarrow_meanwhile()
         todo = [u for u in pos.plan if u.index not in pos.done]
         # A unit a serial run left half read is finished here: a pool starts units afresh.
         for u in [u for u in todo if u.index in pos.partial]:
