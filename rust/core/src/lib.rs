@@ -16,6 +16,7 @@ pub mod error;
 pub mod ingest;
 pub mod kmeans;
 pub mod normalize;
+#[cfg(feature = "parquet")]
 pub mod read;
 pub mod report;
 pub mod spill;

@@ -123,6 +123,7 @@ impl FeatureFile {
                 "row group {g} out of range (the file has {n_groups})"
             )));
         }
+        let sizes = self.row_groups();
         // The hint keeps every field of the file (the reader matches it field by field); only
         // the projection below decides what is decoded.
         let all: Vec<String> = self
@@ -148,6 +149,10 @@ impl FeatureFile {
         let mut builder = builder
             .with_projection(mask)
             .with_batch_size(batch_size.max(1));
+        let expected = match &row_groups {
+            Some(groups) => groups.iter().map(|&g| sizes[g]).sum(),
+            None => sizes.iter().sum(),
+        };
         if let Some(groups) = row_groups {
             builder = builder.with_row_groups(groups);
         }
@@ -157,13 +162,17 @@ impl FeatureFile {
             rx: None,
             thread: None,
             schema,
-            failed: false,
+            expected,
+            seen: 0,
+            finished: false,
         })
     }
 }
 
 /// Decoded batches, in file order. Decoding starts at the first `next` (a reader opened only
-/// for its schema decodes nothing). After an error it ends.
+/// for its schema decodes nothing). After an error it ends. A decoder that stops early (a
+/// panic on a malformed file) or yields fewer rows than the footer promises is an error, never
+/// a silent end: every row is read or reported.
 // The reader and the receiver are behind locks only so that the handle can be shared (a
 // Python object must be); one consumer takes them.
 pub struct Batches {
@@ -171,7 +180,9 @@ pub struct Batches {
     rx: Option<Mutex<Receiver<Result<RecordBatch, ReadError>>>>,
     thread: Option<JoinHandle<()>>,
     schema: SchemaRef,
-    failed: bool,
+    expected: u64,
+    seen: u64,
+    finished: bool,
 }
 
 impl Batches {
@@ -203,20 +214,48 @@ impl Iterator for Batches {
     type Item = Result<RecordBatch, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
+        if self.finished {
             return None;
         }
         if let Some(reader) = self.pending.take() {
             let reader = reader.into_inner().unwrap_or_else(|p| p.into_inner());
             if let Err(e) = self.start(reader) {
-                self.failed = true;
+                self.finished = true;
                 return Some(Err(e));
             }
         }
-        let rx = self.rx.as_mut()?.get_mut().ok()?;
-        let item = rx.recv().ok()?;
-        self.failed = item.is_err();
-        Some(item)
+        let rx = self
+            .rx
+            .as_mut()?
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner());
+        match rx.recv() {
+            Ok(Ok(batch)) => {
+                self.seen += batch.num_rows() as u64;
+                Some(Ok(batch))
+            }
+            Ok(Err(e)) => {
+                self.finished = true;
+                Some(Err(e))
+            }
+            // the decoder has gone: at the end of the data, or after a panic
+            Err(_) => {
+                self.finished = true;
+                let panicked = self.thread.take().is_some_and(|t| t.join().is_err());
+                if panicked {
+                    Some(Err(ReadError(
+                        "the Parquet decoder failed on this file".into(),
+                    )))
+                } else if self.seen != self.expected {
+                    Some(Err(ReadError(format!(
+                        "decoded {} rows where the footer promises {}",
+                        self.seen, self.expected
+                    ))))
+                } else {
+                    None
+                }
+            }
+        }
     }
 }
 
@@ -291,6 +330,25 @@ mod tests {
         ));
         let first = batches[0].column(0).as_any().downcast_ref::<StringArray>();
         assert_eq!(first.unwrap().value(0), "c300");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn fewer_rows_than_the_footer_promises_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("vs-read-short-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f.parquet");
+        write(&path, 50, 20);
+        let mut batches = FeatureFile::open(&path)
+            .unwrap()
+            .batches(&names(&["n"]), &[], 16, None)
+            .unwrap();
+        batches.expected += 1; // as if the decoder had stopped one row short
+        let items: Vec<_> = batches.collect();
+        let rows: usize = items.iter().flatten().map(RecordBatch::num_rows).sum();
+        assert_eq!(rows, 50);
+        let last = items.last().unwrap().as_ref().unwrap_err();
+        assert_eq!(last.0, "decoded 50 rows where the footer promises 51");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
