@@ -158,3 +158,34 @@ def test_analyze_imports_pyarrow_only_when_it_runs():
     code = "import sys, valuescope.analyze; print('pyarrow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("column", "type_"),
+    [
+        ("ai_values", pa.large_list(pa.large_string())),
+        ("human_values", pa.list_(pa.large_string())),
+        ("response_type", pa.dictionary(pa.int8(), pa.string())),
+        ("model", pa.string_view()),
+        ("user_id", pa.dictionary(pa.int32(), pa.string())),
+    ],
+)
+def test_other_string_types_read_as_pyarrow_reads_them(tmp_path, column, type_):
+    """Files whose columns pyarrow wrote as large, view or dictionary strings (the Arrow schema
+    stored in the file says so) are read by valuescope's reader and counted alike."""
+    table = to_table(make_rows(1500, seed=4))
+    i = table.schema.get_field_index(column)
+    table = table.set_column(i, column, table.column(column).cast(type_))
+    path = tmp_path / "typed.parquet"
+    pq.write_table(table, path, row_group_size=500)
+    ours, ref = Engine(min_conversations=2, min_users=2), Engine(min_conversations=2, min_users=2)
+    batches = list(iter_batches(path, SCHEMA_COLUMNS, 300))
+    assert all(isinstance(b, FeatureBatch) for b in batches)
+    for b in batches:
+        ours.feed(b)
+    ref.update(pq.read_table(path))
+    a, b = ours.result(), ref.result()
+    assert a["summary"] == b["summary"]
+    for key in a:
+        if key != "summary":
+            assert a[key].equals(b[key]), key
