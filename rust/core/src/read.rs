@@ -191,6 +191,11 @@ impl Batches {
         self.schema.clone()
     }
 
+    /// Rows these batches hold, by the file's footer.
+    pub fn num_rows(&self) -> u64 {
+        self.expected
+    }
+
     fn start(&mut self, reader: ParquetRecordBatchReader) -> Result<(), ReadError> {
         let (tx, rx) = sync_channel(AHEAD);
         let thread = std::thread::Builder::new()
@@ -299,17 +304,38 @@ mod tests {
         w.close().unwrap();
     }
 
+    /// A directory of its own per test, removed when the test ends.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("vs-read-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+
+        /// A feature-like file of `rows` rows in row groups of `group`.
+        fn file(&self, rows: usize, group: usize) -> std::path::PathBuf {
+            let path = self.0.join("f.parquet");
+            write(&path, rows, group);
+            path
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
     fn reads_the_wanted_columns_with_lists_as_dictionaries() {
-        let dir = std::env::temp_dir().join(format!("vs-read-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("f.parquet");
-        write(&path, 1000, 300);
-        let f = FeatureFile::open(&path).unwrap();
+        let dir = Scratch::new("cols");
+        let f = FeatureFile::open(&dir.file(1000, 300)).unwrap();
         assert_eq!(f.num_rows(), 1000);
         assert_eq!(f.row_groups(), vec![300, 300, 300, 100]);
         let cols = names(&["ai_values", "conversation_id", "absent"]);
@@ -330,16 +356,12 @@ mod tests {
         ));
         let first = batches[0].column(0).as_any().downcast_ref::<StringArray>();
         assert_eq!(first.unwrap().value(0), "c300");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn fewer_rows_than_the_footer_promises_is_an_error() {
-        let dir = std::env::temp_dir().join(format!("vs-read-short-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("f.parquet");
-        write(&path, 50, 20);
-        let mut batches = FeatureFile::open(&path)
+        let dir = Scratch::new("short");
+        let mut batches = FeatureFile::open(&dir.file(50, 20))
             .unwrap()
             .batches(&names(&["n"]), &[], 16, None)
             .unwrap();
@@ -349,20 +371,15 @@ mod tests {
         assert_eq!(rows, 50);
         let last = items.last().unwrap().as_ref().unwrap_err();
         assert_eq!(last.0, "decoded 50 rows where the footer promises 51");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_bad_file_or_row_group_is_an_error() {
-        let dir = std::env::temp_dir().join(format!("vs-read-bad-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let text = dir.join("t.parquet");
+        let dir = Scratch::new("bad");
+        let text = dir.0.join("t.parquet");
         std::fs::write(&text, "not parquet").unwrap();
         assert!(FeatureFile::open(&text).is_err());
-        let path = dir.join("f.parquet");
-        write(&path, 10, 10);
-        let f = FeatureFile::open(&path).unwrap();
+        let f = FeatureFile::open(&dir.file(10, 10)).unwrap();
         assert!(f.batches(&names(&["n"]), &[], 4, Some(vec![1])).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

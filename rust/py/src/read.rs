@@ -96,18 +96,11 @@ impl PyParquetReader {
     ) -> PyResult<Self> {
         py.detach(move || {
             let file = FeatureFile::open(&path)?;
-            let num_rows = match &row_groups {
-                None => file.num_rows(),
-                Some(g) => {
-                    let sizes = file.row_groups();
-                    g.iter().filter_map(|&i| sizes.get(i)).sum()
-                }
-            };
             let batches = file.batches(&columns, &dictionary, batch_size, row_groups)?;
             Ok(PyParquetReader {
                 schema: batches.schema(),
+                num_rows: batches.num_rows(),
                 batches: Some(batches),
-                num_rows,
             })
         })
         .map_err(to_py)
