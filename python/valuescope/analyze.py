@@ -9,12 +9,12 @@ import io
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from valuescope._core import Engine, SchemaError
+from valuescope._core import Engine
 from valuescope.atomic import atomic_open
 from valuescope.checkpoint import Checkpointer, Position, fingerprint
 from valuescope.errors import UserError
@@ -22,12 +22,10 @@ from valuescope.features import (
     check_columns,
     count_rows,
     expand_paths,
-    iter_batches,
 )
 from valuescope.output import line_terminator, write_analysis
 from valuescope.parallel import (
     Unit,
-    columns_for,
     default_jobs,
     engine_options,
     feed_unit,
@@ -121,32 +119,6 @@ def _import_quietly(name: str) -> None:
 
 def make_engine(opts: AnalyzeOptions) -> Engine:
     return new_engine(opts)
-
-
-def feed_files(
-    engine: Engine,
-    files: Sequence[Path],
-    opts: AnalyzeOptions,
-    on_reject: Callable[[Path, int, str | None, str], None],
-) -> None:
-    """Streams every file into `engine`; reports each rejected row with its file and row."""
-    columns = columns_for(opts.tables)
-    total = count_rows(files)
-    with progress_bar(total, enabled=opts.progress) as bar:
-        for path in files:
-            offset = 0
-            for batch in iter_batches(path, columns, opts.batch_size):
-                try:
-                    rejects = engine.feed(batch)
-                except SchemaError as exc:
-                    raise UserError(f"{path}: {exc}") from None
-                except ValueError as exc:  # data the Parquet reader let through (not UTF-8)
-                    last = offset + batch.num_rows - 1
-                    raise UserError(f"{path}: rows {offset}-{last}: {exc}") from None
-                for row, cid, reason in rejects:
-                    on_reject(path, offset + row, cid, reason)
-                offset += batch.num_rows
-                bar.update(batch.num_rows)
 
 
 class RejectsWriter:
