@@ -166,8 +166,9 @@ def run_duckdb(path: str) -> tuple[dict, dict]:
     con = duckdb.connect()
     con.execute(f"SET threads TO {os.cpu_count() or 1}")
     con.execute(
-        "CREATE TEMP TABLE f AS SELECT row_number() OVER () AS conv, user_id, model, "
-        "task_cluster, response_type, ai_values, human_values FROM read_parquet(?) "
+        # user ids as 64-bit hashes for the distinct counts, as valuescope and polars do
+        "CREATE TEMP TABLE f AS SELECT row_number() OVER () AS conv, hash(user_id) AS user_id, "
+        "model, task_cluster, response_type, ai_values, human_values FROM read_parquet(?) "
         "WHERE subjective IS NOT false",
         [path],
     )
@@ -216,37 +217,47 @@ def run_duckdb(path: str) -> tuple[dict, dict]:
 def run_polars(path: str) -> tuple[dict, dict]:
     import polars as pl
 
+    # As an expert would write it: value strings as categoricals (groups on integer codes), user
+    # ids as 64-bit hashes for the distinct counts (valuescope hashes them too), no joins (a
+    # table explodes the lists of each row in place), and every count in one plan, so that
+    # polars runs them together.
     f = (
         pl.scan_parquet(path)
         .select(COLUMNS[1:])
         .filter(pl.col("subjective").is_null() | pl.col("subjective"))
-        .with_row_index("conv")
+        .with_columns(
+            pl.col("user_id").hash(),
+            *[pl.col(c).list.unique().cast(pl.List(pl.Categorical)) for c in LISTS],
+            *[pl.col(c).cast(pl.Categorical) for c in ("model", "task_cluster", "response_type")],
+        )
         .collect()
     )
-    long: dict[str, pl.DataFrame] = {}
-    for c in ["ai_values", "human_values", "model", "task_cluster", "response_type"]:
-        x = pl.col(c).list.unique() if c in LISTS else pl.col(c)
-        d = f.select("conv", "user_id", x.alias("x"))
-        if c in LISTS:
-            d = d.explode("x")
-        long[c] = d.drop_nulls("x")
-    out: dict[str, Any] = {"n": f.height}
-    for kind in ["ai_values", "human_values"]:
-        v = (
-            long[kind]
-            .group_by("x")
-            .agg(n=pl.len(), u=pl.col("user_id").n_unique())
-            .filter((pl.col("n") >= MIN_CONVERSATIONS) & (pl.col("u") >= MIN_USERS))
-        )
-        out[kind] = values_summary(list(zip(v["x"].to_list(), v["n"].to_list(), strict=True)))
+    frame = f.lazy()
+    kinds = ["ai_values", "human_values"]
+    queries = [
+        frame.select("user_id", pl.col(kind).alias("x"))
+        .explode("x")
+        .drop_nulls("x")
+        .group_by("x")
+        .agg(n=pl.len(), u=pl.col("user_id").n_unique())
+        .filter((pl.col("n") >= MIN_CONVERSATIONS) & (pl.col("u") >= MIN_USERS))
+        for kind in kinds
+    ]
     for a, b in TABLES:
-        cells = (
-            long[a]
-            .join(long[b].select("conv", pl.col("x").alias("c")), on="conv")
-            .group_by("x", "c")
+        d = frame.select("user_id", pl.col(a).alias("r"), pl.col(b).alias("c"))
+        for col, name in ((a, "r"), (b, "c")):
+            if col in LISTS:
+                d = d.explode(name)
+        queries.append(
+            d.drop_nulls(["r", "c"])
+            .group_by("r", "c")
             .agg(o=pl.len(), u=pl.col("user_id").n_unique())
-            .rename({"x": "r"})
         )
+    done = pl.collect_all(queries)
+    out: dict[str, Any] = {"n": f.height}
+    for kind, v in zip(kinds, done, strict=False):
+        out[kind] = values_summary(list(zip(v["x"].to_list(), v["n"].to_list(), strict=True)))
+    for (a, b), cells in zip(TABLES, done[len(kinds) :], strict=True):
         n = cells["o"].sum()
         st = cells.with_columns(
             r_n=pl.col("o").sum().over("r").cast(pl.Float64),
