@@ -2,8 +2,9 @@
 
     pytest benches/test_bench_engine.py --benchmark-columns=min,median,rounds
 
-Update throughput per batch size, plain vs dictionary-encoded strings, merge, and the state's
-serialisation. Rows per second are in each result's extra_info (``--benchmark-json``).
+Update throughput per batch size, plain vs dictionary-encoded strings, reading Parquet with
+valuescope's reader or pyarrow's, merge, and the state's serialisation. Rows per second are in
+each result's extra_info (``--benchmark-json``).
 No assertions on time: these measure, the tests elsewhere check behaviour.
 """
 
@@ -106,4 +107,37 @@ def test_synth_generation(benchmark):
         lambda: synth.synth_batches(ROWS, SEED).read_all(), rounds=3, iterations=1
     )
     assert table.num_rows == ROWS
+    _rate(benchmark)
+
+
+@pytest.fixture(scope="module")
+def feature_file(tmp_path_factory, plain_table) -> str:
+    import pyarrow.parquet as pq
+
+    path = tmp_path_factory.mktemp("bench") / "features.parquet"
+    pq.write_table(plain_table, path, row_group_size=131_072, compression="zstd")
+    return str(path)
+
+
+@pytest.mark.parametrize("reader", ["valuescope", "pyarrow"])
+def test_read_and_update(benchmark, feature_file, reader):
+    """A Parquet file read and counted: valuescope's reader (what `analyze` uses) against
+    pyarrow's, both with dictionary-decoded value columns and decoding on a thread of their own."""
+    from pathlib import Path
+
+    from valuescope.features import SCHEMA_COLUMNS, _prefetch, iter_batches, read_batches
+
+    def run() -> valuescope.Engine:
+        engine = valuescope.Engine()
+        path = Path(feature_file)
+        if reader == "valuescope":
+            batches = iter_batches(path, SCHEMA_COLUMNS, 65_536)
+        else:
+            batches = _prefetch(read_batches(path, SCHEMA_COLUMNS, 65_536), path)
+        for b in batches:
+            engine.feed(b)
+        return engine
+
+    engine = benchmark.pedantic(run, rounds=3, iterations=1)
+    assert engine.n_rows == ROWS
     _rate(benchmark)
