@@ -482,6 +482,47 @@ def test_malformed_arrow_buffers_are_refused_not_read(tmp_path):
         assert "refused:" in line and f"column '{column}'" in line, line
 
 
+SLICED_LISTS = r"""
+import pyarrow as pa, sys
+sys.path.insert(0, sys.argv[1])
+from conftest import make_rows, to_table
+from valuescope import Engine
+table = to_table(make_rows(3, seed=1))
+offsets = pa.array([0, 1, 2, 3, 4, 5, 6], pa.int32()).buffers()[1]
+child = pa.Array.from_buffers(pa.string(), 6, [None, offsets, pa.py_buffer(b"abc\xff\xfe\xfd")])
+clean = pa.array(["a", "b", "c"])
+for name, offsets, values in [("clean", [0, 1, 2, 3], clean), ("valid-part", [0, 1, 2, 3], child),
+                              ("invalid-part", [0, 1, 2, 4], child)]:
+    lists = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
+    t = table.set_column(table.schema.get_field_index("ai_values"), "ai_values", lists)
+    try:
+        engine = Engine(min_conversations=1, min_users=1)
+        engine.update(t)
+        values = sorted(r["value"] for r in engine.result()["ai_values"].to_pylist())
+        print(name, "accepted", *values)
+    except ValueError as exc:
+        print(name, "refused:", exc)
+"""
+
+
+def test_list_columns_are_checked_where_their_offsets_reach(tmp_path):
+    """A slice of a list column keeps the list's whole child array, so the engine checks the
+    entries the offsets reach (checking the whole child made small batches quadratic): bad
+    bytes there are refused, bad bytes no row reaches are never read. In a child process, as
+    above."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "sliced.py"
+    script.write_text(SLICED_LISTS)
+    p = subprocess.run([sys.executable, str(script), str(Path(__file__).parent)],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 0, f"exit {p.returncode}: {p.stderr[-2000:]}"
+    clean, valid, invalid = p.stdout.splitlines()
+    assert clean.startswith("clean accepted ") and valid == clean.replace("clean", "valid-part")
+    assert invalid.startswith("invalid-part refused:") and "column 'ai_values'" in invalid
+
+
 def test_ten_megabyte_strings_in_every_column():
     big = "v" * 10_000_000
     rows = [
