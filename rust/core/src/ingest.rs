@@ -754,14 +754,20 @@ fn scalar_ids<K: KeyInt>(
     rows: &[u32],
     out: &mut ColumnOut<'_>,
 ) {
+    // at most one id per row: nothing to sort or make distinct
+    let (mut with_any, ids, offsets) = (0, &mut *out.ids, &mut *out.offsets);
     for &i in rows {
         let i = i as usize;
-        let start = out.ids.len();
         if !nulls.is_some_and(|n| n.is_null(i)) {
-            out.ids.extend(cached(keys, last, cache, i));
+            if let Some(id) = cached(keys, last, cache, i) {
+                ids.push(id);
+                with_any += 1;
+            }
         }
-        out.end_row(start);
+        offsets.push(ids.len() as u32);
     }
+    *out.with_any += with_any;
+    *out.sum_len += with_any;
 }
 
 struct ListOf<'a, 'b> {
@@ -832,10 +838,11 @@ fn resolve_columns(
         };
         if c == RT {
             for &id in &rt_ids {
-                let start = o.ids.len();
                 o.ids.push(id);
-                o.end_row(start);
+                o.offsets.push(o.ids.len() as u32);
             }
+            *o.with_any += rt_ids.len() as u64;
+            *o.sum_len += rt_ids.len() as u64;
             continue;
         }
         match col {
