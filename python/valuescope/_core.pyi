@@ -10,6 +10,7 @@ import pyarrow as pa
 __all__ = [
     "Engine",
     "SchemaError",
+    "ValuescopeError",
     "STATE_FORMAT_VERSION",
     "__version__",
     "bonferroni_threshold",
@@ -22,14 +23,29 @@ __all__ = [
     "ParquetReadError",
     "FeatureBatch",
     "parquet_row_groups",
+    "FEATURE_COLUMNS",
+    "RESPONSE_TYPES",
+    "DEFAULT_MIN_CONVERSATIONS",
+    "DEFAULT_MIN_USERS",
+    "DEFAULT_ALPHA",
 ]
 __version__: str
 STATE_FORMAT_VERSION: int
+#: The feature schema: (column name, Arrow logical type, required) in file order.
+FEATURE_COLUMNS: tuple[tuple[str, str, bool], ...]
+#: The seven response types, in output order.
+RESPONSE_TYPES: tuple[str, ...]
+DEFAULT_MIN_CONVERSATIONS: int
+DEFAULT_MIN_USERS: int
+DEFAULT_ALPHA: float
 
-class SchemaError(ValueError):
+class ValuescopeError(Exception):
+    """The base of every error valuescope raises."""
+
+class SchemaError(ValuescopeError, ValueError):
     """The input does not follow the feature schema (a missing or wrongly typed column)."""
 
-class ParquetReadError(OSError):
+class ParquetReadError(ValuescopeError, OSError):
     """A Parquet file this reader cannot open or decode (pyarrow may still read it)."""
 
 @final
@@ -76,9 +92,9 @@ class Engine:
     def __new__(
         cls,
         tables: list[tuple[str, str]] | None = None,
-        min_conversations: int = 15,
-        min_users: int = 10,
-        alpha: float = 0.05,
+        min_conversations: int = ...,  # DEFAULT_MIN_CONVERSATIONS
+        min_users: int = ...,  # DEFAULT_MIN_USERS
+        alpha: float = ...,  # DEFAULT_ALPHA
         n_tests: int | None = None,
         memory_limit: int | None = None,
         spill_dir: str | os.PathLike[str] | None = None,

@@ -63,9 +63,9 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             tables: None,
-            min_conversations: 15,
-            min_users: 10,
-            alpha: 0.05,
+            min_conversations: crate::schema::DEFAULT_MIN_CONVERSATIONS,
+            min_users: crate::schema::DEFAULT_MIN_USERS,
+            alpha: crate::schema::DEFAULT_ALPHA,
             n_tests: None,
         }
     }

@@ -323,28 +323,13 @@ pub(crate) struct BatchView<'a> {
     pub dict_slots: Vec<usize>,
 }
 
-/// Does the column hold lists of values (true) or one value per row (false)?
-pub(crate) fn expects_list(name: &str) -> Option<bool> {
-    match name {
-        "ai_values" | "human_values" | "ai_values_explicit" => Some(true),
-        "response_type" | "model" | "task" | "task_cluster" => Some(false),
-        _ => None,
-    }
-}
-
-/// Columns the feature schema cannot do without.
-const REQUIRED: [&str; 4] = [
-    "conversation_id",
-    "ai_values",
-    "human_values",
-    "response_type",
-];
+pub(crate) use crate::schema::expects_list;
 
 impl<'a> BatchView<'a> {
     pub fn new(batch: &'a RecordBatch, plan: &Plan) -> Result<Self> {
         let schema = batch.schema_ref();
         let get = |name: &str| schema.index_of(name).ok().map(|i| batch.column(i));
-        for name in REQUIRED {
+        for name in crate::schema::required_columns() {
             if get(name).is_none() {
                 return Err(EngineError::MissingColumn(name.into()));
             }

@@ -19,6 +19,7 @@ pub mod normalize;
 #[cfg(feature = "parquet")]
 pub mod read;
 pub mod report;
+pub mod schema;
 pub mod spill;
 pub mod state;
 pub mod stats;

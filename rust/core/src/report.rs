@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 use crate::cells::{Cells, PARTS};
 use crate::engine::{EngineConfig, Plan, AI, EXPLICIT, HUMAN, MODEL, RT};
 use crate::error::Result;
+use crate::schema::{is_value_list, RESPONSE_TYPES};
 use crate::spill::Spill;
-use crate::state::{pack, unpack, State, RESPONSE_TYPES};
+use crate::state::{pack, unpack, State};
 use crate::stats::{
     adjusted_residual, bonferroni_threshold, chi2_sf, coefficient_of_variation, expected,
     two_proportion_z, ExactSum,
@@ -509,10 +510,6 @@ fn table_tests(results: &[TableResult]) -> RecordBatch {
             u64s(results.iter().map(|r| r.suppressed_cells).collect()),
         ),
     ])
-}
-
-fn is_value_list(name: &str) -> bool {
-    matches!(name, "ai_values" | "human_values" | "ai_values_explicit")
 }
 
 /// CV of each AI value's rate across the categories of each context column crossed with it.

@@ -9,16 +9,7 @@ use crate::cells::{Cells, PARTS};
 use crate::normalize::normalize_into;
 use crate::users::Counter;
 
-/// Response types, exactly as the design spells them; their order is the output order.
-pub const RESPONSE_TYPES: [&str; 7] = [
-    "strong support",
-    "mild support",
-    "neutral acknowledgment",
-    "reframing",
-    "mild resistance",
-    "strong resistance",
-    "no values",
-];
+pub use crate::schema::RESPONSE_TYPES;
 
 /// Interned id standing for "normalises to the empty string".
 pub const EMPTY: u32 = u32::MAX;

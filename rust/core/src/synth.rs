@@ -41,16 +41,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Deserialize;
 
-/// The seven response types, in the design's order.
-pub const RESPONSE_TYPES: [&str; 7] = [
-    "strong support",
-    "mild support",
-    "neutral acknowledgment",
-    "reframing",
-    "mild resistance",
-    "strong resistance",
-    "no values",
-];
+pub use crate::schema::RESPONSE_TYPES;
 const NO_VALUES: usize = 6;
 
 /// Rows per independently seeded chunk: the unit of determinism and of parallel work.

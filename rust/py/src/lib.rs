@@ -2,6 +2,7 @@
 //! PyCapsule interface, the GIL released while the engine works. No statistics live here.
 
 mod csv;
+mod error;
 mod kmeans;
 mod read;
 mod synth;
@@ -11,21 +12,14 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_data::ArrayData;
 use arrow_schema::{ArrowError, DataType};
-use pyo3::create_exception;
+use error::SchemaError;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyTable;
-use valuescope_core::{Engine, EngineConfig, EngineError, Reject};
-
-create_exception!(
-    _core,
-    SchemaError,
-    PyValueError,
-    "The input does not follow the feature schema (a missing or wrongly typed column)."
-);
+use valuescope_core::{schema, Engine, EngineConfig, EngineError, Reject};
 
 fn to_py(e: EngineError) -> PyErr {
     match e {
@@ -156,7 +150,11 @@ impl PyEngine {
 impl PyEngine {
     #[new]
     #[pyo3(signature = (
-        tables=None, min_conversations=15, min_users=10, alpha=0.05, n_tests=None,
+        tables=None,
+        min_conversations=schema::DEFAULT_MIN_CONVERSATIONS as i128,
+        min_users=schema::DEFAULT_MIN_USERS as i128,
+        alpha=schema::DEFAULT_ALPHA,
+        n_tests=None,
         memory_limit=None, spill_dir=None,
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -354,11 +352,31 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bonferroni_threshold, m)?)?;
     m.add_function(wrap_pyfunction!(csv::csv_bytes, m)?)?;
     read::register(m)?;
-    m.add("SchemaError", m.py().get_type::<SchemaError>())?;
+    error::register(m)?;
     m.add(
         "STATE_FORMAT_VERSION",
         valuescope_core::codec::FORMAT_VERSION,
     )?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    add_schema(m)
+}
+
+/// The shared facts of `valuescope_core::schema`, so that Python defines none of them again.
+fn add_schema(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let columns: Vec<(&str, &str, bool)> = schema::FEATURE_COLUMNS
+        .iter()
+        .map(|c| (c.name, c.kind.arrow_name(), c.required))
+        .collect();
+    m.add("FEATURE_COLUMNS", PyTuple::new(m.py(), columns)?)?;
+    m.add(
+        "RESPONSE_TYPES",
+        PyTuple::new(m.py(), schema::RESPONSE_TYPES)?,
+    )?;
+    m.add(
+        "DEFAULT_MIN_CONVERSATIONS",
+        schema::DEFAULT_MIN_CONVERSATIONS,
+    )?;
+    m.add("DEFAULT_MIN_USERS", schema::DEFAULT_MIN_USERS)?;
+    m.add("DEFAULT_ALPHA", schema::DEFAULT_ALPHA)?;
     Ok(())
 }

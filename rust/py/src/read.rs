@@ -6,18 +6,11 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, StructArray};
 use arrow_schema::{Field, SchemaRef};
-use pyo3::create_exception;
-use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyTuple};
 use valuescope_core::read::{Batches, FeatureFile, ReadError};
 
-create_exception!(
-    _core,
-    ParquetReadError,
-    PyOSError,
-    "A Parquet file this reader cannot open or decode (pyarrow may still read it)."
-);
+use crate::error::ParquetReadError;
 
 fn to_py(e: ReadError) -> PyErr {
     ParquetReadError::new_err(e.0)
@@ -157,6 +150,5 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parquet_row_groups, m)?)?;
     m.add_class::<PyParquetReader>()?;
     m.add_class::<PyFeatureBatch>()?;
-    m.add("ParquetReadError", m.py().get_type::<ParquetReadError>())?;
     Ok(())
 }
