@@ -11,6 +11,12 @@ permanent error), 401echo (key echoed in a 401), timeout (answers after ``slow_s
 (closes the connection), badjson, fenced, prose (JSON inside prose and a trailing comma), length
 (cut-off JSON with finish_reason length), badenum, pii (identifying strings in the answer),
 objective (subjective false), marker (a rare marker value among the AI values).
+
+A context window (``context_limit``, in tokens of ``chars_per_token`` characters, dense like
+code) refuses a prompt that does not fit in the words of the server named by ``wording``:
+openai, vllm (the newer "input tokens" form), llamacpp (with n_prompt_tokens and n_ctx) or
+anthropic ("prompt is too long"). ``props`` serves llama.cpp's /props (n_ctx, total_slots)
+and /tokenize; ``models_max_len`` serves vLLM's max_model_len in /v1/models.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from typing import Any
 
 MARKER_VALUE = "zqx rare marker value"
 FAULT = re.compile(r"\[\[fault:([a-z0-9,]+)\]\]")
+# Attempts are counted per conversation text, or per ``[[id:NAME]]`` where the text has one
+# (a conversation shortened to fit the context is still the same conversation).
+ATTEMPT_ID = re.compile(r"\[\[id:(\w+)\]\]")
 
 
 def good_features(action: str) -> dict[str, Any]:
@@ -60,6 +69,17 @@ class FakeLLM:
         self.only_tools = False  # a 400 for any response_format
         self.reasoning_model = False  # refuses max_tokens and temperature, as OpenAI's o-series
         self.batch_ready_after = 1  # status polls before a batch has ended
+        self.context_limit: int | None = None
+        self.chars_per_token = 2.0
+        self.wording = "openai"
+        self.props = False
+        self.total_slots = 1
+        self.models_max_len: int | None = None
+        self.probes: list[str] = []
+        self.serial = False  # one request computed at a time; the others wait (one slot)
+        self.slot = threading.Lock()
+        self.busy = 0  # requests being answered now
+        self.most_busy = 0
         self.lock = threading.Lock()
         self.attempts: dict[str, int] = {}
         self.log: list[dict[str, Any]] = []
@@ -80,6 +100,9 @@ class FakeLLM:
         self.server.shutdown()
         self.server.server_close()
 
+    def count(self, text: str) -> int:
+        return int(len(text) / self.chars_per_token) + 1
+
     # -- bookkeeping -------------------------------------------------------------------------
 
     def requests(self, path_part: str = "") -> list[dict[str, Any]]:
@@ -94,7 +117,8 @@ class FakeLLM:
         return out
 
     def next_action(self, conv_text: str) -> tuple[str, str]:
-        cid = hashlib.sha256(conv_text.encode()).hexdigest()[:16]
+        named = ATTEMPT_ID.search(conv_text)
+        cid = named.group(1) if named else hashlib.sha256(conv_text.encode()).hexdigest()[:16]
         m = FAULT.search(conv_text)
         plan = m.group(1).split(",") if m else list(self.default_actions)
         with self.lock:
@@ -156,7 +180,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _record(self, **kw: Any) -> None:
         with self.fake.lock:
-            self.fake.log.append({"path": self.path, "time": time.monotonic(), **kw})
+            arrived = getattr(self, "arrived", None)
+            self.fake.log.append(
+                {"path": self.path, "time": time.monotonic(), "arrived": arrived, **kw}
+            )
 
     def _key(self) -> str:
         auth = self.headers.get("authorization") or ""
@@ -164,6 +191,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         fake = self.fake
+        # What the runner asks a server about itself: kept apart from the request log.
+        if self.path.endswith(("/props", "/models")):
+            with fake.lock:
+                fake.probes.append(self.path)
+            if self.path == "/props" and fake.props:
+                self._send(200, {"default_generation_settings": {"n_ctx": fake.context_limit},
+                                 "total_slots": fake.total_slots})  # fmt: skip
+            elif self.path == "/v1/models" and fake.models_max_len:
+                entry = {"id": "m", "object": "model", "max_model_len": fake.models_max_len}
+                self._send(200, {"object": "list", "data": [entry]})
+            else:
+                self._send(404, {"error": "not found"})
+            return
         m = re.fullmatch(r"/v1/messages/batches/([\w-]+)(/results)?", self.path)
         if not m or m.group(1) not in fake.batches:
             self._record(status=404)
@@ -200,6 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         fake = self.fake
+        self.arrived = time.monotonic()
         length = int(self.headers.get("content-length") or 0)
         try:
             body = json.loads(self.rfile.read(length))
@@ -214,6 +255,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._record(status=200, batch=bid, n=len(body["requests"]))
             self._send(200, {"id": bid, "processing_status": "in_progress"})
             return
+        if self.path == "/tokenize" and fake.props:
+            n = fake.count(str(body.get("content", "")))
+            self._record(status=200, tokenize=n)
+            self._send(200, {"tokens": list(range(n))})
+            return
         anthropic = self.path == "/v1/messages"
         if not anthropic and self.path != "/v1/chat/completions":
             self._record(status=404)
@@ -221,8 +267,65 @@ class _Handler(BaseHTTPRequestHandler):
             return
         conv_text = _conversation_text(body.get("messages", []))
         cid = hashlib.sha256(conv_text.encode()).hexdigest()[:16]
-        if fake.delay:
-            time.sleep(fake.delay)
+        with fake.lock:
+            fake.busy += 1
+            fake.most_busy = max(fake.most_busy, fake.busy)
+        try:
+            if fake.serial:
+                with fake.slot:
+                    time.sleep(fake.delay)
+                    self._answer(body, anthropic, conv_text, cid)
+            else:
+                if fake.delay:
+                    time.sleep(fake.delay)
+                self._answer(body, anthropic, conv_text, cid)
+        finally:
+            with fake.lock:
+                fake.busy -= 1
+
+    def _overflow(self, body: dict[str, Any], anthropic: bool, cid: str) -> bool:
+        """Refuses a prompt longer than the context, in the configured server's words."""
+        fake = self.fake
+        if fake.context_limit is None:
+            return False
+        texts = [body.get("system") or ""]
+        texts += [m.get("content") or "" for m in body.get("messages", [])]
+        prompt = sum(fake.count(t if isinstance(t, str) else json.dumps(t)) for t in texts)
+        prompt += 8 * len(texts)  # the chat template's tokens
+        answer = body.get("max_tokens") or body.get("max_completion_tokens") or 0
+        limit = fake.context_limit
+        if (prompt if anthropic else prompt + answer) <= limit:
+            self.prompt_tokens = prompt
+            return False
+        if fake.wording == "anthropic":
+            status, err = 400, {"type": "error", "error": {"type": "invalid_request_error",
+                "message": f"prompt is too long: {prompt} tokens > {limit} maximum"}}  # fmt: skip
+        elif fake.wording == "llamacpp":
+            status, err = 400, {"error": {"code": 400, "type": "exceed_context_size_error",
+                "message": "the request exceeds the available context size, try increasing it",
+                "n_prompt_tokens": prompt, "n_ctx": limit}}  # fmt: skip
+        elif fake.wording == "vllm":
+            status, err = 400, {"object": "error", "type": "BadRequestError", "message": (
+                f"'max_tokens' or 'max_completion_tokens' is too large: {answer}. This model's "
+                f"maximum context length is {limit} tokens and your request has {prompt} input "
+                f"tokens ({answer} > {limit} - {prompt}).")}  # fmt: skip
+        else:
+            msg = (
+                f"This model's maximum context length is {limit} tokens. However, you requested "
+                f"{prompt + answer} tokens ({prompt} in the messages, {answer} in the "
+                "completion). Please reduce the length of the messages or completion."
+            )
+            status, err = 400, {"error": {"code": "context_length_exceeded", "message": msg}}
+        self._record(status=status, cid=cid, action="overflow", prompt=prompt, answer=answer,
+                     n_messages=len(body.get("messages", [])))  # fmt: skip
+        self._send(status, err)
+        return True
+
+    def _answer(self, body: dict[str, Any], anthropic: bool, conv_text: str, cid: str) -> None:
+        fake = self.fake
+        self.prompt_tokens = None
+        if self._overflow(body, anthropic, cid):
+            return
         rf = body.get("response_format")
         if not anthropic and fake.reasoning_model:
             refusal = None
@@ -302,6 +405,8 @@ class _Handler(BaseHTTPRequestHandler):
             status=200,
             cid=cid,
             action=action,
+            prompt=self.prompt_tokens,
+            n_messages=len(body.get("messages", [])),
             mode=(rf or {}).get("type") or ("tools" if body.get("tools") else None),
             max_tokens=body.get("max_tokens") or body.get("max_completion_tokens"),
             text=conv_text,

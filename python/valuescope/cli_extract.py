@@ -30,6 +30,17 @@ class ExtractIncomplete(click.ClickException):
     exit_code = 3
 
 
+class ExtractInterrupted(click.ClickException):
+    """SIGINT or SIGTERM: outputs are written for what was done; exit 128 + the signal."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"valuescope: {self.format_message()}", err=True)
+
+
 def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
     if value is None:
         return None
@@ -55,7 +66,15 @@ _OPTIONS = [
         default=None,
         help="Server URL (e.g. http://127.0.0.1:8080/v1 for llama.cpp or vLLM).",
     ),
-    click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(min=1),
+        default=8,
+        show_default=True,
+        help="Requests in flight. Lowered to the server's slots where it says them (llama.cpp's "
+        "/props), and halved after a time-out while others were in flight: a request waiting "
+        "in the server's queue spends its --timeout there.",
+    ),
     click.option(
         "--rpm",
         type=click.FloatRange(min=0, min_open=True),
@@ -144,9 +163,10 @@ _OPTIONS = [
     click.option(
         "--token-budget",
         type=click.IntRange(min=100),
-        default=6000,
-        show_default=True,
-        help="Conversation tokens sent; the middle is cut beyond.",
+        default=None,
+        help="Tokens of conversation text sent; the middle is cut beyond. Default: 6000, or "
+        "less where the server says its context size (llama.cpp, vLLM). A prompt the server "
+        "still refuses as too long is shortened to the size it states and sent again.",
     ),
     click.option("--temperature", type=click.FloatRange(0, 2), default=0.0, show_default=True),
     click.option(
@@ -178,6 +198,15 @@ _OPTIONS = [
         help="First backoff in seconds (doubles per retry, with jitter; Retry-After wins).",
     ),
     click.option("--progress/--no-progress", default=True, show_default=True),
+    click.option(
+        "--grace",
+        type=click.FloatRange(min=0),
+        default=5.0,
+        show_default=True,
+        help="After Ctrl-C or SIGTERM: seconds the requests in flight get to finish before "
+        "they are cancelled; then the features and rejects of what is done are written and "
+        "the run exits 130 (143 for SIGTERM). The same command resumes from the cache.",
+    ),
 ]
 
 
@@ -230,6 +259,7 @@ def extract_from_cli(conversations: tuple[str, ...], out: str, **kw: Any) -> Sum
         backoff_base=kw["retry_wait"],
         validation_retries=kw["reasks"],
         progress=kw["progress"],
+        grace=kw["grace"],
     )
     fields = FieldMap(kw["id_field"], kw["user_field"], kw["model_field"])
     try:
@@ -245,6 +275,17 @@ def extract_from_cli(conversations: tuple[str, ...], out: str, **kw: Any) -> Sum
             "  warning: no price known for this model, --max-cost was not enforced; "
             "give --price IN,OUT",
             err=True,
+        )
+    if summary.interrupted is not None:
+        import signal
+
+        name = signal.Signals(summary.interrupted).name
+        raise ExtractInterrupted(
+            f"interrupted by {name}: {summary.done} answers are cached in {summary.cache} "
+            f"({summary.done - summary.cached} new this run); the conversations not processed "
+            f"are listed in {summary.rejects}. Run the same command again to resume: cached "
+            "answers are not paid for twice.",
+            summary.interrupted,
         )
     if summary.stopped:
         raise ExtractIncomplete(

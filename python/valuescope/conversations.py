@@ -14,8 +14,10 @@ row (Parquet, 0-based) and a reason; reading goes on.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -223,15 +225,122 @@ def _starts_with_array(path: str) -> bool:
     return head.startswith(b"[")
 
 
-def _json_array(path: str) -> Iterator[tuple[int, Any, str | None]]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, list):
-        raise InputError(f"{path}: expected a JSON array of conversations or JSON lines")
-    yield from ((i, rec, None) for i, rec in enumerate(data))
+def _json_array(path: str, chunk: int = 0) -> Iterator[tuple[int, Any, str | None]]:
+    """Yield (array index, decoded record or None, error), one record in memory at a time.
+
+    Each element is decoded where it starts (the json module's C scanner, on a window of
+    the file); only a malformed element is walked bracket by bracket to find where it ends, so
+    that it is rejected with its index and reading goes on. A file cut off inside an element
+    keeps the elements before it."""
+    decode = json.JSONDecoder().raw_decode
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    with open(path, "rb") as fh:
+        buf = ""
+        eof = False
+
+        def more() -> bool:
+            nonlocal buf, eof
+            if eof:
+                return False
+            data = fh.read(chunk or CHUNK_BYTES)
+            eof = not data
+            try:
+                buf += utf8.decode(data, final=eof)
+            except UnicodeDecodeError:
+                raise InputError(f"{path}: not valid UTF-8") from None
+            return not eof
+
+        while len(buf) < 2 and more():
+            pass
+        pos = 1 if buf.startswith("\ufeff") else 0
+        while True:
+            pos = _SPACE_STR.match(buf, pos).end()  # type: ignore[union-attr]
+            if pos < len(buf) or not more():
+                break
+        if buf[pos : pos + 1] != "[":
+            raise InputError(f"{path}: expected a JSON array of conversations or JSON lines")
+        pos += 1
+        index = 0
+        while True:
+            pos = _SPACE_STR.match(buf, pos).end()  # type: ignore[union-attr]
+            if pos >= len(buf):
+                if more():
+                    continue
+                return  # cut off between elements: no record is lost
+            ch = buf[pos]
+            if ch == "]":
+                return
+            if ch == ",":
+                pos += 1
+                continue
+            try:
+                rec, end = decode(buf, pos)
+            except json.JSONDecodeError as exc:
+                end, rec, err = -1, None, exc
+            else:
+                err = None
+            if err is None and (end >= len(buf) or buf[end] not in _AFTER) and more():
+                continue  # a scalar element may go on past what has been read
+            if err is None:
+                yield index, rec, None
+                pos = end
+            else:
+                # malformed, or only cut short by the end of what has been read
+                stop = _element_end(buf, pos)
+                if stop is None:
+                    if more():
+                        continue
+                    yield index, None, f"the file ends inside record {index} (cut off)"
+                    return
+                yield index, None, f"invalid JSON: {err.msg} at character {err.pos - pos}"
+                pos = stop
+            index += 1
+            if pos > (chunk or CHUNK_BYTES):  # keep one record and a chunk in memory
+                buf, pos = buf[pos:], 0
+
+
+_SPACE_STR = re.compile(r"[ \t\r\n]*")
+_AFTER = frozenset(",] \t\r\n")
+_STRUCTURE_STR = re.compile(r'[\[\]{},"]')
+_STRING_REST_STR = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+def _element_end(buf: str, start: int) -> int | None:
+    """Where the (malformed) element at ``start`` ends: brackets matched as best they can be,
+    strings skipped. None when the text read so far ends first."""
+    stack: list[str] = []
+    p = start
+    closer = {"]": "[", "}": "{"}
+    while True:
+        m = _STRUCTURE_STR.search(buf, p)
+        if m is None:
+            return None
+        at, ch = m.start(), m.group()
+        if ch == '"':
+            s = _STRING_REST_STR.match(buf, at + 1)
+            if s is None:
+                return None
+            p = s.end()
+        elif ch in "[{":
+            stack.append(ch)
+            p = at + 1
+        elif ch in "]}":
+            if not stack:
+                return at
+            while stack and stack[-1] != closer[ch]:
+                stack.pop()
+            if stack:
+                stack.pop()
+            p = at + 1
+            if not stack:
+                return p
+        elif not stack:  # a comma after a scalar
+            return at
+        else:
+            p = at + 1
+
+
+CHUNK_BYTES = 1 << 20
 
 
 def _parquet(path: str) -> Iterator[tuple[int, Any, str | None]]:

@@ -115,7 +115,7 @@ async def run_batches(
             break
         if isinstance(item, Rejected):
             continue
-        rendered = render(item, opts.token_budget)
+        rendered = render(item, runner.token_budget)
         key = runner.key_for("extract", rendered)  # sha256 hex: a valid 64-character custom_id
         if key in queued or cache.get(key) is not None or cache.batch_of(key) is not None:
             continue

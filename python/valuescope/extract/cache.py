@@ -33,6 +33,11 @@ CREATE TABLE IF NOT EXISTS batch_items (
     custom_id TEXT PRIMARY KEY,
     batch_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS runs (
+    run_key TEXT PRIMARY KEY,
+    extracted INTEGER NOT NULL,
+    updated REAL NOT NULL
+);
 """
 
 
@@ -76,6 +81,17 @@ class Cache:
         self.db.execute(
             "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
             (key, json.dumps(value), input_tokens, output_tokens, cost, time.time()),
+        )
+
+    def progress(self, run_key: str) -> int:
+        """Conversations the last run of the same command (same inputs and settings) had
+        extracted when it ended or was interrupted: where a resumed run's progress starts."""
+        row = self.db.execute("SELECT extracted FROM runs WHERE run_key = ?", (run_key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_progress(self, run_key: str, extracted: int) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?)", (run_key, extracted, time.time())
         )
 
     def add_batch(self, batch_id: str, provider: str, custom_ids: list[str]) -> None:

@@ -7,10 +7,11 @@ import asyncio
 import email.utils
 import os
 import random
+import signal
 import sys
 import time
-from collections.abc import Iterable
-from contextlib import AsyncExitStack
+from collections.abc import Iterable, Iterator
+from contextlib import AsyncExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,21 @@ from valuescope.conversations import (
 )
 from valuescope.extract import pricing
 from valuescope.extract.cache import Cache, cache_key
-from valuescope.extract.output import write_features, write_rejects
+from valuescope.extract.context import (
+    Overflow,
+    ServerInfo,
+    parse_models,
+    parse_overflow,
+    parse_props,
+    server_root,
+)
+from valuescope.extract.output import (
+    reject_kind,
+    summary_path,
+    write_features,
+    write_rejects,
+    write_summary,
+)
 from valuescope.extract.providers import (
     OPENAI_MODES,
     Answer,
@@ -38,14 +53,23 @@ from valuescope.extract.ratelimit import TokenBucket
 from valuescope.extract.redact import redact
 from valuescope.extract.schema import (
     FEATURE_SCHEMA,
+    SCRUBBED_KEY,
     SUBJECTIVITY_SCHEMA,
     AnswerError,
     parse_json,
     validate_features,
     validate_subjectivity,
 )
-from valuescope.prompts import PROMPT_VERSION, Rendered, estimate_tokens, load_prompt, render
-from valuescope.prompts import user_message as render_user_message
+from valuescope.prompts import (
+    CHARS_PER_TOKEN,
+    PROMPT_VERSION,
+    Rendered,
+    conversation_message,
+    cut_middle,
+    estimate_tokens,
+    load_prompt,
+    render,
+)
 
 RETRY_STATUSES = frozenset({408, 409, 429})
 # httpx's connection pool does work proportional to its size on every request, so many workers
@@ -53,6 +77,18 @@ RETRY_STATUSES = frozenset({408, 409, 429})
 POOL_SIZE = 4
 _CLIENT: ContextVar[httpx.AsyncClient | None] = ContextVar("valuescope_http_client", default=None)
 PROVIDERS = ("anthropic", "openai")
+DEFAULT_TOKEN_BUDGET = 6000
+#: A conversation is not cut below this (the opening request and the last answer must show).
+MIN_CONVERSATION_CHARS = 400
+#: The least room for an answer worth asking for (a smaller one cannot hold the features).
+MIN_ANSWER_TOKENS = 256
+#: Refusals for length one conversation may meet before it is rejected.
+MAX_SHRINKS = 6
+
+
+def _first(first_cause: str | None, later: str) -> str:
+    """A reject names what went wrong first; what ended the re-ask follows."""
+    return later if first_cause is None else f"{first_cause}; the re-ask then failed: {later}"
 
 
 class ExtractError(Exception):
@@ -61,6 +97,14 @@ class ExtractError(Exception):
 
 class _Failure(Exception):
     """One conversation failed for good; the message (already redacted) is the reject reason."""
+
+
+class _Overflow(Exception):
+    """The server refused the prompt as longer than its context."""
+
+    def __init__(self, overflow: Overflow) -> None:
+        super().__init__(overflow.message)
+        self.overflow = overflow
 
 
 class _Fatal(Exception):
@@ -79,7 +123,9 @@ class ExtractOptions:
     cache_dir: str | None = None  # default: ".valuescope-cache" beside the output
     max_tokens: int = 1024
     temperature: float = 0.0
-    token_budget: int = 6000  # tokens of conversation text sent; the middle is cut beyond it
+    #: Tokens of conversation text sent; the middle is cut beyond it. None: DEFAULT_TOKEN_BUDGET,
+    #: or less where the server says its context is smaller (llama.cpp, vLLM).
+    token_budget: int | None = None
     transport_retries: int = 8
     validation_retries: int = 1
     timeout: float = 120.0
@@ -94,6 +140,9 @@ class ExtractOptions:
     limit: int | None = None
     price: tuple[float, float] | None = None  # USD per million tokens (input, output)
     progress: bool = True
+    #: After SIGINT/SIGTERM, seconds the requests already sent get to finish before they are
+    #: cancelled (their answers are cached if they make it).
+    grace: float = 5.0
 
 
 @dataclass
@@ -110,6 +159,8 @@ class Summary:
     cost: float = 0.0
     priced: bool = True
     stopped: str | None = None
+    interrupted: int | None = None  # the signal that stopped the run
+    scrubbed: int = 0  # values dropped because nothing but a scrub placeholder was left
     out: str = ""
     rejects: str = ""
     cache: str = ""
@@ -122,9 +173,44 @@ class Summary:
             f"{self.retried} retries, {self.requests} requests, "
             f"{self.input_tokens}+{self.output_tokens} tokens, {cost}"
         )
+        if self.scrubbed:
+            text += f"; {self.scrubbed} values dropped as personal details (scrubbed)"
         if self.stopped:
             text += f"; stopped early: {self.stopped}"
         return text
+
+
+class Gate:
+    """At most ``limit`` requests in flight; the limit halves after a time-out (down to one)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+        self._cond: asyncio.Condition | None = None
+
+    def _condition(self) -> asyncio.Condition:
+        if self._cond is None:  # made inside the running loop
+            self._cond = asyncio.Condition()
+        return self._cond
+
+    async def __aenter__(self) -> None:
+        cond = self._condition()
+        async with cond:
+            await cond.wait_for(lambda: self.active < self.limit)
+            self.active += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        cond = self._condition()
+        async with cond:
+            self.active -= 1
+            cond.notify_all()
+
+    def back_off(self) -> bool:
+        """Halves the limit after a time-out with others in flight; True when it changed."""
+        if self.limit <= 1 or self.active == 0:  # called once this request has left
+            return False
+        self.limit = max(1, self.limit // 2)
+        return True
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -160,7 +246,8 @@ class Runner:
         self.rpm = TokenBucket(opts.rpm) if opts.rpm else None
         # A one-second burst, but never smaller than one large request (a request bigger than
         # the bucket would otherwise be clamped and let the rate drift above the limit).
-        largest = opts.token_budget + 4 * opts.max_tokens + 2000
+        self.token_budget = opts.token_budget or DEFAULT_TOKEN_BUDGET
+        largest = self.token_budget + 4 * opts.max_tokens + 2000
         self.tpm = TokenBucket(opts.tpm, burst=max(opts.tpm / 60, largest)) if opts.tpm else None
         modes = OPENAI_MODES if opts.structured == "auto" else (opts.structured,)
         self.modes = list(modes)
@@ -168,8 +255,65 @@ class Runner:
         self.stop_reason: str | None = None
         self.system = {k: load_prompt(k) for k in ("extract", "subjectivity")}
         self.client: httpx.AsyncClient | None = None
+        self.server = ServerInfo()
+        self.context_limit: int | None = None  # tokens, once the server has said it
+        self.chars_per_token: float | None = None  # the densest text seen (counted by a server)
         self.bar: Any = None
         self._ticked = 0.0
+        self.gate = Gate(opts.concurrency)
+
+    # -- what the server says about itself -----------------------------------------------------
+
+    async def probe(self, client: httpx.AsyncClient) -> None:
+        """Asks a local OpenAI-compatible server its context size and slots (llama.cpp's
+        /props, vLLM's /v1/models), to size the token budget and the concurrency. Servers
+        that do not answer (OpenAI's own, any error) leave the defaults."""
+        if self.opts.provider != "openai" or not self.opts.base_url:
+            return
+        base = self.opts.base_url.rstrip("/")
+        root = server_root(base)
+        context = slots = None
+        tokenize = None
+        try:
+            resp = await client.get(f"{root}/props", headers=self.provider.headers(), timeout=5)
+            if resp.status_code == 200:
+                context, slots = parse_props(resp.json())
+                tokenize = f"{root}/tokenize" if context else None
+        except (httpx.HTTPError, ValueError):
+            pass
+        if context is None:
+            try:
+                resp = await client.get(
+                    f"{base}/models", headers=self.provider.headers(), timeout=5
+                )
+                if resp.status_code == 200:
+                    context = parse_models(resp.json(), self.opts.model)
+            except (httpx.HTTPError, ValueError):
+                pass
+        self.server = ServerInfo(context, slots, tokenize)
+        if context:
+            self.context_limit = context
+            if self.opts.token_budget is None:
+                fixed = estimate_tokens(self.system["extract"]) + 64
+                room = (
+                    context - self.fit_answer(self.opts.max_tokens) - fixed - self.margin(context)
+                )
+                self.token_budget = max(100, min(DEFAULT_TOKEN_BUDGET, room))
+        if slots and slots < self.gate.limit:
+            # more requests than slots only queue inside the server, where their time-outs
+            # run out while they wait
+            self.note(
+                f"the server computes {slots} request(s) at a time: sending {slots} at a time "
+                f"(--concurrency {self.opts.concurrency})"
+            )
+            self.gate.limit = slots
+
+    def note(self, text: str) -> None:
+        line = f"valuescope: note: {text}"
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
 
     # -- keys and accounting -------------------------------------------------------------------
 
@@ -177,7 +321,7 @@ class Runner:
         return {
             "max_tokens": self.opts.max_tokens,
             "temperature": self.opts.temperature,
-            "token_budget": self.opts.token_budget,
+            "token_budget": self.token_budget,
             "subjectivity": self.opts.subjectivity,
         }
 
@@ -190,6 +334,28 @@ class Runner:
                 "model": self.opts.model,
                 "params": self.params(),
                 "conversation": rendered.text,
+            }
+        )
+
+    def resume_key(self, inputs: list[str], fmt: str, fields: FieldMap | None) -> str:
+        """Names one command's run (inputs as files on disk, and every setting that changes
+        the answers), for the progress a rerun starts from."""
+        files = []
+        for path in inputs:
+            st = os.stat(path)
+            files.append([os.path.abspath(path), st.st_size, st.st_mtime_ns])
+        return cache_key(
+            {
+                "inputs": files,
+                "format": fmt,
+                "fields": [fields.id_field, fields.user_field, fields.model_field]
+                if fields
+                else None,
+                "limit": self.opts.limit,
+                "provider": self.opts.provider,
+                "model": self.opts.model,
+                "params": self.params(),
+                "prompt_version": PROMPT_VERSION,
             }
         )
 
@@ -234,6 +400,8 @@ class Runner:
         attempt = 0
         last = ""
         while True:
+            if self.summary.interrupted is not None:  # no new request, not even a retry
+                raise _Failure(f"not processed: {self.stop_reason}")
             mode = self.modes[0]
             body = self.provider.body(
                 self.system[kind], messages, schema, max_tokens, self.opts.temperature, mode
@@ -245,11 +413,16 @@ class Runner:
             self.summary.requests += 1
             wait_hint: float | None = None
             try:
-                resp = await client.post(
-                    self.provider.url(), json=body, headers=self.provider.headers()
-                )
+                async with self.gate:
+                    resp = await client.post(
+                        self.provider.url(), json=body, headers=self.provider.headers()
+                    )
             except httpx.TimeoutException:
                 last = "request timed out"
+                if self.gate.back_off():
+                    # A time-out while others are in flight is most often a wait behind them
+                    # in a server that computes fewer requests at once than were sent.
+                    self.note(f"a request timed out: sending at most {self.gate.limit} at a time")
             except httpx.TransportError as exc:
                 # The class name only: some exception texts carry request details.
                 last = f"connection error ({type(exc).__name__})"
@@ -272,6 +445,11 @@ class Runner:
                         )
                     if status == 404:  # no such endpoint or model: nothing else can succeed
                         raise _Fatal(f"{last[:200]}; check --base-url and --model")
+                    # Before adapt: vLLM's refusal of a max_tokens too large for the context
+                    # names max_completion_tokens, which is not a request to rename the field.
+                    overflow = parse_overflow(status, self.clean(resp.text))
+                    if overflow is not None:
+                        raise _Overflow(overflow)
                     if self.provider.adapt(status, resp.text, body):
                         continue
                     if self._step_down(mode, status, resp.text):
@@ -324,17 +502,48 @@ class Runner:
 
     # -- one structured call with validation -----------------------------------------------------
 
-    async def call(self, kind: str, rendered: Rendered) -> tuple[Any, int, int, float]:
+    async def call(self, kind: str, rendered: Rendered) -> tuple[Any, int, int, float, bool]:
+        """(value, input tokens, output tokens, cost, shortened to fit the context)."""
         validate = validate_features if kind == "extract" else validate_subjectivity
-        first = {"role": "user", "content": render_user_message(rendered)}
-        messages = [first]
+        text = rendered.text
+        shrinks = 0
         max_tokens = self.opts.max_tokens if kind == "extract" else min(64, self.opts.max_tokens)
         extended = False
         reasks = self.opts.validation_retries
+        repair: list[dict[str, str]] = []  # a re-ask's answer and repair prompt
+        first_cause: str | None = None  # what went wrong first, for the reject
         tokens_in = tokens_out = 0
         spent = 0.0
         while True:
-            answer = await self.send(kind, messages, max_tokens)
+            max_tokens = self.fit_answer(max_tokens)
+            messages = [{"role": "user", "content": conversation_message(text)}, *repair]
+            fitted = None
+            if shrinks < MAX_SHRINKS:
+                fitted = await self.fit_prompt(kind, text, messages, max_tokens)
+            if fitted is not None:
+                text, shrinks = fitted, shrinks + 1
+                continue
+            # The conversation is as short as it gets: what is left of the window is the
+            # answer's room (a re-ask carries the bad answer and the repair prompt as well).
+            max_tokens = self.answer_room(kind, messages, max_tokens)
+            try:
+                answer = await self.send(kind, messages, max_tokens)
+            except _Overflow as exc:
+                smaller = self.shorten(kind, text, messages, max_tokens, exc.overflow, shrinks)
+                room = self.answer_room(kind, messages, max_tokens, exc.overflow.prompt_tokens)
+                if smaller is None and room < max_tokens and shrinks < MAX_SHRINKS:
+                    max_tokens, shrinks = room, shrinks + 1
+                    continue
+                if smaller is None:
+                    cause = (
+                        "the conversation does not fit the model's context even shortened to "
+                        f"{len(text)} characters ({exc.overflow.message})"
+                    )
+                    raise _Failure(_first(first_cause, cause)) from None
+                text, shrinks = smaller, shrinks + 1
+                continue
+            except _Failure as exc:
+                raise _Failure(_first(first_cause, str(exc))) from None
             tokens_in += answer.input_tokens
             tokens_out += answer.output_tokens
             spent += self.account(answer)
@@ -344,25 +553,130 @@ class Runner:
                 self.summary.retried += 1
                 continue
             try:
-                return validate(parse_json(answer.text or "")), tokens_in, tokens_out, spent
+                value = validate(parse_json(answer.text or ""))
+                return value, tokens_in, tokens_out, spent, shrinks > 0 or rendered.truncated
             except AnswerError as exc:
                 reason = self.clean(str(exc))
+                cut = " (the answer was cut off at max_tokens)" if answer.truncated else ""
+                cause = f"invalid answer: {reason}{cut}"
                 if reasks <= 0:
-                    cut = " (the answer was cut off at max_tokens)" if answer.truncated else ""
-                    raise _Failure(f"invalid answer: {reason}{cut}") from None
+                    raise _Failure(_first(first_cause, cause)) from None
+                first_cause = first_cause or cause
                 reasks -= 1
                 self.summary.retried += 1
-                messages = [
-                    first,
+                repair = [
                     {"role": "assistant", "content": (answer.text or "(empty)")[:4000]},
                     {"role": "user", "content": load_prompt("repair").format(error=reason)},
                 ]
+
+    # -- fitting the context -------------------------------------------------------------------
+
+    def fit_answer(self, max_tokens: int) -> int:
+        """Room for the answer: at most half a known context (a doubled limit after a cut-off
+        answer must not crowd out the conversation)."""
+        limit = self.context_limit
+        return max_tokens if limit is None else max(16, min(max_tokens, limit // 2))
+
+    def _chars(self, kind: str, messages: list[dict[str, str]]) -> int:
+        return len(self.system[kind]) + sum(len(m["content"]) for m in messages)
+
+    async def fit_prompt(
+        self, kind: str, text: str, messages: list[dict[str, str]], max_tokens: int
+    ) -> str | None:
+        """A shorter conversation text when the prompt will not fit a context already known
+        (from the server, or from an earlier refusal); None when it fits or nothing is known.
+        Where the server counts tokens (llama.cpp's /tokenize) a prompt near the limit is
+        counted exactly; elsewhere the densest text seen so far sets the estimate."""
+        limit = self.context_limit
+        if limit is None:
+            return None
+        chars = self._chars(kind, messages)
+        per_token = self.chars_per_token or float(CHARS_PER_TOKEN)
+        estimate = chars / per_token
+        room = limit - max_tokens - self.margin(limit)
+        if self.server.tokenize_url and estimate > room * 0.6:
+            counted = await self.count_tokens(kind, messages)
+            if counted is not None:
+                self.learn_density(chars, counted)
+                estimate = counted
+        if estimate <= room:
+            return None
+        return self._cut(text, chars, estimate, room)
+
+    def answer_room(
+        self, kind: str, messages: list[dict[str, str]], max_tokens: int, counted: int | None = None
+    ) -> int:
+        """``max_tokens``, or less where a known window leaves less (never below
+        MIN_ANSWER_TOKENS: a smaller answer could not hold the features)."""
+        limit = self.context_limit
+        if limit is None:
+            return max_tokens
+        prompt = counted or self._chars(kind, messages) / (
+            self.chars_per_token or float(CHARS_PER_TOKEN)
+        )
+        room = int(limit - prompt - self.margin(limit))
+        return max_tokens if room >= max_tokens else max(MIN_ANSWER_TOKENS, room)
+
+    def margin(self, limit: int) -> int:
+        # chat template tokens and rounding in the estimate
+        return 32 + limit // 50
+
+    def learn_density(self, chars: int, tokens: int) -> None:
+        if tokens > 0:
+            seen = chars / tokens
+            self.chars_per_token = min(self.chars_per_token or seen, seen)
+
+    def _cut(self, text: str, chars: float, tokens: float, room: float) -> str | None:
+        excess = tokens - room
+        per_token = chars / max(tokens, 1.0)
+        keep = len(text) - int(excess * per_token * 1.1) - 64
+        keep = max(keep, MIN_CONVERSATION_CHARS)
+        shorter = cut_middle(text, keep)
+        return shorter if len(shorter) < len(text) else None  # None: already at its shortest
+
+    def shorten(
+        self,
+        kind: str,
+        text: str,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        overflow: Overflow,
+        shrinks: int,
+    ) -> str | None:
+        """The conversation text cut to fit what a refusal says; None when it cannot be."""
+        if shrinks >= MAX_SHRINKS:
+            return None
+        self.summary.retried += 1
+        chars = self._chars(kind, messages)
+        if overflow.limit is not None:
+            if self.context_limit is None or overflow.limit < self.context_limit:
+                self.context_limit = overflow.limit
+        if overflow.prompt_tokens:
+            self.learn_density(chars, overflow.prompt_tokens)
+        limit = self.context_limit
+        if limit is not None and overflow.prompt_tokens:
+            room = limit - self.fit_answer(max_tokens) - self.margin(limit)
+            return self._cut(text, chars, overflow.prompt_tokens, room)
+        # the numbers are not stated: halve, and let the next refusal say more
+        shorter = cut_middle(text, max(MIN_CONVERSATION_CHARS, len(text) // 2))
+        return shorter if len(shorter) < len(text) else None
+
+    async def count_tokens(self, kind: str, messages: list[dict[str, str]]) -> int | None:
+        client = _CLIENT.get(self.client)
+        assert client is not None and self.server.tokenize_url
+        content = "\n".join([self.system[kind], *(m["content"] for m in messages)])
+        try:
+            resp = await client.post(self.server.tokenize_url, json={"content": content})
+            tokens = resp.json().get("tokens") if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        return len(tokens) + 8 * (len(messages) + 1) if isinstance(tokens, list) else None
 
     # -- one conversation ------------------------------------------------------------------------
 
     async def features_for(self, conv: Conversation) -> tuple[dict[str, Any], bool, Rendered]:
         """Returns (features, from_cache, rendered)."""
-        rendered = render(conv, self.opts.token_budget)
+        rendered = render(conv, self.token_budget)
         key = self.key_for("extract", rendered)
         hit = self.cache.get(key)
         if hit is not None:
@@ -373,7 +687,7 @@ class Runner:
             skey = self.key_for("subjectivity", rendered)
             subjective = self.cache.get(skey)
             if subjective is None:
-                subjective, tin, tout, spent = await self.call("subjectivity", rendered)
+                subjective, tin, tout, spent, _ = await self.call("subjectivity", rendered)
                 self.cache.put(skey, subjective, tin, tout, spent)
             if subjective is False:
                 # Not analysed downstream; the row is still written so nothing goes missing.
@@ -389,7 +703,10 @@ class Runner:
                 return features, False, rendered
             if self.stop_reason:
                 raise _Failure(f"not processed: {self.stop_reason}")
-        features, tin, tout, spent = await self.call("extract", rendered)
+        features, tin, tout, spent, shortened = await self.call("extract", rendered)
+        if shortened and not rendered.truncated:
+            # kept with the answer, so that a cached row still says it was cut to fit
+            features = {**features, "_shortened": True}
         self.cache.put(key, features, tin, tout, spent)
         return features, False, rendered
 
@@ -410,7 +727,7 @@ def _row(
         "response_type": features["response_type"],
         "extraction_model": f"{opts.provider}:{opts.model}",
         "prompt_version": PROMPT_VERSION,
-        "truncated": truncated,
+        "truncated": truncated or bool(features.get("_shortened")),
     }
 
 
@@ -513,6 +830,7 @@ async def _run(
             for _ in range(n_pools)
         ]
         runner.client = clients[0]
+        await runner.probe(clients[0])
         if opts.batch:
             from valuescope.extract.batch import run_batches
 
@@ -524,8 +842,14 @@ async def _run(
             except _Fatal as exc:
                 fatal.append(str(exc))
 
+        # What was cached when an earlier run of this command stopped: the bar starts there,
+        # and that many cache hits do not move it again.
+        resume_key = runner.resume_key(inputs, fmt, fields)
+        head = cache.progress(resume_key)
+        head_start = [head if total is None else min(head, total)]
         bar = tqdm(
             total=total,
+            initial=head_start[0],
             disable=not opts.progress,
             unit="conv",
             file=sys.stderr,
@@ -541,6 +865,28 @@ async def _run(
             }
             summary.failed += 1
 
+        inflight: set[asyncio.Future[Any]] = set()
+        loop = asyncio.get_running_loop()
+
+        def cancel_inflight() -> None:
+            for fut in list(inflight):
+                fut.cancel()
+
+        def on_signal(signum: int) -> None:
+            if summary.interrupted is None:
+                summary.interrupted = signum
+                name = signal.Signals(signum).name
+                runner.stop_reason = runner.stop_reason or f"interrupted ({name})"
+                if opts.progress:
+                    bar.write(
+                        f"valuescope: {name}: stopping; waiting up to {opts.grace:g}s for the "
+                        "requests in flight, then writing what is done",
+                        file=sys.stderr,
+                    )
+                loop.call_later(opts.grace, cancel_inflight)
+            else:  # a second signal: no more waiting
+                cancel_inflight()
+
         async def worker(client: httpx.AsyncClient) -> None:
             _CLIENT.set(client)  # this task's own context: other workers keep theirs
             while True:
@@ -548,27 +894,47 @@ async def _run(
                 if item is None:
                     return
                 idx, conv = item
+                cached = False
                 try:
                     if fatal:
                         raise _Failure(f"not processed: {fatal[0]}")
-                    features, cached, rendered = await runner.features_for(conv)
+                    fut = asyncio.ensure_future(runner.features_for(conv))
+                    inflight.add(fut)
+                    try:
+                        features, cached, rendered = await fut
+                    finally:
+                        inflight.discard(fut)
                 except _Failure as exc:
                     reject(idx, conv, str(exc))
                 except _Fatal as exc:
                     if not fatal:
                         fatal.append(str(exc))
                     reject(idx, conv, f"not processed: {exc}")
+                except asyncio.CancelledError:
+                    # Only the request is cancelled (after the grace period), not this worker.
+                    reject(idx, conv, f"not processed: {runner.stop_reason}")
                 else:
                     rows[idx] = _row(conv, features, opts, rendered.truncated)
+                    summary.scrubbed += int(features.get(SCRUBBED_KEY, 0))
                     summary.done += 1
                     summary.cached += cached
                     summary.truncated += rendered.truncated
-                bar.update(1)
+                if cached and head_start[0] > 0:
+                    head_start[0] -= 1  # already counted in the bar's starting point
+                else:
+                    bar.update(1)
                 runner.tick()
 
         workers = [
             asyncio.create_task(worker(clients[i % n_pools])) for i in range(opts.concurrency)
         ]
+        handled = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, on_signal, signum)
+                handled.append(signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                pass
         try:
             idx = 0
             for item in read_conversations(inputs, fmt, fields):
@@ -578,6 +944,9 @@ async def _run(
                     rejects[idx] = item.to_json()
                     summary.failed += 1
                     bar.update(1)
+                elif summary.interrupted is not None:
+                    # Read on, so that every record is accounted for, but send nothing more.
+                    reject(idx, item, f"not processed: {runner.stop_reason}")
                 else:
                     await queue.put((idx, item))
                 idx += 1
@@ -586,9 +955,62 @@ async def _run(
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers, return_exceptions=False)
+            for signum in handled:
+                loop.remove_signal_handler(signum)
             bar.close()
+        cache.set_progress(resume_key, summary.done)
 
     summary.stopped = fatal[0] if fatal else runner.stop_reason
-    write_features(out, [rows[i] for i in sorted(rows)])
-    write_rejects(summary.rejects, [rejects[i] for i in sorted(rejects)])
+    with _signals_deferred():  # a second Ctrl-C must not cut the files short
+        write_features(out, [rows[i] for i in sorted(rows)])
+        write_rejects(summary.rejects, [rejects[i] for i in sorted(rejects)])
+        write_summary(summary_path(out), extraction_record(summary, rejects.values(), opts, fields))
     return summary
+
+
+def extraction_record(
+    summary: Summary,
+    rejects: Iterable[dict[str, Any]],
+    opts: ExtractOptions,
+    fields: FieldMap | None,
+) -> dict[str, Any]:
+    """What the report needs to know about the extraction: counts and reject reasons only
+    (never a conversation id or any text from a conversation)."""
+    reasons: dict[str, int] = {}
+    for r in rejects:
+        kind = reject_kind(str(r.get("reason", "")))
+        reasons[kind] = reasons.get(kind, 0) + 1
+    return {
+        "records": summary.total,
+        "extracted": summary.done,
+        "rejected": summary.failed,
+        "reject_reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "truncated": summary.truncated,
+        "scrubbed_values": summary.scrubbed,
+        "model": f"{opts.provider}:{opts.model}",
+        "prompt_version": PROMPT_VERSION,
+        "stopped": summary.stopped,
+        "interrupted": summary.interrupted is not None,
+    }
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done (the writes are atomic anyway; this
+    keeps a second Ctrl-C from throwing away the work of the first)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    old = {
+        s: signal.signal(s, lambda n, _f: got.append(n)) for s in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if got:
+            signal.raise_signal(got[0])

@@ -108,7 +108,7 @@ def parse_json(text: str) -> Any:
     raise AnswerError("the answer is not a JSON object")
 
 
-def _str_list(obj: dict[str, Any], key: str) -> list[str]:
+def _str_list(obj: dict[str, Any], key: str, scrubbed: list[int]) -> list[str]:
     value = obj[key]
     if not isinstance(value, list):
         raise AnswerError(f"'{key}' must be a list of strings, got {type(value).__name__}")
@@ -116,7 +116,10 @@ def _str_list(obj: dict[str, Any], key: str) -> list[str]:
     for item in value:
         if not isinstance(item, str):
             raise AnswerError(f"'{key}' must hold only strings, got {type(item).__name__}")
-        item = scrub(item.strip())[:MAX_STRING]
+        stripped = item.strip()
+        item = scrub_value(stripped)[:MAX_STRING]
+        if not item and stripped:
+            scrubbed[0] += 1
         if item and item not in out:
             out.append(item)
     return out[:MAX_VALUES]
@@ -142,14 +145,18 @@ def validate_features(obj: Any) -> dict[str, Any]:
         raise AnswerError(
             f"'response_type' must be one of: {', '.join(RESPONSE_TYPES)} (got {rtype!r:.60})"
         )
-    return {
+    scrubbed = [0]
+    out = {
         "subjective": obj["subjective"],
         "task": (scrub(task.strip())[:MAX_STRING] or None) if task else None,
-        "ai_values": _str_list(obj, "ai_values"),
-        "ai_values_explicit": _str_list(obj, "ai_values_explicit"),
-        "human_values": _str_list(obj, "human_values"),
+        "ai_values": _str_list(obj, "ai_values", scrubbed),
+        "ai_values_explicit": _str_list(obj, "ai_values_explicit", scrubbed),
+        "human_values": _str_list(obj, "human_values", scrubbed),
         "response_type": rtype.strip().lower(),
     }
+    if scrubbed[0]:
+        out[SCRUBBED_KEY] = scrubbed[0]  # for the run's summary; not a feature column
+    return out
 
 
 def validate_subjectivity(obj: Any) -> bool:
@@ -167,6 +174,30 @@ _DIGITS = re.compile(r"\d{5,}")
 
 def _phone_or_keep(m: re.Match[str]) -> str:
     return "[phone]" if sum(c.isdigit() for c in m.group(0)) >= 7 else m.group(0)
+
+
+SCRUBBED_KEY = "_scrubbed"
+PLACEHOLDERS = ("[email]", "[url]", "[phone]", "[number]")
+_PLACEHOLDER = re.compile(r"\w*\[(?:email|url|phone|number)\]\w*")
+# Words left dangling where a placeholder ended a value ("privacy at [email]").
+_DANGLING = re.compile(
+    r"(?:[\s,;:/()-]+(?:at|to|of|for|with|on|in|via|from|by|and|or|no\.?|#))*[\s,;:/()#-]*$",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def scrub_value(text: str) -> str:
+    """A value with its personal details taken out entirely: a placeholder is no value, so it
+    goes with any letters fused to it ("M[number]") and any word it leaves dangling; what has
+    no word left is dropped (returns "")."""
+    cleaned = scrub(text)
+    if cleaned == text and "[" not in text:
+        return text
+    cleaned = _PLACEHOLDER.sub(" ", cleaned)
+    cleaned = " ".join(cleaned.split())
+    cleaned = _DANGLING.sub("", " " + cleaned).strip(" ,;:/()-#")
+    return cleaned if _WORD.search(cleaned) else ""
 
 
 def scrub(text: str) -> str:

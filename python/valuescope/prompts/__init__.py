@@ -54,12 +54,26 @@ def render(conv: Conversation, token_budget: int) -> Rendered:
     budget_chars = max(200, token_budget * CHARS_PER_TOKEN)
     if len(text) <= budget_chars:
         return Rendered(text, False, 0)
-    omitted = len(text) - budget_chars
-    head = budget_chars * 3 // 5  # the request usually sits at the start; keep a little more of it
-    tail = budget_chars - head
+    return Rendered(cut_middle(text, budget_chars), True, len(text) - budget_chars)
+
+
+def cut_middle(text: str, keep: int) -> str:
+    """``text`` with its middle replaced by a note, ``keep`` characters of it left.
+
+    The middle goes first because the opening states the task and the end holds the outcome;
+    the request usually sits at the start, so a little more of the start is kept."""
+    if len(text) <= keep:
+        return text
+    omitted = len(text) - keep
+    head = keep * 3 // 5
+    tail = keep - head
     cut = f"\n\n[... {omitted} characters omitted from the middle ...]\n\n"
-    return Rendered(text[:head] + cut + text[len(text) - tail :], True, omitted)
+    return text[:head] + cut + text[len(text) - tail :]
+
+
+def conversation_message(text: str) -> str:
+    return f"<conversation>\n{text}\n</conversation>"
 
 
 def user_message(rendered: Rendered) -> str:
-    return f"<conversation>\n{rendered.text}\n</conversation>"
+    return conversation_message(rendered.text)
