@@ -22,11 +22,16 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from oracle import RESPONSE_TYPES, norm
-from valuescope import Engine, KMeans, MiniBatchKMeans, SchemaError, normalize, output
-from valuescope.analyze import REJECTS_HEADER, AnalyzeOptions, RejectsWriter, analyze_files
-from valuescope.conversations import Conversation, Rejected, count_records, read_conversations
+from valuescope import Engine, KMeans, MiniBatchKMeans, SchemaError, normalize
+from valuescope.analyze import AnalyzeOptions, analyze_files, output
+from valuescope.analyze.output import REJECTS_HEADER, RejectsWriter, csv_bytes, write_csv
 from valuescope.errors import UserError
-from valuescope.output import csv_bytes, write_csv
+from valuescope.extract.conversations import (
+    Conversation,
+    Rejected,
+    count_records,
+    read_conversations,
+)
 
 QUICK = settings(
     max_examples=40,

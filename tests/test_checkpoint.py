@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from test_parallel import SMALL, assert_same_dir, run_cli, write_features
 from valuescope.analyze import AnalyzeOptions, analyze_files
-from valuescope.checkpoint import DIRNAME, Checkpointer, fingerprint
+from valuescope.analyze.checkpoints import Checkpointer, fingerprint
+from valuescope.analyze.options import engine_options
 from valuescope.features import expand_paths
-from valuescope.parallel import engine_options
+from valuescope.layout import CHECKPOINT_DIR
 
 ARGS = ("--min-conversations", "5", "--min-users", "3", "--batch-size", "200", "-q")
 
@@ -25,8 +26,8 @@ ARGS = ("--min-conversations", "5", "--min-users", "3", "--batch-size", "200", "
 DRIVER = textwrap.dedent(
     """
     import os, sys, time
-    import valuescope.analyze as va
-    from valuescope.checkpoint import Checkpointer
+    import valuescope.analyze.run as va
+    from valuescope.analyze.checkpoints import Checkpointer
     from valuescope.cli import main
 
     saves = 0
@@ -124,7 +125,7 @@ def _leave_checkpoint(features: Path, out: Path) -> None:
         analyze_files([features], out, opts)
     finally:
         Checkpointer.finish = real  # type: ignore[method-assign]
-    assert (out / DIRNAME / "state").exists()
+    assert (out / CHECKPOINT_DIR / "state").exists()
 
 
 def test_checkpoint_of_other_inputs_is_refused(features, tmp_path):
@@ -140,7 +141,7 @@ def test_checkpoint_of_other_inputs_is_refused(features, tmp_path):
 def test_damaged_checkpoint_is_one_line(features, tmp_path):
     out = tmp_path / "out"
     _leave_checkpoint(features, out)
-    state = out / DIRNAME / "state"
+    state = out / CHECKPOINT_DIR / "state"
     state.write_bytes(state.read_bytes()[:40])
     r = run_cli("analyze", str(features), "--out", str(out), *ARGS, "--resume")
     assert r.returncode == 2

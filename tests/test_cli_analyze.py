@@ -167,7 +167,7 @@ def test_task_columns_are_read_only_when_a_table_needs_them(tmp_path):
     assert custom.returncode == 0, custom.stderr
     default = run("analyze", str(tmp_path / "f.parquet"), "--out", str(tmp_path / "d"), "-q")
     assert default.returncode == 2 and "task" in default.stderr
-    from valuescope.parallel import columns_for
+    from valuescope.analyze.units import columns_for
 
     assert "task" not in columns_for([("ai_values", "response_type")])
     assert "task" in columns_for([("ai_values", "task")]) and "task" in columns_for(None)

@@ -15,7 +15,8 @@ from valuescope.errors import UserError
 
 distributed = pytest.importorskip("distributed")
 dd = pytest.importorskip("dask.dataframe")
-vdask = pytest.importorskip("valuescope.dask")
+vdask = pytest.importorskip("valuescope.analyze.on_dask")
+vextract = pytest.importorskip("valuescope.extract.on_dask")
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +144,7 @@ def test_extract_on_workers_shares_one_cache(client, tmp_path):
                 "cache_dir": str(tmp_path / "cache"),
             }
             out = tmp_path / "features"
-            sums = vdask.extract(sorted(first.iterdir()), out, **kw)
+            sums = vextract.extract(sorted(first.iterdir()), out, **kw)
             assert [s["done"] for s in sums] == [6] * 4
             assert sum(s["requests"] for s in sums) == len(fake.requests()) >= 24
             parts = sorted(out.glob("*.parquet"))
@@ -159,7 +160,7 @@ def test_extract_on_workers_shares_one_cache(client, tmp_path):
             second.mkdir()
             _conversations(second / "a.jsonl", 0, 11)
             _conversations(second / "b.jsonl", 11, 24)
-            sums = vdask.extract(sorted(second.iterdir()), tmp_path / "again", **kw)
+            sums = vextract.extract(sorted(second.iterdir()), tmp_path / "again", **kw)
             assert len(fake.requests()) == n
             assert [s["cached"] for s in sums] == [11, 13]
     finally:
@@ -178,3 +179,14 @@ def test_relative_paths_keep_their_names(features, client, tmp_path, monkeypatch
     vdask.analyze([features.name], out=tmp_path / "dask", client=client, batch_size=200, **SMALL)
     assert_same_dir(tmp_path / "one", tmp_path / "dask")
     assert "features/part-0.parquet," in (tmp_path / "dask" / "rejects.csv").read_text()
+
+
+def test_the_old_module_name_still_works_and_says_it_is_deprecated():
+    import importlib
+    import sys
+
+    sys.modules.pop("valuescope.dask", None)
+    with pytest.warns(DeprecationWarning, match="valuescope.analyze.on_dask"):
+        old = importlib.import_module("valuescope.dask")
+    assert old.analyze is vdask.analyze and old.local_cluster is vdask.local_cluster
+    assert old.analyze_cli is vdask.analyze_cli and old.extract is vextract.extract

@@ -12,9 +12,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from valuescope import embed
-from valuescope.embed import CachedEmbedder, Embedder, MiniLMOnnx, OpenAIEmbedder, make_embedder
+from valuescope import _http
 from valuescope.errors import UserError
+from valuescope.taxonomy import embeddings as embed
+from valuescope.taxonomy.embeddings import (
+    CachedEmbedder,
+    Embedder,
+    MiniLMOnnx,
+    OpenAIEmbedder,
+    make_embedder,
+)
 
 REFERENCE = Path(__file__).parent / "data" / "minilm_fp32_reference.json"
 
@@ -188,7 +195,7 @@ def test_openai_backend(fake, monkeypatch):
 
 
 def test_openai_backend_retries_then_fails(fake, monkeypatch):
-    monkeypatch.setattr(embed.time, "sleep", lambda s: None)
+    monkeypatch.setattr(_http.time, "sleep", lambda s: None)
     e = OpenAIEmbedder("m", base_url=fake.url, retries=3)
     fake.fail = [503, 429]
     assert e.embed(["x"]).shape == (1, 3)

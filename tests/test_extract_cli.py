@@ -32,7 +32,7 @@ def cmd(src: Path, out: Path, *args: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "valuescope.cli_extract",
+        "valuescope.cli.extract",
         str(src),
         "--out",
         str(out),
@@ -187,7 +187,7 @@ def test_extract_options_compose_into_a_pipeline_command(fake: FakeLLM, tmp_path
     import click
     from click.testing import CliRunner
     from valuescope import Engine
-    from valuescope.cli_extract import extract_from_cli, extract_options, split_extract_kwargs
+    from valuescope.cli.extract import extract_from_cli, extract_options, split_extract_kwargs
 
     seen: dict[str, Any] = {}
 

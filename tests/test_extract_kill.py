@@ -98,7 +98,7 @@ def test_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "features.parquet"
     row = {"conversation_id": "a", "ai_values": ["honesty"], "human_values": [],
            "response_type": "reframing"}  # fmt: skip
-    output.write_features(str(path), [row])
+    output.write_extracted_features(str(path), [row])
     output.write_rejects(str(path) + ".rejects.jsonl", [{"line": 1, "reason": "old"}])
     old = outputs(tmp_path)
 
@@ -108,7 +108,7 @@ def test_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(output.pq, "write_table", dies_half_way)
     with pytest.raises(KeyboardInterrupt):
-        output.write_features(str(path), [row, dict(row, conversation_id="b")])
+        output.write_extracted_features(str(path), [row, dict(row, conversation_id="b")])
     real_dumps = json.dumps
 
     def dumps_once(obj, **kw):

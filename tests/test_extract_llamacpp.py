@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from valuescope import Engine
 from valuescope.extract import ExtractOptions, run_extract
-from valuescope.extract.schema import RESPONSE_TYPES
+from valuescope.extract.answer import RESPONSE_TYPES
 
 SAMPLE = Path(__file__).parent / "data" / "conversations_sample.jsonl"
 

@@ -329,7 +329,7 @@ def test_requests_per_minute_limit_is_held(fake: FakeLLM, tmp_path: Path) -> Non
 def test_tokens_per_minute_limit_slows_the_run(fake: FakeLLM, tmp_path: Path) -> None:
     import time
 
-    from valuescope.prompts import estimate_tokens, load_prompt
+    from valuescope.extract.prompts import estimate_tokens, load_prompt
 
     src = tmp_path / "c.jsonl"
     ids = write_conversations(src, ["ok"] * 20)

@@ -12,19 +12,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from valuescope.conversations import (
-    Conversation,
-    FieldMap,
-    InputError,
-    Message,
-    Rejected,
-    read_conversations,
-)
-from valuescope.extract.providers import openai_body, parse_anthropic, parse_openai
-from valuescope.extract.ratelimit import TokenBucket
-from valuescope.extract.redact import redact
-from valuescope.extract.runner import retry_after_seconds
-from valuescope.extract.schema import (
+from valuescope._http import retry_after_seconds
+from valuescope.extract.answer import (
     FEATURE_SCHEMA,
     RESPONSE_TYPES,
     AnswerError,
@@ -32,7 +21,18 @@ from valuescope.extract.schema import (
     scrub,
     validate_features,
 )
-from valuescope.prompts import PROMPT_VERSION, load_prompt, render
+from valuescope.extract.conversations import (
+    Conversation,
+    FieldMap,
+    InputError,
+    Message,
+    Rejected,
+    read_conversations,
+)
+from valuescope.extract.prompts import PROMPT_VERSION, load_prompt, render
+from valuescope.extract.providers import openai_body, parse_anthropic, parse_openai
+from valuescope.extract.ratelimit import TokenBucket
+from valuescope.extract.redact import redact
 
 GOOD = {
     "subjective": True,
@@ -348,7 +348,8 @@ def test_a_late_refusal_of_an_abandoned_mode_is_resent(tmp_path: Path) -> None:
     """Requests in flight when the structured mode steps down come back refused in the old mode,
     possibly after a resent one already succeeded in the new mode: they are resent, not failed."""
     from valuescope.extract.cache import Cache
-    from valuescope.extract.runner import ExtractOptions, Runner, Summary
+    from valuescope.extract.calls import Runner
+    from valuescope.extract.options import ExtractOptions, Summary
 
     opts = ExtractOptions(provider="openai", model="m", base_url="http://127.0.0.1:1/v1")
     cache = Cache(str(tmp_path / "c.sqlite3"))

@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import make_rows, to_table
 from valuescope import Engine
-from valuescope.features import SCHEMA_COLUMNS, read_batches
+from valuescope.features import read_batches
+from valuescope.schema import FEATURE_COLUMNS
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def parquet(tmp_path):
 
 def test_value_lists_are_dictionaries_and_equal_the_plain_read(parquet):
     path, rows = parquet
-    batches = list(read_batches(path, SCHEMA_COLUMNS, 350))
+    batches = list(read_batches(path, FEATURE_COLUMNS, 350))
     for c in ("ai_values", "human_values", "ai_values_explicit", "model"):
         # batches inside one row group come as dictionaries (pyarrow decodes a batch that
         # straddles two row groups as plain strings)
@@ -48,7 +49,7 @@ def test_fallback_mid_file_keeps_every_row_once(parquet, monkeypatch):
             yield b
 
     monkeypatch.setattr(pq.ParquetFile, "iter_batches", flaky)
-    batches = list(read_batches(path, SCHEMA_COLUMNS, 400))
+    batches = list(read_batches(path, FEATURE_COLUMNS, 400))
     assert calls == [True, False]
     ids = [i for b in batches for i in b.column("conversation_id").to_pylist()]
     assert ids == [r["conversation_id"] for r in rows]
@@ -67,5 +68,5 @@ def test_mistyped_list_column_is_not_read_as_dictionary(tmp_path):
     t = pa.table({"conversation_id": ["a"], "ai_values": pa.array([[1, 2]], pa.list_(pa.int64()))})
     path = tmp_path / "m.parquet"
     pq.write_table(t, path)
-    (b,) = read_batches(path, SCHEMA_COLUMNS, 10)
+    (b,) = read_batches(path, FEATURE_COLUMNS, 10)
     assert b.schema.field("ai_values").type == pa.list_(pa.int64())

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from valuescope import Engine
 from valuescope.analyze import AnalyzeOptions, analyze_files
-from valuescope.parallel import combine, plan_units, run_unit
+from valuescope.analyze.units import combine, plan_units, run_unit
 
 REL = 1e-9
 SMALL = {"min_conversations": 5, "min_users": 3}
@@ -180,7 +180,7 @@ def test_units_merged_in_any_order_equal_one_pass(features, target, order):
 
 
 def test_default_jobs_pools_only_large_inputs(features, one_pass, tmp_path, monkeypatch):
-    import valuescope.analyze as va
+    import valuescope.analyze.run as va
 
     used = []
     real = va.run_workers

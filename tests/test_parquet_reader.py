@@ -14,7 +14,8 @@ import valuescope.features as features
 from conftest import make_rows, to_table
 from valuescope import Engine
 from valuescope._core import FeatureBatch, ParquetReader, ParquetReadError, parquet_row_groups
-from valuescope.features import SCHEMA_COLUMNS, iter_batches
+from valuescope.features import iter_batches
+from valuescope.schema import FEATURE_COLUMNS
 
 DICTIONARY = [*features.DICTIONARY_COLUMNS, *features.DICTIONARY_LISTS]
 
@@ -33,12 +34,12 @@ def as_pylist(batches) -> list[dict]:
 
 def test_batches_hold_the_rows_pyarrow_reads_with_dictionaries(parquet):
     path, rows = parquet
-    reader = ParquetReader(path, [*SCHEMA_COLUMNS, "not_in_file"], DICTIONARY, 256)
+    reader = ParquetReader(path, [*FEATURE_COLUMNS, "not_in_file"], DICTIONARY, 256)
     assert reader.num_rows == len(rows)
     batches = list(reader)
     assert all(isinstance(b, FeatureBatch) and 0 < b.num_rows <= 256 for b in batches)
     schema = pa.record_batch(batches[0]).schema
-    assert schema.names == [c for c in to_table(rows).schema.names if c in SCHEMA_COLUMNS]
+    assert schema.names == [c for c in to_table(rows).schema.names if c in FEATURE_COLUMNS]
     for c in DICTIONARY:
         t = schema.field(c).type
         inner = t.value_type if pa.types.is_list(t) else t
@@ -66,7 +67,7 @@ def test_row_groups_and_slices(parquet):
 def test_engine_counts_its_batches_as_pyarrow_tables(parquet):
     path, _ = parquet
     ours, ref = Engine(min_conversations=2, min_users=2), Engine(min_conversations=2, min_users=2)
-    reader = ParquetReader(path, list(SCHEMA_COLUMNS), DICTIONARY, 512)
+    reader = ParquetReader(path, list(FEATURE_COLUMNS), DICTIONARY, 512)
     assert ours.update(reader.empty()).num_rows == 0
     rejects = [r for b in reader for r in ours.update(b).to_pylist()]
     ref_rejects = ref.update(pq.read_table(path)).to_pylist()
@@ -85,11 +86,11 @@ def test_empty_batch_checks_the_columns(tmp_path):
     path = tmp_path / "bad.parquet"
     pq.write_table(pa.table({"conversation_id": pa.array([], pa.string())}), path)
     with pytest.raises(SchemaError, match="missing required column 'ai_values'"):
-        Engine().update(ParquetReader(path, list(SCHEMA_COLUMNS), DICTIONARY).empty())
+        Engine().update(ParquetReader(path, list(FEATURE_COLUMNS), DICTIONARY).empty())
     good = to_table(make_rows(5, seed=1)).set_column(9, "response_type", pa.array([3] * 5))
     pq.write_table(good, path)
     with pytest.raises(SchemaError, match="column 'response_type' has type Int64"):
-        Engine().update(ParquetReader(path, list(SCHEMA_COLUMNS), DICTIONARY).empty())
+        Engine().update(ParquetReader(path, list(FEATURE_COLUMNS), DICTIONARY).empty())
 
 
 def test_not_parquet_is_a_read_error(tmp_path):
@@ -109,7 +110,7 @@ def test_a_codec_it_lacks_is_read_by_pyarrow(tmp_path):
     pq.write_table(to_table(rows), path, compression="brotli", row_group_size=200)
     with pytest.raises(ParquetReadError):
         list(ParquetReader(path, ["conversation_id"]))
-    got = rows_of(iter_batches(path, SCHEMA_COLUMNS, 64))
+    got = rows_of(iter_batches(path, FEATURE_COLUMNS, 64))
     assert got == [r["conversation_id"] for r in rows]
 
 
@@ -130,7 +131,7 @@ def test_failure_part_way_goes_on_with_pyarrow_every_row_once(parquet, monkeypat
                 yield b
 
     monkeypatch.setattr(features, "ParquetReader", Failing)
-    batches = list(iter_batches(path, SCHEMA_COLUMNS, 300, row_groups=[1, 2, 3], first_row=700))
+    batches = list(iter_batches(path, FEATURE_COLUMNS, 300, row_groups=[1, 2, 3], first_row=700))
     assert any(isinstance(b, FeatureBatch) for b in batches)
     assert any(isinstance(b, pa.RecordBatch) for b in batches)
     assert rows_of(batches) == [r["conversation_id"] for r in rows[700:2800]]
@@ -179,7 +180,7 @@ def test_other_string_types_read_as_pyarrow_reads_them(tmp_path, column, type_):
     path = tmp_path / "typed.parquet"
     pq.write_table(table, path, row_group_size=500)
     ours, ref = Engine(min_conversations=2, min_users=2), Engine(min_conversations=2, min_users=2)
-    batches = list(iter_batches(path, SCHEMA_COLUMNS, 300))
+    batches = list(iter_batches(path, FEATURE_COLUMNS, 300))
     assert all(isinstance(b, FeatureBatch) for b in batches)
     for b in batches:
         ours.feed(b)

@@ -23,7 +23,7 @@ from test_report_support import (
     external_urls,
 )
 from valuescope.cli import Group
-from valuescope.cli_report import report_command
+from valuescope.cli.report import report_command
 from valuescope.report import TITLES, write_report
 from valuescope.report.model import CREDIT_URLS
 

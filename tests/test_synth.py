@@ -18,12 +18,12 @@ import valuescope
 from click.testing import CliRunner
 from scipy.stats import norm
 from statsmodels.stats.contingency_tables import Table
-from valuescope import synth
-from valuescope.cli_synth import synth_command
+from valuescope import schema, synth
+from valuescope.cli.synth import synth_command
 
 N = 400_000
 SEED = 20250421
-RESPONSE_TYPES = list(synth.RESPONSE_TYPES)
+RESPONSE_TYPES = list(schema.RESPONSE_TYPES)
 # Bonferroni threshold for the paper's 3,307 tests (4.33).
 Z_STAR = norm.isf(0.05 / (2 * 3307))
 
@@ -187,7 +187,7 @@ def test_bad_arguments_raise():
 
 def test_ai_value_shares_match_published_pct_convos(corpus):
     counts = flat(corpus, "ai_values")["value"].value_counts()
-    published = synth.published_values()
+    published = synth.published_value_frequencies()
     assert len(published) == 3307
     for value, pct in published[:50]:
         got = counts.get(value, 0) / N
@@ -318,7 +318,7 @@ def test_engine_recovers_the_calibration():
     engine.update(synth.synth_batches(N, SEED + 1))
     result = engine.result()
     values = result["ai_values"].to_pandas().set_index("value")
-    for value, pct in synth.published_values()[:50]:
+    for value, pct in synth.published_value_frequencies()[:50]:
         got = values.loc[value, "pct_convos"] / 100
         assert abs(z(got, pct / 100, N)) < 4.5, value
     rts = result["response_types"].to_pandas().set_index("response_type")

@@ -12,15 +12,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import valuescope
 from click.testing import CliRunner
-from valuescope import taxonomy as tx
-from valuescope.cli_taxonomy import taxonomy_command
-from valuescope.embed import make_embedder
-from valuescope.reference import load_reference, map_values
-from valuescope.taxonomy_run import TaxonomyOptions, run_taxonomy
+from valuescope.cli.taxonomy import taxonomy_command
+from valuescope.taxonomy import tree as tx
+from valuescope.taxonomy.embeddings import make_embedder
+from valuescope.taxonomy.reference import load_reference, map_values
+from valuescope.taxonomy.run import TaxonomyOptions, run_taxonomy
 
 # the published release as shipped in the package (identical to shared/data, same sha256)
-DATA = Path(tx.__file__).parent / "data"
+DATA = Path(valuescope.__file__).parent / "data"
 PUBLISHED_TREE = DATA / "values_tree.csv"
 PUBLISHED_FREQ = DATA / "values_frequencies.csv"
 N_PAPER = 308_210
