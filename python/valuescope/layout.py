@@ -16,6 +16,9 @@ from pathlib import Path
 
 # -- a run directory ------------------------------------------------------------------------------
 
+#: Where `valuescope analyze` writes, and `valuescope report` reads, when no directory is given.
+DEFAULT_ANALYSIS_OUT = "valuescope-analysis"
+
 #: The features that extraction (or synthesis) writes.
 FEATURES = "features.parquet"
 #: The analysis directory inside a run directory.

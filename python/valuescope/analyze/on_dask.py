@@ -38,7 +38,7 @@ from valuescope.analyze.units import (
 from valuescope.atomic import atomic_open
 from valuescope.errors import UserError
 from valuescope.features import check_columns, count_rows, expand_paths
-from valuescope.layout import REJECTS
+from valuescope.layout import DEFAULT_ANALYSIS_OUT, REJECTS
 from valuescope.schema import FEATURE_TYPES, arrow_type
 
 ENGINE_OPTIONS = tuple(engine_options(AnalyzeOptions()))
@@ -82,7 +82,7 @@ def _tree(dask_mod: Any, leaves: list, fan_in: int):
 
 def analyze(
     data: Any,
-    out: str | Path = "valuescope-analysis",
+    out: str | Path = DEFAULT_ANALYSIS_OUT,
     *,
     client: Any = None,
     batch_size: int = 65_536,

@@ -8,6 +8,7 @@ import click
 
 from valuescope.analyze.options import DEFAULT_MEMORY_LIMIT
 from valuescope.cli.options import SizeParam, format_size, statistics_options
+from valuescope.layout import DEFAULT_ANALYSIS_OUT
 
 
 @click.command("analyze")
@@ -16,7 +17,7 @@ from valuescope.cli.options import SizeParam, format_size, statistics_options
     "--out",
     "-o",
     type=click.Path(path_type=Path),
-    default=Path("valuescope-analysis"),
+    default=Path(DEFAULT_ANALYSIS_OUT),
     show_default=True,
     help="Directory for the analysis files.",
 )
@@ -67,8 +68,8 @@ from valuescope.cli.options import SizeParam, format_size, statistics_options
 @click.option(
     "--memory-limit",
     type=SizeParam(),
-    default=DEFAULT_MEMORY_LIMIT,
-    show_default=format_size(DEFAULT_MEMORY_LIMIT),
+    default=format_size(DEFAULT_MEMORY_LIMIT),
+    show_default=True,
     metavar="SIZE",
     help="Memory for the co-occurrence tables (e.g. 512MiB, 2GB, or 0 for no limit). Past it "
     "their cells go to temporary files (under $TMPDIR) and are merged back one partition at a "

@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 
 from valuescope.errors import UserError
-from valuescope.layout import SUMMARY
+from valuescope.layout import DEFAULT_ANALYSIS_OUT, SUMMARY
 
 
 @click.command("report")
 @click.argument(
-    "analysis_dir", type=click.Path(path_type=Path, file_okay=False), default="valuescope-analysis"
+    "analysis_dir", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_ANALYSIS_OUT
 )
 def report_command(analysis_dir: Path) -> None:
     """Write ANALYSIS_DIR/report.html (one offline file, figures inline) and report.md.
