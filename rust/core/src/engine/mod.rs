@@ -1,168 +1,40 @@
-//! The engine: configuration, the column plan, parallel ingestion over per-thread shards, merge.
-
-use arrow_array::RecordBatch;
-use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
-
-use crate::error::{EngineError, Result};
-use hashbrown::HashMap;
+//! The engine: parallel ingestion of Arrow batches into one mergeable state, merge, and the
+//! memory budget of the co-occurrence tables (spilled to disk past it).
+//!
+//! Below it, in the order they use one another: `codec` (the state's bytes) sits on top of
+//! this module; this module uses `ingest` (a batch into ids and counts), `tables` (the cells of
+//! a table, in memory and on disk), `spill`, `state`, `plan`, `cells`, `users`, `normalize`.
 
 use std::borrow::Cow;
 use std::path::Path;
 
-use crate::cells::{Cells, Scatter, PARTS};
-use crate::ingest::{
-    count_keys, count_misc, count_table, expects_list, resolve, BatchView, Misc, Resolved,
+use arrow_array::RecordBatch;
+use hashbrown::HashMap;
+use rayon::prelude::*;
+
+use crate::error::{EngineError, Result};
+
+pub mod cells;
+pub mod codec;
+pub mod ingest;
+pub mod normalize;
+pub mod plan;
+pub mod spill;
+pub mod state;
+pub mod tables;
+pub mod users;
+
+pub use cells::Margins;
+pub use plan::{
+    EngineConfig, Plan, Reject, AI, DEFAULT_TABLES, EXPLICIT, HUMAN, MODEL, RAW_TASK_TABLE, RT,
 };
-use crate::report::{Analysis, TableCells};
-use crate::spill::Spill;
-use crate::state::State;
-use crate::users::Counter;
+pub use state::State;
+pub use tables::TableCells;
 
-/// Positions of the columns every analysis tracks, in `Plan::columns`.
-pub const AI: usize = 0;
-pub const HUMAN: usize = 1;
-pub const RT: usize = 2;
-pub const MODEL: usize = 3;
-pub const EXPLICIT: usize = 4;
-const FIXED: [&str; 5] = [
-    "ai_values",
-    "human_values",
-    "response_type",
-    "model",
-    "ai_values_explicit",
-];
-
-/// Index in DEFAULT_TABLES of `ai_values x task`, the fallback for `ai_values x task_cluster`.
-pub const RAW_TASK_TABLE: usize = 1;
-
-/// The design's default tables. Both task tables are kept; the report publishes the clustered
-/// one when it has data and falls back to raw tasks otherwise.
-pub const DEFAULT_TABLES: [(&str, &str); 7] = [
-    ("ai_values", "task_cluster"),
-    ("ai_values", "task"),
-    ("human_values", "ai_values"),
-    ("ai_values", "response_type"),
-    ("human_values", "response_type"),
-    ("ai_values", "model"),
-    ("response_type", "model"),
-];
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EngineConfig {
-    /// Column pairs to cross; None means the design's default tables.
-    pub tables: Option<Vec<(String, String)>>,
-    pub min_conversations: u64,
-    pub min_users: u32,
-    pub alpha: f64,
-    /// Number of tests for the Bonferroni correction; None: each table's number of rows.
-    pub n_tests: Option<u64>,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            tables: None,
-            min_conversations: crate::schema::DEFAULT_MIN_CONVERSATIONS,
-            min_users: crate::schema::DEFAULT_MIN_USERS,
-            alpha: crate::schema::DEFAULT_ALPHA,
-            n_tests: None,
-        }
-    }
-}
-
-/// A rejected input row: its index in the batch and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reject {
-    pub row: u64,
-    pub conversation_id: Option<String>,
-    pub reason: &'static str,
-}
-
-impl Reject {
-    pub const NULL_ID: &'static str = "conversation_id is null";
-    pub const NULL_RESPONSE_TYPE: &'static str = "response_type is null or empty";
-    pub const UNKNOWN_RESPONSE_TYPE: &'static str = "response_type is not one of the seven types";
-}
-
-/// The column layout derived from a configuration.
-#[derive(Clone, Debug)]
-pub struct Plan {
-    pub columns: Vec<String>,
-    /// Index pairs into `columns`.
-    pub tables: Vec<(usize, usize)>,
-    pub default_tables: bool,
-    /// Columns named only by the user's tables: these must exist in the input.
-    pub required_extra: Vec<String>,
-    pub min_users: u32,
-}
-
-impl Plan {
-    pub fn new(config: &EngineConfig) -> Result<Plan> {
-        if config.min_users == 0 {
-            return Err(EngineError::Config("min_users must be at least 1".into()));
-        }
-        if !(config.alpha > 0.0 && config.alpha < 1.0) {
-            return Err(EngineError::Config("alpha must be in (0, 1)".into()));
-        }
-        if config.n_tests == Some(0) {
-            return Err(EngineError::Config("n_tests must be at least 1".into()));
-        }
-        let pairs: Vec<(String, String)> = match &config.tables {
-            None => DEFAULT_TABLES
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect(),
-            Some(t) => t.clone(),
-        };
-        let mut columns: Vec<String> = FIXED.iter().map(|s| s.to_string()).collect();
-        let mut required_extra = Vec::new();
-        let mut tables = Vec::new();
-        for (a, b) in &pairs {
-            let mut idx = |name: &String| -> Result<usize> {
-                if name.is_empty()
-                    || ["conversation_id", "user_id", "subjective"].contains(&name.as_str())
-                {
-                    return Err(EngineError::Config(format!(
-                        "column '{name}' cannot be crossed in a table"
-                    )));
-                }
-                if let Some(p) = columns.iter().position(|c| c == name) {
-                    return Ok(p);
-                }
-                columns.push(name.clone());
-                if expects_list(name).is_none() && config.tables.is_some() {
-                    required_extra.push(name.clone());
-                }
-                Ok(columns.len() - 1)
-            };
-            let (ia, ib) = (idx(a)?, idx(b)?);
-            if ia == ib {
-                return Err(EngineError::Config(format!(
-                    "table '{a}:{b}' crosses a column with itself"
-                )));
-            }
-            if tables.contains(&(ia, ib)) {
-                return Err(EngineError::Config(format!(
-                    "table '{a}:{b}' is listed twice"
-                )));
-            }
-            tables.push((ia, ib));
-        }
-        Ok(Plan {
-            columns,
-            tables,
-            default_tables: config.tables.is_none(),
-            required_extra,
-            min_users: config.min_users,
-        })
-    }
-
-    pub fn table_name(&self, t: usize) -> String {
-        let (a, b) = self.tables[t];
-        format!("{}__{}", self.columns[a], self.columns[b])
-    }
-}
+use cells::{Cells, Scatter, PARTS};
+use ingest::{count_keys, count_misc, count_table, resolve, BatchView, Misc, Resolved};
+use spill::Spill;
+use users::Counter;
 
 /// Below this many rows a batch is counted on one thread: spreading it costs more than it saves.
 const PARALLEL_MIN_ROWS: usize = 4_096;
@@ -416,11 +288,6 @@ impl Engine {
         }
         Ok(())
     }
-
-    /// The published figures, with suppression applied.
-    pub fn analysis(&self) -> Result<Analysis> {
-        Analysis::build(&self.config, &self.plan, &self.state, &self.cells())
-    }
 }
 
 fn describe_mismatch(a: &EngineConfig, b: &EngineConfig) -> String {
@@ -441,4 +308,118 @@ fn describe_mismatch(a: &EngineConfig, b: &EngineConfig) -> String {
         parts.push("n_tests");
     }
     format!("{} differ", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{all_text, batch, conversation, Row};
+
+    const VALUES: [&[&str]; 4] = [&["honesty"], &["clarity", "honesty"], &[], &["efficiency"]];
+
+    fn rows(n: usize) -> Vec<Row<'static>> {
+        (0..n)
+            .map(|i| {
+                let rt = crate::schema::RESPONSE_TYPES[i % 7];
+                let model = ["m1", "m2", "m3"][i % 3];
+                Row {
+                    // ten users, so that some figures pass min_users and some do not
+                    user_id: Some(
+                        ["u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"][i % 10],
+                    ),
+                    human_values: VALUES[(i / 2) % 4],
+                    ..conversation(i, model, VALUES[i % 4], rt)
+                }
+            })
+            .collect()
+    }
+
+    fn config() -> EngineConfig {
+        EngineConfig {
+            min_conversations: 3,
+            min_users: 2,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn merging_the_halves_gives_what_one_pass_gives() {
+        let all = rows(60);
+        let mut one = Engine::new(config()).unwrap();
+        one.update(&batch(&all)).unwrap();
+        // the halves see their strings in another order, so their ids differ from one pass's
+        let mut a = Engine::new(config()).unwrap();
+        let mut b = Engine::new(config()).unwrap();
+        b.update(&batch(&all[..25])).unwrap();
+        a.update(&batch(&all[25..])).unwrap();
+        a.merge(&b).unwrap();
+        let (x, y) = (one.analysis().unwrap(), a.analysis().unwrap());
+        assert_eq!(x.summary, y.summary);
+        assert_eq!(x.tables, y.tables);
+        assert_eq!(a.n_rows(), 60);
+        // merging an empty engine changes nothing
+        a.merge(&Engine::new(config()).unwrap()).unwrap();
+        assert_eq!(all_text(&a.analysis().unwrap()), all_text(&x));
+    }
+
+    #[test]
+    fn engines_with_different_settings_do_not_merge() {
+        let mut a = Engine::new(config()).unwrap();
+        let b = Engine::new(EngineConfig {
+            min_users: 3,
+            alpha: 0.01,
+            ..config()
+        })
+        .unwrap();
+        match a.merge(&b) {
+            Err(EngineError::Mismatch(m)) => assert_eq!(m, "min_users, alpha differ"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_memory_limit_spills_without_changing_the_result() {
+        let all = rows(200);
+        let mut plain = Engine::new(config()).unwrap();
+        let dir = std::env::temp_dir();
+        let mut small = Engine::new(config()).unwrap();
+        small.set_memory_limit(&dir, 1).unwrap();
+        for chunk in all.chunks(40) {
+            plain.update(&batch(chunk)).unwrap();
+            small.update(&batch(chunk)).unwrap();
+        }
+        assert!(small.spilled().1 > 0, "nothing was spilled");
+        let (x, y) = (plain.analysis().unwrap(), small.analysis().unwrap());
+        assert_eq!(x.tables, y.tables);
+        assert_eq!(x.summary, y.summary);
+        // a copy holds every cell in memory and no spill directory
+        let copy = small.try_clone().unwrap();
+        assert_eq!(copy.spilled(), (0, 0));
+        assert_eq!(copy.analysis().unwrap().tables, x.tables);
+    }
+
+    #[test]
+    fn plans_refuse_tables_that_cannot_be_counted() {
+        let with = |tables: &[(&str, &str)]| {
+            Engine::new(EngineConfig {
+                tables: Some(
+                    tables
+                        .iter()
+                        .map(|(a, b)| (a.to_string(), b.to_string()))
+                        .collect(),
+                ),
+                ..Default::default()
+            })
+            .err()
+            .map(|e| e.to_string())
+        };
+        assert_eq!(with(&[("ai_values", "model")]), None);
+        assert!(with(&[("ai_values", "user_id")])
+            .unwrap()
+            .contains("'user_id' cannot be crossed"));
+        assert!(with(&[("model", "model")]).unwrap().contains("with itself"));
+        assert!(with(&[("task", "model"), ("task", "model")])
+            .unwrap()
+            .contains("twice"));
+    }
 }

@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Engine, EngineConfig};
+use super::plan::EngineConfig;
+use super::state::State;
+use super::Engine;
 use crate::error::{EngineError, Result};
-use crate::state::State;
 
 const MAGIC: &[u8; 8] = b"VSCOPE\0S";
 pub const FORMAT_VERSION: u16 = 1;

@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::cells::{Cells, PARTS};
-use crate::normalize::normalize_into;
-use crate::users::Counter;
-
-pub use crate::schema::RESPONSE_TYPES;
+use super::cells::{Cells, PARTS};
+use super::normalize::normalize_into;
+use super::users::Counter;
+use crate::schema::RESPONSE_TYPES;
 
 /// Interned id standing for "normalises to the empty string".
 pub const EMPTY: u32 = u32::MAX;

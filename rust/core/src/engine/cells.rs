@@ -12,7 +12,10 @@ use rayon::prelude::*;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::users::{Counter, UserId};
+use super::users::{Counter, UserId};
+
+/// Row totals, column totals and the grand total of a table, by id.
+pub type Margins = (HashMap<u32, u64>, HashMap<u32, u64>, u64);
 
 /// Parts per table.
 pub const PARTS: usize = 128;

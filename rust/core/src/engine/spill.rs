@@ -15,12 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::HashMap;
 
-use crate::cells::Cells;
-pub use crate::cells::{map_bytes, part_of, PARTS};
+use super::cells::{Cells, Margins, PARTS};
+use super::state::unpack;
+use super::users::{Counter, UserId};
 use crate::error::{EngineError, Result};
-use crate::report::Margins;
-use crate::state::unpack;
-use crate::users::{Counter, UserId};
 
 /// Part buffers are flushed to their files at this size, bounding the memory a spill takes.
 const FLUSH_AT: usize = 1 << 16;
@@ -253,6 +251,7 @@ impl Drop for Spill {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::cells::part_of;
 
     #[test]
     fn records_round_trip_and_merge() {

@@ -11,12 +11,12 @@ use hashbrown::HashMap;
 use rayon::prelude::*;
 use smallvec::SmallVec;
 
-use crate::cells::{Cells, Scatter};
-use crate::engine::{Plan, Reject, AI, HUMAN, MODEL, RT};
+use super::cells::{Cells, Scatter};
+use super::plan::{Plan, Reject, AI, HUMAN, MODEL, RT};
+use super::state::{pack, ModelStats, State, EMPTY};
+use super::users::{conversation_user_hash, user_hash, Counter, UserId};
 use crate::error::{EngineError, Result};
-use crate::state::{pack, ModelStats, State, EMPTY};
-use crate::users::{conversation_user_hash, user_hash};
-use crate::users::{Counter, UserId};
+use crate::schema::{expects_list, required_columns};
 
 const UNSET: u32 = u32::MAX - 1;
 
@@ -323,13 +323,11 @@ pub(crate) struct BatchView<'a> {
     pub dict_slots: Vec<usize>,
 }
 
-pub(crate) use crate::schema::expects_list;
-
 impl<'a> BatchView<'a> {
     pub fn new(batch: &'a RecordBatch, plan: &Plan) -> Result<Self> {
         let schema = batch.schema_ref();
         let get = |name: &str| schema.index_of(name).ok().map(|i| batch.column(i));
-        for name in crate::schema::required_columns() {
+        for name in required_columns() {
             if get(name).is_none() {
                 return Err(EngineError::MissingColumn(name.into()));
             }
@@ -950,4 +948,173 @@ fn sorted_intersect(a: &[u32], b: &[u32]) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::plan::{Reject, AI, HUMAN, MODEL};
+    use crate::engine::{Engine, EngineConfig};
+    use crate::testing::{batch, Row};
+
+    /// Distinct users are counted exactly up to `min_users` (then the count saturates).
+    fn engine() -> Engine {
+        Engine::new(EngineConfig {
+            min_conversations: 1,
+            min_users: 10,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    /// Counts of each key of a tracked column: (normalised string, conversations), sorted.
+    fn counts(e: &Engine, col: usize) -> Vec<(String, u64)> {
+        let st = e.state();
+        let mut v: Vec<(String, u64)> = st.keys[col]
+            .iter()
+            .map(|(&k, c)| (st.string(k).to_string(), c.n))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn owned(v: &[(&str, u64)]) -> Vec<(String, u64)> {
+        v.iter().map(|(s, n)| (s.to_string(), *n)).collect()
+    }
+
+    #[test]
+    fn a_small_batch_counts_each_value_once_per_conversation() {
+        let rows = [
+            Row {
+                conversation_id: Some("a"),
+                user_id: Some("u1"),
+                model: Some("m1"),
+                ai_values: &["Honesty", "honesty ", "clarity"],
+                human_values: &["honesty"],
+                response_type: Some("strong support"),
+                ..Row::default()
+            },
+            Row {
+                conversation_id: Some("b"),
+                user_id: Some("u1"),
+                model: Some("m2"),
+                ai_values: &["HONESTY"],
+                response_type: Some("Mild  Support"),
+                ..Row::default()
+            },
+            Row {
+                conversation_id: Some("c"),
+                user_id: Some("u2"),
+                model: Some("m1"),
+                ai_values: &["clarity", ""],
+                human_values: &["efficiency", "  "],
+                response_type: Some("reframing"),
+                ..Row::default()
+            },
+        ];
+        let mut e = engine();
+        assert!(e.update(&batch(&rows)).unwrap().is_empty());
+        // by hand: honesty in a and b (a twice, spelled two ways), clarity in a and c
+        assert_eq!(counts(&e, AI), owned(&[("clarity", 2), ("honesty", 2)]));
+        assert_eq!(
+            counts(&e, HUMAN),
+            owned(&[("efficiency", 1), ("honesty", 1)])
+        );
+        assert_eq!(counts(&e, MODEL), owned(&[("m1", 2), ("m2", 1)]));
+        let st = e.state();
+        assert_eq!((st.n_rows, st.n_conversations), (3, 3));
+        // honesty: conversations a and b, both of user u1; clarity: users u1 and u2
+        let users = |v: &str| {
+            let id = st.strings.iter().position(|s| s == v).unwrap() as u32;
+            st.keys[AI][&id].users(10)
+        };
+        assert_eq!((users("honesty"), users("clarity")), (1, 2));
+        // AI values per conversation after dropping repeats and blanks: 2 + 1 + 1; human: 1 + 1
+        assert_eq!((st.sum_len[AI], st.sum_len[HUMAN]), (4, 2));
+        assert_eq!((st.with_any[AI], st.with_any[HUMAN]), (3, 2));
+        // response types in the design's order: strong support, mild support, ..., reframing
+        let rt: Vec<u64> = st.rt_all.iter().map(|c| c.n).collect();
+        assert_eq!(rt, [1, 1, 0, 1, 0, 0, 0]);
+        // a row with human values is mirrored when an AI value is one of them: a (honesty)
+        let mirrored: u64 = st.rt_mirrored.iter().map(|c| c.n).sum();
+        assert_eq!(mirrored, 1);
+    }
+
+    #[test]
+    fn bad_rows_are_rejected_with_their_reason_and_nothing_else_is_lost() {
+        let ok = |id| Row {
+            conversation_id: Some(id),
+            user_id: Some("u"),
+            ai_values: &["honesty"],
+            response_type: Some("neutral acknowledgment"),
+            ..Row::default()
+        };
+        let rows = [
+            ok("a"),
+            Row {
+                conversation_id: None,
+                ..ok("")
+            },
+            Row {
+                response_type: None,
+                ..ok("c")
+            },
+            Row {
+                response_type: Some("  "),
+                ..ok("d")
+            },
+            Row {
+                response_type: Some("wild enthusiasm"),
+                ..ok("e")
+            },
+            ok("f"),
+        ];
+        let mut e = engine();
+        let rejects = e.update(&batch(&rows)).unwrap();
+        let got: Vec<(u64, Option<&str>, &str)> = rejects
+            .iter()
+            .map(|r| (r.row, r.conversation_id.as_deref(), r.reason))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, None, Reject::NULL_ID),
+                (2, Some("c"), Reject::NULL_RESPONSE_TYPE),
+                (3, Some("d"), Reject::NULL_RESPONSE_TYPE),
+                (4, Some("e"), Reject::UNKNOWN_RESPONSE_TYPE),
+            ]
+        );
+        let st = e.state();
+        // every row is either counted or rejected
+        assert_eq!(st.n_rows, 6);
+        assert_eq!(st.n_conversations + rejects.len() as u64, 6);
+        assert_eq!(counts(&e, AI), owned(&[("honesty", 2)]));
+        assert_eq!(st.rejects.values().sum::<u64>(), 4);
+    }
+
+    #[test]
+    fn a_missing_or_mistyped_column_fails_the_batch_before_counting() {
+        let good = batch(&[Row {
+            conversation_id: Some("a"),
+            ai_values: &["x"],
+            response_type: Some("no values"),
+            ..Row::default()
+        }]);
+        let mut e = engine();
+        let without = good.project(&[0, 1, 2, 3, 5, 6]).unwrap(); // no ai_values
+        let err = e.update(&without).unwrap_err().to_string();
+        assert!(err.contains("'ai_values'"), "{err}");
+        let swapped = arrow_array::RecordBatch::try_from_iter([
+            ("conversation_id", good.column(0).clone()),
+            ("ai_values", good.column(6).clone()), // a string where a list belongs
+            ("human_values", good.column(5).clone()),
+            ("response_type", good.column(6).clone()),
+        ])
+        .unwrap();
+        let err = e.update(&swapped).unwrap_err().to_string();
+        assert!(
+            err.contains("'ai_values'") && err.contains("expected"),
+            "{err}"
+        );
+        assert_eq!(e.n_rows(), 0);
+    }
 }
