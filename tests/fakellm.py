@@ -10,6 +10,7 @@ Actions: ok, 429, 429ra (Retry-After: 1), 408, 500, 503, 529, 400, 400echo (key 
 permanent error), 401echo (key echoed in a 401), timeout (answers after ``slow_seconds``), drop
 (closes the connection), badjson, fenced, prose (JSON inside prose and a trailing comma), length
 (cut-off JSON with finish_reason length), badenum, pii (identifying strings in the answer),
+placeholder (values that are personal details, or only a scrub placeholder),
 objective (subjective false), marker (a rare marker value among the AI values).
 
 A context window (``context_limit``, in tokens of ``chars_per_token`` characters, dense like
@@ -43,11 +44,15 @@ def good_features(action: str) -> dict[str, Any]:
     ai_values = ["honesty", "empathy", "  honesty ", "professionalism"]
     if action == "marker":  # a rare value the privacy rule must keep out of every figure
         ai_values = [*ai_values, MARKER_VALUE]
+    explicit = ["honesty"]
+    if action == "placeholder":  # personal details inside values: scrubbing leaves no value
+        ai_values = [*ai_values, "call me on +1 (555) 123-4567", "M1234567", "[phone]"]
+        explicit = [*explicit, "[phone]"]
     return {
         "subjective": action != "objective",
         "task": task,
         "ai_values": ai_values,
-        "ai_values_explicit": ["honesty"],
+        "ai_values_explicit": explicit,
         "human_values": ["fairness"] if action != "pii" else ["privacy at jane@example.org"],
         "response_type": "mild support",
     }

@@ -5,27 +5,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from valuescope.atomic import atomic_open
+from valuescope.layout import EXTRACT_SUMMARY_SUFFIX
+from valuescope.schema import arrow_fields
 
-_STR_LIST = pa.list_(pa.string())
+#: The feature columns (the extractor always writes an id), then the row's provenance: which
+#: extractor produced it, so that mixed files stay interpretable.
 FEATURES_SCHEMA = pa.schema(
     [
-        pa.field("conversation_id", pa.string(), nullable=False),
-        pa.field("user_id", pa.string()),
-        pa.field("model", pa.string()),
-        pa.field("subjective", pa.bool_()),
-        pa.field("task", pa.string()),
-        pa.field("task_cluster", pa.string()),
-        pa.field("ai_values", _STR_LIST),
-        pa.field("ai_values_explicit", _STR_LIST),
-        pa.field("human_values", _STR_LIST),
-        pa.field("response_type", pa.string()),
-        # Provenance: which extractor produced the row, so mixed files stay interpretable.
+        *arrow_fields(non_null=("conversation_id",)),
         pa.field("extraction_model", pa.string()),
         pa.field("prompt_version", pa.string()),
         pa.field("truncated", pa.bool_()),
@@ -33,7 +27,7 @@ FEATURES_SCHEMA = pa.schema(
 )
 
 
-def write_features(path: str, rows: list[dict[str, Any]]) -> None:
+def write_extracted_features(path: str, rows: list[dict[str, Any]]) -> None:
     table = pa.Table.from_pylist(rows, schema=FEATURES_SCHEMA)
     with atomic_open(path, "wb") as fh:
         pq.write_table(table, fh)
@@ -45,13 +39,8 @@ def write_rejects(path: str, rejects: Iterable[dict[str, Any]]) -> None:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
-#: Beside the features file: the extraction's counts and reject reasons, which `analyze` copies
-#: into its summary.json for the report (the share of rejects says how far to trust it).
-SUMMARY_SUFFIX = ".summary.json"
-
-
 def summary_path(features: str) -> str:
-    return features + SUMMARY_SUFFIX
+    return features + EXTRACT_SUMMARY_SUFFIX
 
 
 def write_summary(path: str, record: dict[str, Any]) -> None:
@@ -83,3 +72,28 @@ def reject_kind(reason: str) -> str:
         if needle in lowered:
             return kind
     return "unreadable record" if "expected" in lowered or "format" in lowered else "other"
+
+
+def merge_summaries(features: Iterable[str | Path]) -> dict[str, Any]:
+    """The extraction summaries written beside these features files, merged (counts summed,
+    models listed); {} when none has one."""
+    merged: dict[str, Any] = {}
+    for f in features:
+        side = Path(summary_path(str(f)))
+        if not side.is_file():
+            continue
+        try:
+            rec = json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for k in ("records", "extracted", "rejected", "truncated", "scrubbed_values"):
+            merged[k] = merged.get(k, 0) + int(rec.get(k) or 0)
+        reasons = merged.setdefault("reject_reasons", {})
+        for k, v in (rec.get("reject_reasons") or {}).items():
+            reasons[k] = reasons.get(k, 0) + int(v)
+        for k in ("model", "prompt_version"):
+            if rec.get(k):
+                seen = [x for x in (merged.get(k) or "").split(", ") if x]
+                merged[k] = ", ".join(sorted({*seen, rec[k]}))
+        merged["interrupted"] = bool(merged.get("interrupted")) or bool(rec.get("interrupted"))
+    return merged

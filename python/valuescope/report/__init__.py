@@ -8,30 +8,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from valuescope import layout
 from valuescope.atomic import write_text
 from valuescope.report.html import render_html
 from valuescope.report.load import Analysis, load_analysis
 from valuescope.report.markdown import render_markdown
 from valuescope.report.model import TITLES, Section
 from valuescope.report.sections import build_sections
-from valuescope.report.text import num
+from valuescope.report.text import num, plural
 
 __all__ = ["TITLES", "Analysis", "Section", "build_sections", "load_analysis", "write_report"]
 
 TITLE = "valuescope report: values in the wild"
 
 
-def write_report(analysis_dir: str | Path) -> tuple[Path, Path]:
-    """Writes ANALYSIS_DIR/report.html and report.md (each atomically); returns their paths."""
+def write_report(
+    analysis_dir: str | Path,
+    taxonomy: str | Path | None = None,
+    features: str | Path | None = None,
+) -> tuple[Path, Path]:
+    """Writes ANALYSIS_DIR/report.html and report.md (each atomically); returns their paths.
+    `taxonomy` and `features`: where those stages wrote, when the report cannot find them."""
     d = Path(analysis_dir)
-    a = load_analysis(d)
+    a = load_analysis(d, taxonomy, features)
     sections = build_sections(a)
     subtitle = (
         f"{num(a.summary.get('n_conversations'))} conversations analysed; every figure describes "
         f"at least {num(a.summary.get('thresholds', {}).get('min_conversations'))} conversations "
-        f"from {num(a.summary.get('thresholds', {}).get('min_users'))} users."
+        f"from {plural(a.summary.get('thresholds', {}).get('min_users'), 'user')}."
     )
-    html_path, md_path = d / "report.html", d / "report.md"
+    html_path, md_path = d / layout.REPORT_HTML, d / layout.REPORT_MD
     write_text(html_path, render_html(sections, TITLE, subtitle))
     write_text(md_path, render_markdown(sections, TITLE, subtitle))
     return html_path, md_path

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from valuescope import layout
 from valuescope.errors import UserError
 
 # Columns that hold names (values, models, clusters): always strings, never null, never inferred.
@@ -134,22 +135,28 @@ class Analysis:
         return None
 
 
-def load_analysis(path: str | Path) -> Analysis:
+def load_analysis(
+    path: str | Path, taxonomy: str | Path | None = None, features: str | Path | None = None
+) -> Analysis:
+    """The analysis in `path`. The taxonomy is read from `taxonomy` when given, else found
+    beside the analysis or beside its input (the clustered features `valuescope taxonomy`
+    wrote); `features` adds the extraction's model and summary when the analysis lacks them."""
     d = Path(path)
-    summary_path = d / "summary.json"
+    summary_path = d / layout.SUMMARY
     if not summary_path.is_file():
-        raise FileNotFoundError(f"{summary_path}: not an analysis directory (no summary.json)")
+        raise FileNotFoundError(f"{summary_path}: not an analysis directory (no {layout.SUMMARY})")
+    files = {key: d / name for key, name in layout.RESULT_FILES.items()}
     a = Analysis(path=d, summary=read_json(summary_path))
-    a.ai_values = rows(read_csv(d / "ai_values.csv"))
-    a.human_values = rows(read_csv(d / "human_values.csv"))
-    a.ai_values_explicit = rows(read_csv(d / "ai_values_explicit.csv"))
-    a.response_types = rows(read_csv(d / "response_types.csv"))
-    a.mirroring = rows(read_csv(d / "mirroring.csv"))
-    a.invariance = rows(read_csv(d / "invariance.csv"))
-    a.models = rows(read_csv(d / "models.csv"))
-    a.model_comparison = read_csv(d / "model_comparison.csv")
-    a.table_tests = rows(read_csv(d / "table_tests.csv"))
-    for meta_path in sorted((d / "tables").glob("*.json")):
+    a.ai_values = rows(read_csv(files["ai_values"]))
+    a.human_values = rows(read_csv(files["human_values"]))
+    a.ai_values_explicit = rows(read_csv(files["ai_values_explicit"]))
+    a.response_types = rows(read_csv(files["response_types"]))
+    a.mirroring = rows(read_csv(files["mirroring"]))
+    a.invariance = rows(read_csv(files["invariance"]))
+    a.models = rows(read_csv(files["models"]))
+    a.model_comparison = read_csv(files["model_comparison"])
+    a.table_tests = rows(read_csv(files["table_tests"]))
+    for meta_path in sorted((d / layout.TABLES_DIR).glob("*.json")):
         cells = meta_path.with_suffix(".csv")
         if not cells.is_file():
             continue
@@ -163,25 +170,65 @@ def load_analysis(path: str | Path) -> Analysis:
             path=cells,
             test=test,
         )
-    tree = _first(d, "values_tree.csv")
+    where = _taxonomy_dirs(d, a.summary, taxonomy)
+    tree = _taxonomy_csv(where, layout.TREE)
     a.taxonomy = None if tree is None else tree.to_pylist()
-    for meta in (d / "taxonomy" / "taxonomy.json", d / "taxonomy.json"):
-        if meta.is_file():
-            a.taxonomy_meta = read_json(meta)
-            break
-    ref = _first(d, "reference_comparison.csv")
+    meta = _taxonomy_path(where, layout.TAXONOMY_SUMMARY)
+    if meta is not None:
+        a.taxonomy_meta = read_json(meta)
+    ref = _taxonomy_csv(where, layout.REFERENCE_COMPARISON)
     a.reference = None if ref is None else [_reference_row(r) for r in ref.to_pylist()]
+    if features is not None:
+        _add_extraction(a, Path(features))
     return a
 
 
-def _first(d: Path, name: str) -> pa.Table | None:
-    """A taxonomy file: `valuescope taxonomy --out ANALYSIS_DIR/taxonomy` puts it there; an
-    analysis directory that is also the taxonomy's output has it at the top."""
-    for path in (d / "taxonomy" / name, d / name):
-        t = read_csv(path)
-        if t is not None:
-            return t
+def _taxonomy_dirs(d: Path, summary: dict[str, Any], given: str | Path | None) -> list[Path]:
+    if given is not None:
+        g = Path(given)
+        if not (g / layout.TREE).is_file() and not (g / layout.TAXONOMY_SUMMARY).is_file():
+            raise UserError(f"{g}: not a taxonomy directory (no {layout.TREE})")
+        return [g]
+    dirs = [d / layout.TAXONOMY_DIR, d]
+    for inp in summary.get("inputs") or []:  # analysed the taxonomy's clustered features
+        p = Path(inp)
+        if p.name == layout.CLUSTERED_FEATURES:
+            dirs.append(p.parent if p.is_absolute() else (Path.cwd() / p).parent)
+    return dirs
+
+
+def _taxonomy_path(dirs: list[Path], name: str) -> Path | None:
+    for folder in dirs:
+        if (folder / name).is_file():
+            return folder / name
     return None
+
+
+def _taxonomy_csv(dirs: list[Path], name: str) -> pa.Table | None:
+    path = _taxonomy_path(dirs, name)
+    return None if path is None else read_csv(path)
+
+
+def _add_extraction(a: Analysis, features: Path) -> None:
+    """The extraction's model, prompt version and summary from a features file (its provenance
+    columns and the summary beside it): counts and names only, no value is read."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from valuescope.extract.output import merge_summaries
+
+    if not features.is_file():
+        raise UserError(f"{features}: no such features file")
+    ext = dict(merge_summaries([features]))
+    try:
+        names = pq.read_schema(features).names
+        for col, key in (("extraction_model", "model"), ("prompt_version", "prompt_version")):
+            if col in names:
+                found = pc.unique(pq.read_table(features, columns=[col])[col]).to_pylist()
+                ext[key] = ", ".join(sorted(v for v in found if v)) or ext.get(key)
+    except (OSError, pa.ArrowException) as exc:
+        raise _damaged(features, exc) from None
+    a.summary["extraction"] = {**ext, **(a.summary.get("extraction") or {})}
 
 
 def _reference_row(r: dict[str, Any]) -> dict[str, Any]:

@@ -41,14 +41,106 @@ def headline(a: Analysis) -> Section:
         ("AI values per conversation", tx.dec(m.get("mean_ai_values"))),
         ("human values per conversation", tx.dec(m.get("mean_human_values"))),
         ("AI values reported", tx.num(len(a.ai_values))),
-        ("models", tx.num(len(a.models))),
+        ("models", tx.num(len(a.models)) if a.models else "not recorded"),
         (
             "privacy floor: conversations / users",
             f"{tx.num(t.get('min_conversations'))} / {tx.num(t.get('min_users'))}",
         ),
     ]
+    s.blocks += caveats(a)  # first: what the figures below should be read with
     s.para(tx.headline(m, len(a.ai_values), len(a.human_values)))
     return s
+
+
+#: Below this many conversations the report says its sample is small.
+SMALL_SAMPLE = 200
+#: A table is sparse when more than this share of its cells expect fewer than 5 conversations
+#: (the usual condition for the chi-square approximation).
+SPARSE_SHARE = 0.5
+#: Reference mapping is weak below this many mapped values or this share of all values.
+WEAK_MAPPED, WEAK_MAPPED_SHARE = 20, 0.5
+CAUTION = "Read with care: "
+#: Tables whose cells file is larger are not checked for sparseness (reading them would cost
+#: more than the rest of the report).
+SPARSE_CHECK_BYTES = 20 * 2**20
+
+
+def caveats(a: Analysis) -> list[str]:
+    """Warnings about the inputs, each a paragraph, for the top of the report; none when the
+    inputs give no reason for doubt."""
+    m, out = a.summary, []
+    t = m.get("thresholds", {})
+    n = m.get("n_conversations") or 0
+    rows, missing = m.get("n_rows") or 0, m.get("n_rows_without_user_id")
+    if missing and rows:
+        share = 100.0 * missing / rows
+        out.append(
+            f"{CAUTION}{tx.num(missing)} of {tx.num(rows)} feature rows ({tx.pct(share)}) have "
+            "no user id. Each such conversation counts as a user of its own, so the privacy "
+            f"floor of {tx.plural(t.get('min_users'), 'distinct user')} does not protect them: a "
+            "figure may still rest on one person's conversations. Give the user field "
+            "(`valuescope extract --user-field`) where the logs have one."
+        )
+    ext = m.get("extraction") or {}
+    records, rejected = ext.get("records") or 0, ext.get("rejected") or 0
+    if records and rejected / records >= 0.05:
+        why = tx.listing(
+            [f"{k} ({tx.num(v)})" for k, v in (ext.get("reject_reasons") or {}).items()], 4
+        )
+        out.append(
+            f"{CAUTION}the extraction rejected {tx.num(rejected)} of {tx.num(records)} "
+            f"conversations ({tx.pct(100.0 * rejected / records)})"
+            + (f": {why}" if why else "")
+            + ". The figures describe the conversations that were extracted, which may differ "
+            "from those that were not."
+        )
+    if n < SMALL_SAMPLE:
+        out.append(
+            f"{CAUTION}only {tx.plural(n, 'conversation')} analysed. With so few, most values "
+            "fall below the privacy thresholds, each conversation moves a share by a whole "
+            "point or more, and the tests have little power."
+        )
+    sparse = [name for name, ct in a.tables.items() if _sparse(ct)]
+    if sparse:
+        out.append(
+            f"{CAUTION}the chi-square tests of {tx.listing(sparse, 4)}"
+            + (" and others" if len(sparse) > 4 else "")
+            + " rest on sparse tables: most cells expect fewer than 5 conversations, where the "
+            "chi-square approximation and the adjusted residuals are unreliable."
+        )
+    tm = a.taxonomy_meta
+    mapped, unmapped = tm.get("n_reference_mapped"), tm.get("n_reference_unmapped")
+    if mapped is not None and unmapped is not None and a.reference:
+        total = mapped + unmapped
+        if mapped < WEAK_MAPPED or (total and mapped / total < WEAK_MAPPED_SHARE):
+            out.append(
+                f"{CAUTION}the reference comparison rests on {tx.plural(mapped, 'value')} "
+                f"matched to the published taxonomy (of {tx.num(total)}; values less similar "
+                f"than {tm.get('reference_min_similarity')} are left unmatched): read its "
+                "differences as indications only."
+            )
+    if a.taxonomy:
+        levels = Counter(int(r.get("level") or 0) for r in a.taxonomy)
+        top = max(levels) if levels else 0
+        if top >= 1 and levels[top] <= 1:
+            out.append(
+                f"{CAUTION}the value tree has a single cluster at its top level: too few values "
+                "passed the thresholds to build a hierarchy, so its levels group nothing."
+            )
+    return out
+
+
+def _sparse(ct: Any) -> bool:
+    """More than SPARSE_SHARE of the table's cells expect fewer than 5 conversations."""
+    from valuescope.report.load import read_csv
+
+    if ct.path.stat().st_size > SPARSE_CHECK_BYTES:
+        return False  # a table this large comes from a corpus far past the small-sample case
+    cells = read_csv(ct.path, ["expected"])
+    if cells is None or "expected" not in cells.column_names or cells.num_rows == 0:
+        return False
+    expected = [e for e in cells.column("expected").to_pylist() if e is not None]
+    return bool(expected) and sum(1 for e in expected if e < 5) > SPARSE_SHARE * len(expected)
 
 
 def _value_table(caption: str, rows: Sequence[dict[str, Any]]) -> Table:
@@ -275,7 +367,7 @@ def privacy(a: Analysis) -> Section:
         rows.append(["task clusters folded into a neighbour", tx.num(tm["n_task_clusters_folded"])])
     s.para(
         f"Every figure in this report describes at least {tx.num(t.get('min_conversations'))} "
-        f"conversations from at least {tx.num(t.get('min_users'))} distinct users. Anything "
+        f"conversations from at least {tx.plural(t.get('min_users'), 'distinct user')}. Anything "
         "below that was suppressed by the engine before the analysis files were written: it is "
         "counted below and never named. The report reads only those files, never the features."
     )
@@ -284,7 +376,7 @@ def privacy(a: Analysis) -> Section:
 
 
 def method(a: Analysis) -> Section:
-    from valuescope import __version__
+    from valuescope._core import __version__
 
     s = new_section("method")
     m = a.summary
@@ -304,7 +396,7 @@ def method(a: Analysis) -> Section:
         "the share in which at least one human value is also among the AI values. Model "
         "differences: two-proportion z-test.",
         f"Privacy thresholds: {tx.num(t.get('min_conversations'))} conversations and "
-        f"{tx.num(t.get('min_users'))} distinct users; alpha = {t.get('alpha')}.",
+        f"{tx.plural(t.get('min_users'), 'distinct user')}; alpha = {t.get('alpha')}.",
     ]
     ext = m.get("extraction") or {}
     why = (m.get("rejected_by_reason") or {}).items()

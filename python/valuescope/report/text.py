@@ -18,6 +18,11 @@ def num(x: Any) -> str:
     return f"{int(x):,}"
 
 
+def plural(n: Any, word: str, words: str | None = None) -> str:
+    """'1 user', '2 users', '- users' (missing)."""
+    return f"{num(n)} {word if n == 1 else (words or word + 's')}"
+
+
 def pct(x: Any) -> str:
     """A percentage with as many decimals as small shares need."""
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
