@@ -41,7 +41,7 @@ def test_planted_phone_numbers_leave_no_placeholder_anywhere(tmp_path: Path) -> 
             data = json.dumps(pq.read_table(path).to_pylist()).encode()
         else:
             data = path.read_bytes()
-        for needle in (b"[phone]", b"[number]", b"555", b"1234567"):
+        for needle in (b"[phone]", b"[number]", b"123-4567", b"1234567"):
             assert needle not in data, (path, needle)
     ai = (analysis / "ai_values.csv").read_text()
     assert "honesty" in ai and "call me" in ai  # the rest of a value with a number stays

@@ -89,16 +89,32 @@ def test_high_extraction_reject_share_is_said_with_its_reasons(tmp_path):
 
 def test_tiny_analysis_says_small_sample_and_sparse_tables(tmp_path):
     rows = with_users(make_rows(24, seed=5))
+    for r in rows:
+        r["subjective"] = True  # all 24 analysed
     html, md = report_for(tmp_path, rows)
     top = first_section(md)
     assert "only 24 conversations analysed" in top
-    assert "sparse tables" in top
+    assert "rest on sparse tables" in top
     assert "only 24 conversations analysed" in rendered_text(tmp_path, html)
 
 
-def test_a_sound_analysis_shows_no_warning(tmp_path):
+def test_a_sound_analysis_shows_none_of_these_warnings(tmp_path):
+    """Users named, few rejects, thousands of conversations. (Its human x AI value table, with
+    a long tail of rare values, is sparse, and says so.)"""
     rows = with_users(make_rows(3000, seed=6))
     side = {"records": 3010, "extracted": 3000, "rejected": 10, "reject_reasons": {}}
     html, md = report_for(tmp_path, rows, side)
-    assert "Read with care" not in md and "Read with care" not in html
+    top = first_section(md)
+    for phrase in ("no user id", "the extraction rejected", "conversations analysed. With so",
+                   "single cluster", "reference comparison rests"):  # fmt: skip
+        assert phrase not in top and phrase not in html
     assert "not recorded" not in md.split("## ")[1]  # the models card has its count
+
+
+def test_logs_without_model_names_say_not_recorded(tmp_path):
+    rows = with_users(make_rows(600, seed=8))
+    for r in rows:
+        r["model"] = None
+    _, md = report_for(tmp_path, rows)
+    assert re.search(r"\| not recorded \|", first_section(md))
+    assert "0 models" not in md and "from 1 users" not in md

@@ -41,7 +41,7 @@ def headline(a: Analysis) -> Section:
         ("AI values per conversation", tx.dec(m.get("mean_ai_values"))),
         ("human values per conversation", tx.dec(m.get("mean_human_values"))),
         ("AI values reported", tx.num(len(a.ai_values))),
-        ("models", tx.num(len(a.models)) if a.models else "not recorded"),
+        ("models", _models_card(a)),
         (
             "privacy floor: conversations / users",
             f"{tx.num(t.get('min_conversations'))} / {tx.num(t.get('min_users'))}",
@@ -52,17 +52,19 @@ def headline(a: Analysis) -> Section:
     return s
 
 
+def _models_card(a: Analysis) -> str:
+    """The models reported; 'not recorded' when the logs named none (not '0')."""
+    seen = (a.summary.get("n_distinct") or {}).get("models")
+    if a.models:
+        return tx.num(len(a.models))
+    return "not recorded" if not seen else f"{tx.num(0)} of {tx.num(seen)} above the thresholds"
+
+
 #: Below this many conversations the report says its sample is small.
 SMALL_SAMPLE = 200
-#: A table is sparse when more than this share of its cells expect fewer than 5 conversations
-#: (the usual condition for the chi-square approximation).
-SPARSE_SHARE = 0.5
 #: Reference mapping is weak below this many mapped values or this share of all values.
 WEAK_MAPPED, WEAK_MAPPED_SHARE = 20, 0.5
 CAUTION = "Read with care: "
-#: Tables whose cells file is larger are not checked for sparseness (reading them would cost
-#: more than the rest of the report).
-SPARSE_CHECK_BYTES = 20 * 2**20
 
 
 def caveats(a: Analysis) -> list[str]:
@@ -131,16 +133,13 @@ def caveats(a: Analysis) -> list[str]:
 
 
 def _sparse(ct: Any) -> bool:
-    """More than SPARSE_SHARE of the table's cells expect fewer than 5 conversations."""
-    from valuescope.report.load import read_csv
-
-    if ct.path.stat().st_size > SPARSE_CHECK_BYTES:
-        return False  # a table this large comes from a corpus far past the small-sample case
-    cells = read_csv(ct.path, ["expected"])
-    if cells is None or "expected" not in cells.column_names or cells.num_rows == 0:
+    """Most of the table's cells expect fewer than 5: its n occurrences spread over at least
+    dof + 1 cells (an r x c table has (r-1)(c-1) degrees of freedom and r c >= dof + 1 cells)
+    average below 5 each. From the test's own figures: no cell file is read."""
+    n, dof = ct.test.get("n"), ct.test.get("dof")
+    if not isinstance(n, int | float) or not isinstance(dof, int | float) or dof <= 0:
         return False
-    expected = [e for e in cells.column("expected").to_pylist() if e is not None]
-    return bool(expected) and sum(1 for e in expected if e < 5) > SPARSE_SHARE * len(expected)
+    return n < 5 * (dof + 1)
 
 
 def _value_table(caption: str, rows: Sequence[dict[str, Any]]) -> Table:
