@@ -215,32 +215,12 @@ def analyze_files(
 
 
 def input_facts(files: Sequence[Path], given: Mapping[str, Any] | None) -> dict[str, Any]:
-    """What the report must know about the inputs to say how far to trust them: the rows without
-    a user id (from the Parquet footers, no data read) and the extraction's summary written
-    beside each features file (merged over the inputs; `given` keys win where both say)."""
-    import pyarrow.parquet as pq
+    """What the report must know about the extraction to say how far to trust it: the summary
+    written beside each features file (merged over the inputs; `given` keys win where both
+    say). Plain JSON: nothing here loads pyarrow."""
+    from valuescope.extraction_summary import merge_summaries
 
-    from valuescope.extract.output import merge_summaries
-
-    missing = 0
-    for f in files:
-        md = pq.ParquetFile(f).metadata
-        names = md.schema.names
-        if "user_id" not in names:
-            missing += md.num_rows
-            continue
-        col = names.index("user_id")
-        for g in range(md.num_row_groups):
-            stats = md.row_group(g).column(col).statistics
-            if stats is None or not stats.has_null_count:
-                missing = -1  # unknown: the footer does not say
-                break
-            missing += stats.null_count
-        if missing < 0:
-            break
     facts: dict[str, Any] = dict(given or {})
-    if missing >= 0:
-        facts["n_rows_without_user_id"] = missing
     merged = merge_summaries(files)
     if merged:
         facts["extraction"] = {**merged, **(facts.get("extraction") or {})}

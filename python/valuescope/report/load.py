@@ -180,7 +180,35 @@ def load_analysis(
     a.reference = None if ref is None else [_reference_row(r) for r in ref.to_pylist()]
     if features is not None:
         _add_extraction(a, Path(features))
+    if "n_rows_without_user_id" not in a.summary:
+        missing = rows_without_user_id([Path(p) for p in a.summary.get("inputs") or []])
+        if missing is not None:
+            a.summary["n_rows_without_user_id"] = missing
     return a
+
+
+def rows_without_user_id(files: list[Path]) -> int | None:
+    """Rows of the analysed feature files with no user id, from their Parquet footers' null
+    counts (no row is read); None when a file has moved or its footer does not say."""
+    import pyarrow.parquet as pq
+
+    missing = 0
+    for f in files:
+        try:
+            md = pq.ParquetFile(f).metadata
+        except (OSError, pa.ArrowException):
+            return None
+        names = md.schema.names
+        if "user_id" not in names:
+            missing += md.num_rows
+            continue
+        col = names.index("user_id")
+        for g in range(md.num_row_groups):
+            stats = md.row_group(g).column(col).statistics
+            if stats is None or not stats.has_null_count:
+                return None
+            missing += stats.null_count
+    return missing if files else None
 
 
 def _taxonomy_dirs(d: Path, summary: dict[str, Any], given: str | Path | None) -> list[Path]:
@@ -215,7 +243,7 @@ def _add_extraction(a: Analysis, features: Path) -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from valuescope.extract.output import merge_summaries
+    from valuescope.extraction_summary import merge_summaries
 
     if not features.is_file():
         raise UserError(f"{features}: no such features file")

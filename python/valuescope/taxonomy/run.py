@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from valuescope._core import normalize
 from valuescope.atomic import atomic_open, write_text
 from valuescope.errors import UserError
-from valuescope.extract.output import merge_summaries, summary_path, write_summary
+from valuescope.extraction_summary import merge_summaries, summary_path, write_summary
 from valuescope.features import expand_paths, iter_record_batches, open_parquet
 from valuescope.layout import (
     CLUSTERED_FEATURES,
