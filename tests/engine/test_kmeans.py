@@ -456,7 +456,7 @@ def test_pickles_of_the_first_format_still_load_and_continue():
     import pickle
     from pathlib import Path
 
-    data = pickle.loads((Path(__file__).parent / "data" / "kmeans_v1_pickles.pkl").read_bytes())
+    data = pickle.loads((Path(__file__).parents[1] / "data" / "kmeans_v1_pickles.pkl").read_bytes())
     x = data["x"]
     for dtype in (np.float32, np.float64):
         name = np.dtype(dtype).name
