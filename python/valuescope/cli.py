@@ -21,6 +21,7 @@ LAZY_COMMANDS = {
     "taxonomy": "valuescope.cli_taxonomy:taxonomy_command",
     "report": "valuescope.cli_report:report_command",
     "run": "valuescope.cli_run:run_command",
+    "validate": "valuescope.cli_validate:validate_command",
 }
 
 

@@ -42,7 +42,8 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Any
     return (a, b)
 
 
-_OPTIONS = [
+#: The options of any structured LLM task (extraction, the validate judge and privacy auditor).
+LLM_OPTIONS = [
     click.option(
         "--provider",
         type=click.Choice(["anthropic", "openai"]),
@@ -89,6 +90,53 @@ _OPTIONS = [
         help="Cache directory [default: .valuescope-cache beside the output].",
     ),
     click.option(
+        "--structured",
+        type=click.Choice(["auto", *OPENAI_MODES]),
+        default="auto",
+        show_default=True,
+        help="OpenAI-compatible structured-output mode.",
+    ),
+    click.option("--max-tokens", type=click.IntRange(min=16), default=1024, show_default=True),
+    click.option("--temperature", type=click.FloatRange(0, 2), default=0.0, show_default=True),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=120.0,
+        show_default=True,
+        help="Seconds per request.",
+    ),
+    click.option(
+        "--retries",
+        type=click.IntRange(min=0),
+        default=8,
+        show_default=True,
+        help="Transport retries per request (429, 5xx, time-outs).",
+    ),
+    click.option(
+        "--reasks",
+        type=click.IntRange(min=0),
+        default=1,
+        show_default=True,
+        help="Re-asks per conversation after an invalid answer (validation budget).",
+    ),
+    click.option(
+        "--retry-wait",
+        type=click.FloatRange(min=0),
+        default=1.0,
+        show_default=True,
+        help="First backoff in seconds (doubles per retry, with jitter; Retry-After wins).",
+    ),
+    click.option(
+        "--refresh",
+        is_flag=True,
+        help="Ask the model again instead of reading cached answers (the new answers replace "
+        "them in the cache; give --cache DIR to keep the first run's).",
+    ),
+    click.option("--progress/--no-progress", default=True, show_default=True),]
+
+_OPTIONS = [
+    *LLM_OPTIONS,
+    click.option(
         "--format",
         "fmt",
         type=click.Choice(FORMATS),
@@ -134,50 +182,23 @@ _OPTIONS = [
         help="separate: a cheap subjectivity call first; non-subjective stop there.",
     ),
     click.option(
-        "--structured",
-        type=click.Choice(["auto", *OPENAI_MODES]),
-        default="auto",
-        show_default=True,
-        help="OpenAI-compatible structured-output mode.",
-    ),
-    click.option("--max-tokens", type=click.IntRange(min=16), default=1024, show_default=True),
-    click.option(
         "--token-budget",
         type=click.IntRange(min=100),
         default=6000,
         show_default=True,
         help="Conversation tokens sent; the middle is cut beyond.",
     ),
-    click.option("--temperature", type=click.FloatRange(0, 2), default=0.0, show_default=True),
     click.option(
-        "--timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        default=120.0,
-        show_default=True,
-        help="Seconds per request.",
+        "--sample",
+        type=click.FloatRange(0, 1, min_open=True),
+        default=None,
+        metavar="FRACTION",
+        help="Only this fraction of the conversations, chosen by a hash of --seed and the "
+        "conversation id (a rerun for `validate compare`: the same ids whatever the order).",
     ),
     click.option(
-        "--retries",
-        type=click.IntRange(min=0),
-        default=8,
-        show_default=True,
-        help="Transport retries per request (429, 5xx, time-outs).",
+        "--seed", type=int, default=0, show_default=True, help="Seed of the --sample choice."
     ),
-    click.option(
-        "--reasks",
-        type=click.IntRange(min=0),
-        default=1,
-        show_default=True,
-        help="Re-asks per conversation after an invalid answer (validation budget).",
-    ),
-    click.option(
-        "--retry-wait",
-        type=click.FloatRange(min=0),
-        default=1.0,
-        show_default=True,
-        help="First backoff in seconds (doubles per retry, with jitter; Retry-After wins).",
-    ),
-    click.option("--progress/--no-progress", default=True, show_default=True),
 ]
 
 
@@ -199,6 +220,37 @@ def split_extract_kwargs(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
     }
 
 
+def llm_options(func: F) -> F:
+    """Attach the options of a structured LLM task (provider, model, limits, retries, cache)."""
+    for option in reversed(LLM_OPTIONS):
+        func = option(func)
+    return func
+
+
+def llm_settings(kw: dict[str, Any]) -> dict[str, Any]:
+    """ExtractOptions keyword arguments from the parsed ``LLM_OPTIONS``."""
+    return {
+        "provider": kw["provider"],
+        "model": kw["llm_model"],
+        "base_url": kw["base_url"],
+        "concurrency": kw["concurrency"],
+        "rpm": kw["rpm"],
+        "tpm": kw["tpm"],
+        "max_cost": kw["max_cost"],
+        "price": kw["price"],
+        "cache_dir": kw["cache_dir"],
+        "structured": kw["structured"],
+        "max_tokens": kw["max_tokens"],
+        "temperature": kw["temperature"],
+        "timeout": kw["timeout"],
+        "transport_retries": kw["retries"],
+        "backoff_base": kw["retry_wait"],
+        "validation_retries": kw["reasks"],
+        "refresh": kw["refresh"],
+        "progress": kw["progress"],
+    }
+
+
 def extract_options(func: F) -> F:
     """Attach every extraction option (shared by ``extract`` and ``run``)."""
     for option in reversed(_OPTIONS):
@@ -209,27 +261,13 @@ def extract_options(func: F) -> F:
 def extract_from_cli(conversations: tuple[str, ...], out: str, **kw: Any) -> Summary:
     """Run the extraction from the parsed options; print the summary; raise the CLI errors."""
     opts = ExtractOptions(
-        provider=kw["provider"],
-        model=kw["llm_model"],
-        base_url=kw["base_url"],
-        concurrency=kw["concurrency"],
-        rpm=kw["rpm"],
-        tpm=kw["tpm"],
-        max_cost=kw["max_cost"],
-        price=kw["price"],
-        cache_dir=kw["cache_dir"],
+        **llm_settings(kw),
         limit=kw["limit"],
         batch=kw["batch"],
         subjectivity=kw["subjectivity"],
-        structured=kw["structured"],
-        max_tokens=kw["max_tokens"],
         token_budget=kw["token_budget"],
-        temperature=kw["temperature"],
-        timeout=kw["timeout"],
-        transport_retries=kw["retries"],
-        backoff_base=kw["retry_wait"],
-        validation_retries=kw["reasks"],
-        progress=kw["progress"],
+        sample=kw["sample"],
+        seed=kw["seed"],
     )
     fields = FieldMap(kw["id_field"], kw["user_field"], kw["model_field"])
     try:

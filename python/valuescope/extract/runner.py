@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 import os
 import random
 import sys
@@ -41,6 +42,7 @@ from valuescope.extract.schema import (
     SUBJECTIVITY_SCHEMA,
     AnswerError,
     parse_json,
+    repair_features,
     validate_features,
     validate_subjectivity,
 )
@@ -94,6 +96,11 @@ class ExtractOptions:
     limit: int | None = None
     price: tuple[float, float] | None = None  # USD per million tokens (input, output)
     progress: bool = True
+    # A rerun for validation: only the conversations whose hashed id falls in the sample, and
+    # fresh answers instead of the cached ones (the cache is then updated with them).
+    sample: float | None = None
+    seed: int = 0
+    refresh: bool = False
 
 
 @dataclass
@@ -105,6 +112,8 @@ class Summary:
     retried: int = 0
     requests: int = 0
     truncated: int = 0
+    skipped: int = 0  # outside --sample
+    repaired: dict[str, int] = field(default_factory=dict)
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
@@ -122,6 +131,10 @@ class Summary:
             f"{self.retried} retries, {self.requests} requests, "
             f"{self.input_tokens}+{self.output_tokens} tokens, {cost}"
         )
+        if self.repaired:
+            text += "; repaired: " + ", ".join(f"{n} {k}" for k, n in sorted(self.repaired.items()))
+        if self.skipped:
+            text += f"; {self.skipped} outside the --sample"
         if self.stopped:
             text += f"; stopped early: {self.stopped}"
         return text
@@ -167,6 +180,17 @@ class Runner:
         self.mode_confirmed = opts.structured != "auto"
         self.stop_reason: str | None = None
         self.system = {k: load_prompt(k) for k in ("extract", "subjectivity")}
+        # Other structured tasks (validate's judge and privacy auditor) add their own kind: a
+        # system prompt, an answer schema and a validator, and share everything else.
+        self.schemas: dict[str, dict[str, Any]] = {
+            "extract": FEATURE_SCHEMA,
+            "subjectivity": SUBJECTIVITY_SCHEMA,
+        }
+        self.validators: dict[str, Any] = {
+            "extract": validate_features,
+            "subjectivity": validate_subjectivity,
+        }
+        self.answer_tokens: dict[str, int] = {"subjectivity": 64}
         self.client: httpx.AsyncClient | None = None
         self.bar: Any = None
         self._ticked = 0.0
@@ -227,7 +251,7 @@ class Runner:
     async def send(self, kind: str, messages: list[dict[str, str]], max_tokens: int) -> Answer:
         client = _CLIENT.get(self.client)
         assert client is not None
-        schema = FEATURE_SCHEMA if kind == "extract" else SUBJECTIVITY_SCHEMA
+        schema = self.schemas[kind]
         est = estimate_tokens(self.system[kind]) + max_tokens
         est += sum(estimate_tokens(m["content"]) for m in messages)
         left = self.opts.transport_retries
@@ -324,11 +348,25 @@ class Runner:
 
     # -- one structured call with validation -----------------------------------------------------
 
+    def add_kind(
+        self, kind: str, system: str, schema: dict[str, Any], validate: Any, max_tokens: int
+    ) -> None:
+        """Register another structured task: its system prompt, answer schema and validator."""
+        self.system[kind] = system
+        self.schemas[kind] = schema
+        self.validators[kind] = validate
+        self.answer_tokens[kind] = max_tokens
+
     async def call(self, kind: str, rendered: Rendered) -> tuple[Any, int, int, float]:
-        validate = validate_features if kind == "extract" else validate_subjectivity
-        first = {"role": "user", "content": render_user_message(rendered)}
+        return await self.call_text(kind, render_user_message(rendered))
+
+    async def call_text(self, kind: str, content: str) -> tuple[Any, int, int, float]:
+        """One structured call: the answer validated (re-asked on an invalid one); returns
+        (the validated answer, input tokens, output tokens, cost)."""
+        validate = self.validators[kind]
+        first = {"role": "user", "content": content}
         messages = [first]
-        max_tokens = self.opts.max_tokens if kind == "extract" else min(64, self.opts.max_tokens)
+        max_tokens = min(self.answer_tokens.get(kind, self.opts.max_tokens), self.opts.max_tokens)
         extended = False
         reasks = self.opts.validation_retries
         tokens_in = tokens_out = 0
@@ -344,7 +382,12 @@ class Runner:
                 self.summary.retried += 1
                 continue
             try:
-                return validate(parse_json(answer.text or "")), tokens_in, tokens_out, spent
+                result = validate(parse_json(answer.text or ""))
+                if kind == "extract":
+                    result, fixes = repair_features(result)
+                    for k, n in fixes.items():
+                        self.summary.repaired[k] = self.summary.repaired.get(k, 0) + n
+                return result, tokens_in, tokens_out, spent
             except AnswerError as exc:
                 reason = self.clean(str(exc))
                 if reasks <= 0:
@@ -364,14 +407,14 @@ class Runner:
         """Returns (features, from_cache, rendered)."""
         rendered = render(conv, self.opts.token_budget)
         key = self.key_for("extract", rendered)
-        hit = self.cache.get(key)
+        hit = None if self.opts.refresh else self.cache.get(key)
         if hit is not None:
             return hit, True, rendered
         if self.stop_reason:
             raise _Failure(f"not processed: {self.stop_reason}")
         if self.opts.subjectivity == "separate":
             skey = self.key_for("subjectivity", rendered)
-            subjective = self.cache.get(skey)
+            subjective = None if self.opts.refresh else self.cache.get(skey)
             if subjective is None:
                 subjective, tin, tout, spent = await self.call("subjectivity", rendered)
                 self.cache.put(skey, subjective, tin, tout, spent)
@@ -392,6 +435,13 @@ class Runner:
         features, tin, tout, spent = await self.call("extract", rendered)
         self.cache.put(key, features, tin, tout, spent)
         return features, False, rendered
+
+
+def in_sample(conversation_id: str, fraction: float, seed: int) -> bool:
+    """Whether a conversation is in a --sample: decided by a hash of (seed, id), so the same
+    conversations are chosen whatever the order or the files they come in."""
+    digest = hashlib.sha256(f"{seed}\0{conversation_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") < fraction * 2**64
 
 
 def _row(
@@ -437,6 +487,10 @@ def check_options(opts: ExtractOptions) -> None:
         raise ExtractError(f"--structured must be auto or one of {', '.join(OPENAI_MODES)}")
     if opts.batch and opts.provider != "anthropic":
         raise ExtractError("--batch needs --provider anthropic (the Message Batches API)")
+    if opts.sample is not None and not 0 < opts.sample <= 1:
+        raise ExtractError("--sample must be a fraction in (0, 1]")
+    if opts.batch and opts.refresh:
+        raise ExtractError("--refresh works without --batch (batches fill the cache first)")
     if opts.batch and opts.subjectivity == "separate":
         raise ExtractError("--batch works with --subjectivity combined only")
 
@@ -578,6 +632,11 @@ async def _run(
                     rejects[idx] = item.to_json()
                     summary.failed += 1
                     bar.update(1)
+                elif opts.sample is not None and not in_sample(
+                    item.conversation_id, opts.sample, opts.seed
+                ):
+                    summary.skipped += 1
+                    bar.update(1)
                 else:
                     await queue.put((idx, item))
                 idx += 1
@@ -592,3 +651,107 @@ async def _run(
     write_features(out, [rows[i] for i in sorted(rows)])
     write_rejects(summary.rejects, [rejects[i] for i in sorted(rejects)])
     return summary
+
+
+@dataclass
+class Task:
+    """One structured call for ``run_tasks``: its cache key parts, kind and user message."""
+
+    id: str
+    kind: str
+    content: str
+
+
+def run_tasks(
+    opts: ExtractOptions,
+    tasks: list[Task],
+    kinds: dict[str, tuple[str, dict[str, Any], Any, int]],
+    cache_path: str,
+) -> tuple[dict[str, Any], dict[str, str], Summary]:
+    """Structured calls other than extraction (validate's judge and privacy auditor) through
+    the same runner: concurrency, rate limits, retries, the cache, --max-cost, key redaction.
+    ``kinds`` maps a kind to (system prompt, answer schema, validator, answer tokens).
+    Returns (answer per task id, failure reason per task id, summary)."""
+    check_options(opts)
+    api_key = _api_key(opts)
+    summary = Summary(total=len(tasks), cache=cache_path)
+    cache = Cache(cache_path)
+    try:
+        return asyncio.run(_run_tasks(opts, tasks, kinds, api_key, cache, summary))
+    finally:
+        cache.close()
+
+
+async def _run_tasks(
+    opts: ExtractOptions,
+    tasks: list[Task],
+    kinds: dict[str, tuple[str, dict[str, Any], Any, int]],
+    api_key: str,
+    cache: Cache,
+    summary: Summary,
+) -> tuple[dict[str, Any], dict[str, str], Summary]:
+    from tqdm import tqdm
+
+    runner = Runner(opts, api_key, cache, summary)
+    for kind, (system, schema, validate, tokens) in kinds.items():
+        runner.add_kind(kind, system, schema, validate, tokens)
+    results: dict[str, Any] = {}
+    failures: dict[str, str] = {}
+    fatal: list[str] = []
+    queue: asyncio.Queue[Task | None] = asyncio.Queue()
+    for t in tasks:
+        queue.put_nowait(t)
+    timeout = httpx.Timeout(opts.timeout, connect=min(opts.timeout, 30.0))
+    limits = httpx.Limits(max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency)
+    bar = tqdm(total=len(tasks), disable=not opts.progress, unit="call", file=sys.stderr)
+    runner.bar = bar if opts.progress else None
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+        runner.client = client
+
+        async def worker() -> None:
+            _CLIENT.set(client)
+            while True:
+                t = await queue.get()
+                if t is None:
+                    return
+                key = cache_key(
+                    {
+                        "kind": t.kind,
+                        "system": runner.system[t.kind],
+                        "provider": opts.provider,
+                        "model": opts.model,
+                        "params": runner.params(),
+                        "content": t.content,
+                    }
+                )
+                try:
+                    hit = None if opts.refresh else cache.get(key)
+                    if hit is not None:
+                        results[t.id] = hit
+                        summary.cached += 1
+                    else:
+                        if fatal:
+                            raise _Failure(f"not processed: {fatal[0]}")
+                        if runner.stop_reason:
+                            raise _Failure(f"not processed: {runner.stop_reason}")
+                        answer, tin, tout, spent = await runner.call_text(t.kind, t.content)
+                        cache.put(key, answer, tin, tout, spent)
+                        results[t.id] = answer
+                    summary.done += 1
+                except _Failure as exc:
+                    failures[t.id] = str(exc)
+                    summary.failed += 1
+                except _Fatal as exc:
+                    if not fatal:
+                        fatal.append(str(exc))
+                    failures[t.id] = f"not processed: {exc}"
+                    summary.failed += 1
+                bar.update(1)
+
+        workers = [asyncio.create_task(worker()) for _ in range(opts.concurrency)]
+        for _ in workers:
+            queue.put_nowait(None)
+        await asyncio.gather(*workers)
+    bar.close()
+    summary.stopped = fatal[0] if fatal else runner.stop_reason
+    return results, failures, summary

@@ -125,6 +125,11 @@ class Analysis:
     taxonomy: list[dict[str, Any]] | None = None
     taxonomy_meta: dict[str, Any] = field(default_factory=dict)  # taxonomy.json
     reference: list[dict[str, Any]] | None = None
+    # written by `valuescope validate` into the analysis directory (or its validate/ folder)
+    validity: dict[str, Any] | None = None
+    agreement: dict[str, Any] | None = None
+    lint: dict[str, Any] | None = None
+    privacy_audit: list[dict[str, Any]] | None = None
 
     def table(self, *names: str) -> CrossTable | None:
         """The first of `names` that the analysis has."""
@@ -171,7 +176,30 @@ def load_analysis(path: str | Path) -> Analysis:
             break
     ref = _first(d, "reference_comparison.csv")
     a.reference = None if ref is None else [_reference_row(r) for r in ref.to_pylist()]
+    _load_validity(a, d)
     return a
+
+
+def _load_validity(a: Analysis, d: Path) -> None:
+    from valuescope.validate.common import (
+        AGREEMENT_FILE,
+        LINT_FILE,
+        PRIVACY_AUDIT_FILE,
+        VALIDITY_FILE,
+    )
+
+    for folder in (d / "validate", d):
+        for attr, name in (
+            ("validity", VALIDITY_FILE),
+            ("agreement", AGREEMENT_FILE),
+            ("lint", LINT_FILE),
+        ):
+            if getattr(a, attr) is None and (folder / name).is_file():
+                setattr(a, attr, read_json(folder / name))
+        if a.privacy_audit is None:
+            audit = read_csv(folder / PRIVACY_AUDIT_FILE)
+            if audit is not None:
+                a.privacy_audit = audit.to_pylist()
 
 
 def _first(d: Path, name: str) -> pa.Table | None:

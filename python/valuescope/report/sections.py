@@ -15,6 +15,7 @@ from valuescope.report import text as tx
 from valuescope.report.associations import associations
 from valuescope.report.behaviour import invariance, mirroring, models, response_types
 from valuescope.report.load import Analysis
+from valuescope.report.validity import measured, validity
 from valuescope.report.model import (
     CLOSE_PP,
     CREDIT_URLS,
@@ -324,6 +325,13 @@ def method(a: Analysis) -> Section:
         f"{ext.get('model') or 'not recorded in the analysis'}; prompt version: "
         f"{ext.get('prompt_version') or 'not recorded'}. Report by valuescope {__version__}."
     )
+    done, missing = measured(a)
+    s.para(
+        "Validity: "
+        + ("measured: " + "; ".join(done) + ". " if done else "")
+        + ("Not measured: " + "; ".join(missing) + "." if missing else "")
+        + " See the Validity section."
+    )
     tm = a.taxonomy_meta
     if tm:
         levels = "/".join(str(n) for n in tm.get("levels") or []) or "not recorded"
@@ -365,6 +373,7 @@ BUILDERS: list[Callable[[Analysis], Section]] = [
     models,
     reference,
     privacy,
+    validity,
     method,
 ]
 
