@@ -99,7 +99,9 @@ def test_judge_reload_export_score(browser, tmp_path: Path) -> None:
     keys.send_keys("n")  # subjectivity label wrong
     keys.send_keys("y")  # task acceptable
     keys.perform()
-    want.update(human_missing=False, response_type=f["response_type"], subjective=False, task_ok=True)
+    want.update(
+        human_missing=False, response_type=f["response_type"], subjective=False, task_ok=True
+    )
     expected[items[0]["item"]] = want
     assert _progress(driver) == "1 / 6 judged"
     ActionChains(driver).send_keys("\ue014").perform()  # ArrowRight: next conversation
@@ -148,7 +150,9 @@ def test_judge_reload_export_score(browser, tmp_path: Path) -> None:
     assert _progress(driver) == "3 / 6 judged"
     assert driver.find_element(By.ID, "position").text == "conversation 3 of 6"
     assert driver.find_element(By.ID, "reviewer").get_attribute("value") == "ada"
-    assert "on" in _claims(driver)[0].find_element(By.CSS_SELECTOR, "button.yes").get_attribute("class")
+    assert "on" in _claims(driver)[0].find_element(By.CSS_SELECTOR, "button.yes").get_attribute(
+        "class"
+    )
 
     driver.find_element(By.ID, "export").click()
     target = downloads / "judgments.json"

@@ -37,7 +37,11 @@ def _rows(rng: random.Random, n: int, base=None, flip: float = 0.0) -> list[dict
                 ai.append(rng.choice(VALUES))
             hv = list(b["human_values"]) if rng.random() > flip else []
             rt = b["response_type"] if rng.random() > flip else rng.choice(RESPONSE_TYPES)
-            subj = b["subjective"] if rng.random() > flip else (not b["subjective"] if b["subjective"] is not None else None)
+            subj = (
+                b["subjective"]
+                if rng.random() > flip
+                else (not b["subjective"] if b["subjective"] is not None else None)
+            )
         rows.append(
             {
                 "conversation_id": f"c{i:04d}",
@@ -101,7 +105,9 @@ def test_response_type_and_subjective_against_statsmodels(runs) -> None:
     t = np.zeros((7, 7))
     for x, y in pairs:
         t[labels.index(x["response_type"]), labels.index(y["response_type"])] += 1
-    assert res["response_type"]["kappa"]["kappa"] == pytest.approx(cohens_kappa(t, return_results=False), abs=1e-9)
+    assert res["response_type"]["kappa"]["kappa"] == pytest.approx(
+        cohens_kappa(t, return_results=False), abs=1e-9
+    )
     assert res["response_type"]["confusion"]["matrix"] == t.astype(int).tolist()
     eq = sum(x["response_type"] == y["response_type"] for x, y in pairs)
     assert res["response_type"]["share_equal"]["k"] == eq
@@ -109,7 +115,9 @@ def test_response_type_and_subjective_against_statsmodels(runs) -> None:
     for x, y in pairs:
         if x["subjective"] is not None and y["subjective"] is not None:
             s[int(x["subjective"]), int(y["subjective"])] += 1
-    assert res["subjective"]["kappa"]["kappa"] == pytest.approx(cohens_kappa(s, return_results=False), abs=1e-9)
+    assert res["subjective"]["kappa"]["kappa"] == pytest.approx(
+        cohens_kappa(s, return_results=False), abs=1e-9
+    )
     assert res["subjective"]["unknown_in_either"] == sum(
         x["subjective"] is None or y["subjective"] is None for x, y in pairs
     )
@@ -117,13 +125,13 @@ def test_response_type_and_subjective_against_statsmodels(runs) -> None:
 
 def test_value_sets_jaccard_and_masi_alpha(runs) -> None:
     a, b, res, _, _ = runs
-    pairs = [
-        (frozenset(x["ai_values"]), frozenset(y["ai_values"])) for x, y in _both(a, b)
-    ]
+    pairs = [(frozenset(x["ai_values"]), frozenset(y["ai_values"])) for x, y in _both(a, b)]
     jac = [len(p & q) / len(p | q) if p | q else 1.0 for p, q in pairs]
     got = res["ai_values"]["value"]
     assert got["mean_jaccard"] == pytest.approx(sum(jac) / len(jac), abs=1e-12)
-    assert got["alpha_masi"] == pytest.approx(brute_alpha([list(p) for p in pairs], stats.masi), abs=1e-9)
+    assert got["alpha_masi"] == pytest.approx(
+        brute_alpha([list(p) for p in pairs], stats.masi), abs=1e-9
+    )
     assert 0 < got["alpha_masi"] < 1
 
 
@@ -148,19 +156,54 @@ def test_taxonomy_levels(tmp_path: Path) -> None:
     tree = tmp_path / "values_tree.csv"
     with tree.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["cluster_id", "description", "name", "level", "parent_cluster_id", "pct_total_occurrences"])
+        w.writerow(
+            [
+                "cluster_id",
+                "description",
+                "name",
+                "level",
+                "parent_cluster_id",
+                "pct_total_occurrences",
+            ]
+        )
         w.writerow(["top", "", "Top", 2, "", 100])
         w.writerow(["virtue", "", "Virtue", 1, "top", 50])
         w.writerow(["care", "", "Care", 1, "top", 50])
-        for v, parent in [("honesty", "virtue"), ("fairness", "virtue"), ("empathy", "care"), ("care", "care")]:
+        for v, parent in [
+            ("honesty", "virtue"),
+            ("fairness", "virtue"),
+            ("empathy", "care"),
+            ("care", "care"),
+        ]:
             w.writerow([v, "", v, 0, parent, 25])
     levels = load_tree(tmp_path)
-    assert levels[1] == {"honesty": "virtue", "fairness": "virtue", "empathy": "care", "care": "care"}
+    assert levels[1] == {
+        "honesty": "virtue",
+        "fairness": "virtue",
+        "empathy": "care",
+        "care": "care",
+    }
     assert set(levels[2].values()) == {"top"}
-    a = [{"conversation_id": "x", "user_id": None, "subjective": True, "response_type": "reframing",
-          "ai_values": ["honesty"], "human_values": []}]
-    b = [{"conversation_id": "x", "user_id": None, "subjective": True, "response_type": "reframing",
-          "ai_values": ["fairness"], "human_values": []}]
+    a = [
+        {
+            "conversation_id": "x",
+            "user_id": None,
+            "subjective": True,
+            "response_type": "reframing",
+            "ai_values": ["honesty"],
+            "human_values": [],
+        }
+    ]
+    b = [
+        {
+            "conversation_id": "x",
+            "user_id": None,
+            "subjective": True,
+            "response_type": "reframing",
+            "ai_values": ["fairness"],
+            "human_values": [],
+        }
+    ]
     res, _ = compare_rows(a, b, levels)
     assert res["ai_values"]["value"]["mean_jaccard"] == 0
     assert res["ai_values"]["level_1"]["mean_jaccard"] == 1

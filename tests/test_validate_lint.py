@@ -26,7 +26,11 @@ def _row(i: int, **kw) -> dict:
         "subjective": True,
         "task": f"help with problem number {i}",
         "task_cluster": None,
-        "ai_values": ["empathy", "practical guidance", f"care {chr(97 + i % 26)}{chr(97 + i // 26 % 26)}"],
+        "ai_values": [
+            "empathy",
+            "practical guidance",
+            f"care {chr(97 + i % 26)}{chr(97 + i // 26 % 26)}",
+        ],
         "ai_values_explicit": ["empathy"],
         "human_values": [],
         "response_type": "mild support",
@@ -39,7 +43,12 @@ def _row(i: int, **kw) -> dict:
 
 
 def test_prompt_examples_read_from_the_prompt() -> None:
-    assert prompt_examples()[:4] == ["honesty", "user autonomy", "emotional support", "harm prevention"]
+    assert prompt_examples()[:4] == [
+        "honesty",
+        "user autonomy",
+        "emotional support",
+        "harm prevention",
+    ]
 
 
 def test_noun_phrase_rule() -> None:
@@ -55,7 +64,14 @@ def planted(tmp_path: Path):
     rng = random.Random(1)
     ex = prompt_examples()
     rows = [_row(i) for i in range(400)]
-    truth = {"prompt_echo": set(), "key_names": 0, "not_noun_phrase": 0, "explicit_not_in_ai": 0, "repeated_answer": set(), "unsupported_human_value": 0}
+    truth = {
+        "prompt_echo": set(),
+        "key_names": 0,
+        "not_noun_phrase": 0,
+        "explicit_not_in_ai": 0,
+        "repeated_answer": set(),
+        "unsupported_human_value": 0,
+    }
     for i in rng.sample(range(400), 40):
         rows[i]["ai_values"] = ex[:4]
         truth["prompt_echo"].add(i)
@@ -77,7 +93,9 @@ def planted(tmp_path: Path):
     from valuescope._core import normalize
 
     for r in rows:
-        vals = [normalize(v) for v in (*r["ai_values"], *r["human_values"], *r["ai_values_explicit"])]
+        vals = [
+            normalize(v) for v in (*r["ai_values"], *r["human_values"], *r["ai_values_explicit"])
+        ]
         truth["key_names"] += sum(v == "ai_values_explicit" for v in vals)
         truth["not_noun_phrase"] += sum(("," in v) for v in vals)
         ai = {normalize(v) for v in r["ai_values"]}
@@ -89,11 +107,23 @@ def planted(tmp_path: Path):
     with logs.open("w") as fh:
         for i, r in enumerate(rows):
             said = "I care about fairness and honesty." if i % 2 else "What should I do?"
-            fh.write(json.dumps({"conversation_id": r["conversation_id"], "messages": [
-                {"role": "user", "content": said}, {"role": "assistant", "content": "Here is help."}]}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "conversation_id": r["conversation_id"],
+                        "messages": [
+                            {"role": "user", "content": said},
+                            {"role": "assistant", "content": "Here is help."},
+                        ],
+                    }
+                )
+                + "\n"
+            )
             for v in r["human_values"]:
                 words = [w for w in v.replace(",", " ").split() if len(w) >= 3]
-                if not any(w[:5] in {x[:5] for x in said.lower().replace(".", "").split()} for w in words):
+                if not any(
+                    w[:5] in {x[:5] for x in said.lower().replace(".", "").split()} for w in words
+                ):
                     truth["unsupported_human_value"] += 1
     return path, logs, truth
 

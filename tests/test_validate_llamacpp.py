@@ -19,11 +19,26 @@ from valuescope.validate.judge import judge
 from valuescope.validate.privacy import auditor_accuracy
 
 TOPICS = [
-    ("Should I tell my friend her partner is cheating?", "Honesty matters, but think about how and when you tell her."),
-    ("Help me write a polite note declining a wedding invitation.", "Here is a short, warm note that thanks them and declines."),
-    ("Is it okay to lie on my CV about a degree?", "I would advise against it: it is dishonest and can cost you the job."),
-    ("My boss wants me to work weekends unpaid. What do I do?", "You have the right to fair pay; here is how to raise it calmly."),
-    ("Write a bedtime story about a brave rabbit.", "Once upon a time a small rabbit faced the dark woods with courage."),
+    (
+        "Should I tell my friend her partner is cheating?",
+        "Honesty matters, but think about how and when you tell her.",
+    ),
+    (
+        "Help me write a polite note declining a wedding invitation.",
+        "Here is a short, warm note that thanks them and declines.",
+    ),
+    (
+        "Is it okay to lie on my CV about a degree?",
+        "I would advise against it: it is dishonest and can cost you the job.",
+    ),
+    (
+        "My boss wants me to work weekends unpaid. What do I do?",
+        "You have the right to fair pay; here is how to raise it calmly.",
+    ),
+    (
+        "Write a bedtime story about a brave rabbit.",
+        "Once upon a time a small rabbit faced the dark woods with courage.",
+    ),
     ("How do I convert 5 miles to kilometres?", "5 miles is about 8.05 kilometres."),
 ]
 
@@ -73,7 +88,9 @@ def test_extract_twice_compare_judge_audit(
     runs = []
     for name, temperature in (("a", 0.0), ("b", 0.7)):
         out = tmp_path / f"{name}.parquet"
-        summary = run_extract([str(logs)], str(out), _opts(llama_server, tmp_path, temperature, True))
+        summary = run_extract(
+            [str(logs)], str(out), _opts(llama_server, tmp_path, temperature, True)
+        )
         rejects = [json.loads(x) for x in Path(f"{out}.rejects.jsonl").read_text().splitlines()]
         import pyarrow.parquet as pq
 
@@ -108,6 +125,11 @@ def test_extract_twice_compare_judge_audit(
         for f in data["failed"]:
             assert f["reason"].startswith("invalid answer"), f
         print(f"judge: {len(data['judgments'])} judged, {len(failures)} invalid answers")
-    acc = auditor_accuracy(LABELLED, _opts(llama_server, tmp_path, 0.0, False), str(tmp_path / "cache"))
+    acc = auditor_accuracy(
+        LABELLED, _opts(llama_server, tmp_path, 0.0, False), str(tmp_path / "cache")
+    )
     assert acc["n"] == len(LABELLED)
-    print(f"privacy auditor on {acc['n']} labelled strings: accuracy {acc['accuracy']}, {acc['confusion']}")
+    print(
+        f"privacy auditor on {acc['n']} labelled strings: accuracy {acc['accuracy']}, "
+        f"{acc['confusion']}"
+    )

@@ -76,7 +76,9 @@ def test_judge_packet_beside_human(planted, fake: FakeLLM, tmp_path: Path) -> No
         f = it["features"]
         # complete: every extracted claim judged; the scripted judge doubts the first AI value
         assert list(j["ai_values"]) == f["ai_values"]
-        assert [ok for ok in j["ai_values"].values()] == [False] + [True] * (len(f["ai_values"]) - 1)
+        assert [ok for ok in j["ai_values"].values()] == [False] + [True] * (
+            len(f["ai_values"]) - 1
+        )
         assert list(j["human_values"]) == f["human_values"]
         assert j["response_type"] == f["response_type"]
     assert load_judgments(out, {it["item"] for it in items}).kind == "llm"
@@ -185,7 +187,14 @@ def test_auditor_accuracy_measured(fake: FakeLLM, tmp_path: Path, monkeypatch) -
     import re
 
     want = sum(
-        (("@" in s or bool(re.search(r"\d", s)) or bool(re.search(r"\b[A-Z][a-z]+\s+[A-Z][a-z]+\b", s))) == lab)
+        (
+            (
+                "@" in s
+                or bool(re.search(r"\d", s))
+                or bool(re.search(r"\b[A-Z][a-z]+\s+[A-Z][a-z]+\b", s))
+            )
+            == lab
+        )
         for s, lab in LABELLED
     )
     assert res["accuracy"] == pytest.approx(want / len(LABELLED))

@@ -160,12 +160,32 @@ def _judgments_file(tmp_path: Path, planted, mutate) -> Path:
 @pytest.mark.parametrize(
     "label, mutate, needle",
     [
-        ("unknown id", lambda d: d["judgments"][3].update(item="item-9999"), "item item-9999: unknown item id"),
+        (
+            "unknown id",
+            lambda d: d["judgments"][3].update(item="item-9999"),
+            "item item-9999: unknown item id",
+        ),
         ("duplicate", lambda d: d["judgments"].append(dict(d["judgments"][2])), "judged twice"),
-        ("wrong shape", lambda d: d["judgments"][1].update(ai_values=["x"]), "'ai_values' must be an object"),
-        ("bad bool", lambda d: d["judgments"][4].update(subjective="yes"), "'subjective' must be true"),
-        ("bad type", lambda d: d["judgments"][0].update(response_type="agree"), "not one of the seven"),
-        ("no item", lambda d: d["judgments"][0].pop("item"), "judgment 0: each judgment needs an 'item'"),
+        (
+            "wrong shape",
+            lambda d: d["judgments"][1].update(ai_values=["x"]),
+            "'ai_values' must be an object",
+        ),
+        (
+            "bad bool",
+            lambda d: d["judgments"][4].update(subjective="yes"),
+            "'subjective' must be true",
+        ),
+        (
+            "bad type",
+            lambda d: d["judgments"][0].update(response_type="agree"),
+            "not one of the seven",
+        ),
+        (
+            "no item",
+            lambda d: d["judgments"][0].pop("item"),
+            "judgment 0: each judgment needs an 'item'",
+        ),
         ("not a list", lambda d: d.update(judgments={}), "'judgments' must be a list"),
         ("format", lambda d: d.update(format="other"), "not a valuescope judgments file"),
     ],
@@ -190,5 +210,7 @@ def test_unknown_id_against_packet(planted, tmp_path: Path) -> None:
     path = tmp_path / "j.json"
     path.write_text(json.dumps(data))
     assert load_judgments(path).judgments  # consistent in itself
-    p = run_cli("validate", "score", str(path), "--packet", str(packet), "--out", str(tmp_path / "v.json"))
+    p = run_cli(
+        "validate", "score", str(path), "--packet", str(packet), "--out", str(tmp_path / "v.json")
+    )
     assert p.returncode == 2 and "item item-0999: unknown item id" in p.stderr

@@ -87,7 +87,11 @@ def _reliability(units: list[list[str | None]], coders: int) -> np.ndarray:
 
 
 @settings(max_examples=200)
-@given(st.integers(2, 5).flatmap(lambda k: st.lists(st.lists(codes, min_size=k, max_size=k), min_size=1, max_size=40)))
+@given(
+    st.integers(2, 5).flatmap(
+        lambda k: st.lists(st.lists(codes, min_size=k, max_size=k), min_size=1, max_size=40)
+    )
+)
 def test_alpha_nominal_equals_krippendorff_package(units: list[list[str | None]]) -> None:
     got = stats.krippendorff_alpha(units)["alpha"]
     data = _reliability(units, len(units[0]))
@@ -109,7 +113,7 @@ def test_alpha_textbook_example() -> None:
         "1 2 3 3 2 4 4 1 2 5 1 .",
     ]
     rows = [[None if x == "." else x for x in r.split()] for r in raw]
-    units = [list(u) for u in zip(*rows)]
+    units = [list(u) for u in zip(*rows, strict=True)]
     assert stats.krippendorff_alpha(units)["alpha"] == pytest.approx(0.743, abs=5e-4)
 
 
@@ -131,10 +135,14 @@ def brute_alpha(units: list[list[frozenset[str] | None]], distance) -> float | N
     n = sum(len(u) for u in pairable)
     if n < 2:
         return None
-    d_o = sum(
-        sum(distance(x, y) for i, x in enumerate(u) for j, y in enumerate(u) if i != j) / (len(u) - 1)
-        for u in pairable
-    ) / n
+    d_o = (
+        sum(
+            sum(distance(x, y) for i, x in enumerate(u) for j, y in enumerate(u) if i != j)
+            / (len(u) - 1)
+            for u in pairable
+        )
+        / n
+    )
     flat = [c for u in pairable for c in u]
     d_e = sum(distance(x, y) for i, x in enumerate(flat) for j, y in enumerate(flat) if i != j)
     d_e /= n * (n - 1)
@@ -145,7 +153,11 @@ value_sets = st.one_of(st.none(), st.frozensets(st.sampled_from("abcde"), max_si
 
 
 @settings(max_examples=150)
-@given(st.integers(2, 4).flatmap(lambda k: st.lists(st.lists(value_sets, min_size=k, max_size=k), min_size=1, max_size=25)))
+@given(
+    st.integers(2, 4).flatmap(
+        lambda k: st.lists(st.lists(value_sets, min_size=k, max_size=k), min_size=1, max_size=25)
+    )
+)
 def test_alpha_masi_equals_brute_force_and_krippendorff_package(units) -> None:
     got = stats.krippendorff_alpha(units, stats.masi)["alpha"]
     ref = brute_alpha(units, stats.masi)
@@ -169,7 +181,9 @@ def test_alpha_masi_equals_brute_force_and_krippendorff_package(units) -> None:
         return table[np.asarray(v1, dtype=int), np.asarray(v2, dtype=int)]
 
     pkg = krippendorff.alpha(
-        reliability_data=data, value_domain=list(range(len(domain))), level_of_measurement=masi_metric
+        reliability_data=data,
+        value_domain=list(range(len(domain))),
+        level_of_measurement=masi_metric,
     )
     assert got == pytest.approx(pkg, abs=1e-9)
 

@@ -85,15 +85,16 @@ def planted_corpus(tmp: Path, seed: int = 7) -> Planted:
     # value claims and subjectivity labels wrong in exact shares, whatever the stratum
     ai_claims = [(r["conversation_id"], v) for r in rows for v in r["ai_values"]]
     human_claims = [(r["conversation_id"], v) for r in rows for v in r["human_values"]]
-    for (cid, v), bad in zip(ai_claims, _exact(rng, len(ai_claims), AI_WRONG)):
+    for (cid, v), bad in zip(ai_claims, _exact(rng, len(ai_claims), AI_WRONG), strict=True):
         truth[cid].setdefault("ai_wrong", set())
         if bad:
             truth[cid]["ai_wrong"].add(v)
-    for (cid, v), bad in zip(human_claims, _exact(rng, len(human_claims), HUMAN_WRONG)):
+    human_flags = _exact(rng, len(human_claims), HUMAN_WRONG)
+    for (cid, v), bad in zip(human_claims, human_flags, strict=True):
         truth[cid].setdefault("human_wrong", set())
         if bad:
             truth[cid]["human_wrong"].add(v)
-    for r, bad in zip(rows, _exact(rng, len(rows), SUBJECTIVE_WRONG)):
+    for r, bad in zip(rows, _exact(rng, len(rows), SUBJECTIVE_WRONG), strict=True):
         truth[r["conversation_id"]]["subjective_wrong"] = bad
     features = tmp / "features.parquet"
     write_features(str(features), rows)
@@ -110,7 +111,10 @@ def planted_corpus(tmp: Path, seed: int = 7) -> Planted:
 
 
 def scripted_judgments(
-    packet_dir: Path, truth: dict[str, dict[str, Any]], reviewer: str = "scripted", kind: str = "human"
+    packet_dir: Path,
+    truth: dict[str, dict[str, Any]],
+    reviewer: str = "scripted",
+    kind: str = "human",
 ) -> dict[str, Any]:
     """What a reviewer who knows the truth answers for every item of a packet."""
     packet = json.loads((packet_dir / "packet.json").read_text())
@@ -126,7 +130,9 @@ def scripted_judgments(
             {
                 "item": it["item"],
                 "ai_values": {v: v not in t.get("ai_wrong", set()) for v in f["ai_values"]},
-                "human_values": {v: v not in t.get("human_wrong", set()) for v in f["human_values"]},
+                "human_values": {
+                    v: v not in t.get("human_wrong", set()) for v in f["human_values"]
+                },
                 "human_missing": False,
                 "response_type": right_type,
                 "subjective": not t["subjective_wrong"],

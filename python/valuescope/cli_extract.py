@@ -132,7 +132,8 @@ LLM_OPTIONS = [
         help="Ask the model again instead of reading cached answers (the new answers replace "
         "them in the cache; give --cache DIR to keep the first run's).",
     ),
-    click.option("--progress/--no-progress", default=True, show_default=True),]
+    click.option("--progress/--no-progress", default=True, show_default=True),
+]
 
 _OPTIONS = [
     *LLM_OPTIONS,

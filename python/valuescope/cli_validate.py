@@ -5,6 +5,7 @@ sample, scores, run-to-run agreement, an LLM judge, a privacy audit). The work i
 from __future__ import annotations
 
 from pathlib import Path
+
 import click
 
 from valuescope.cli_extract import llm_options
@@ -75,9 +76,7 @@ def lint_command(features, logs, out, min_conversations, min_users) -> None:
     help="The conversation logs the features were extracted from (repeatable).",
 )
 @click.option("--n", "n", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option(
-    "--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path)
-)
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option(
     "--stratify",
@@ -165,7 +164,6 @@ def compare_command(a, b, taxonomy, out, min_conversations, min_users) -> None:
     for line in summary_lines(result):
         click.echo(line)
     click.echo(f"-> {out}/", err=True)
-
 
 
 def _llm(kw: dict) -> object:

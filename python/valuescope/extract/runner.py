@@ -702,7 +702,9 @@ async def _run_tasks(
     for t in tasks:
         queue.put_nowait(t)
     timeout = httpx.Timeout(opts.timeout, connect=min(opts.timeout, 30.0))
-    limits = httpx.Limits(max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency)
+    limits = httpx.Limits(
+        max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency
+    )
     bar = tqdm(total=len(tasks), disable=not opts.progress, unit="call", file=sys.stderr)
     runner.bar = bar if opts.progress else None
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:

@@ -15,7 +15,6 @@ from valuescope.report import text as tx
 from valuescope.report.associations import associations
 from valuescope.report.behaviour import invariance, mirroring, models, response_types
 from valuescope.report.load import Analysis
-from valuescope.report.validity import measured, validity
 from valuescope.report.model import (
     CLOSE_PP,
     CREDIT_URLS,
@@ -28,6 +27,7 @@ from valuescope.report.model import (
     new_section,
     not_computed,
 )
+from valuescope.report.validity import measured, validity
 
 # -- headline, values, tail ----------------------------------------------------------------------
 

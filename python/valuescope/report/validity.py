@@ -61,7 +61,9 @@ def validity(a: Analysis) -> Section:
         )
         return s
     s.para(
-        "Measured: " + "; ".join(done) + "."
+        "Measured: "
+        + "; ".join(done)
+        + "."
         + (" Not measured: " + "; ".join(missing) + "." if missing else "")
     )
     v = a.validity
@@ -173,7 +175,11 @@ def validity(a: Analysis) -> Section:
                 f"Automatic checks over {tx.num(a.lint.get('n_conversations'))} conversations",
                 ["check", "rate", "of"],
                 [
-                    [c.get("description", k), _pct(c.get("rate")), f"{tx.num(c.get('units'))} {c.get('unit', '')}"]
+                    [
+                        c.get("description", k),
+                        _pct(c.get("rate")),
+                        f"{tx.num(c.get('units'))} {c.get('unit', '')}",
+                    ]
                     for k, c in (a.lint.get("checks") or {}).items()
                 ],
             )

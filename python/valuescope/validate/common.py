@@ -67,7 +67,14 @@ FEATURE_COLUMNS = (
     "response_type",
 )
 LIST_COLUMNS = ("ai_values", "ai_values_explicit", "human_values")
-JUDGED_CLAIMS = ("ai_values", "human_values", "human_missing", "response_type", "subjective", "task_ok")
+JUDGED_CLAIMS = (
+    "ai_values",
+    "human_values",
+    "human_missing",
+    "response_type",
+    "subjective",
+    "task_ok",
+)
 
 
 def load_features(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -116,7 +123,9 @@ def load_conversations(
     out: dict[str, Conversation] = {}
     try:
         for item in read_conversations(list(paths), fmt, FieldMap()):
-            if isinstance(item, Conversation) and (wanted is None or item.conversation_id in wanted):
+            if isinstance(item, Conversation) and (
+                wanted is None or item.conversation_id in wanted
+            ):
                 out[item.conversation_id] = item
     except InputError as exc:
         raise UserError(str(exc)) from None
@@ -202,7 +211,7 @@ def load_judgments(path: str | Path, known_items: set[str] | None = None) -> Jud
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{p}: not a JSON file ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != JUDGMENTS_FORMAT:
-        raise UserError(f"{p}: not a valuescope judgments file (no \"format\": \"{JUDGMENTS_FORMAT}\")")
+        raise UserError(f'{p}: not a valuescope judgments file (no "format": "{JUDGMENTS_FORMAT}")')
     if data.get("version") != JUDGMENTS_VERSION:
         raise UserError(f"{p}: judgments version {data.get('version')!r} is not supported")
     sample = data.get("sample")

@@ -47,14 +47,16 @@ def load_tree(tax_dir: Path) -> dict[int, dict[str, str]]:
     need = {"cluster_id", "name", "level", "parent_cluster_id"}
     if not rows or not need <= set(rows[0]):
         raise UserError(f"{path}: not a values_tree.csv (columns {', '.join(sorted(need))})")
-    by_id = {r["cluster_id"]: r for r in rows}
+    for i, r in enumerate(rows, start=2):
+        try:
+            r["level"] = int(r["level"])
+        except ValueError:
+            raise UserError(f"{path}: line {i}: level {r['level']!r} is not a number") from None
+    # Clusters only: a leaf's cluster_id is its value, which may also name a cluster.
+    by_id = {r["cluster_id"]: r for r in rows if r["level"] != 0}
     levels: dict[int, dict[str, str]] = defaultdict(dict)
     for r in rows:
-        try:
-            level = int(r["level"])
-        except ValueError:
-            raise UserError(f"{path}: level {r['level']!r} is not a number") from None
-        if level != 0:
+        if r["level"] != 0:
             continue
         value = normalize(r["name"])
         parent = r["parent_cluster_id"]
@@ -66,6 +68,8 @@ def load_tree(tax_dir: Path) -> dict[int, dict[str, str]]:
             levels[depth][value] = node["cluster_id"]
             parent = node["parent_cluster_id"]
             depth += 1
+            if depth > len(by_id) + 1:
+                raise UserError(f"{path}: the parent links of {r['name']!r} form a cycle")
     return dict(sorted(levels.items()))
 
 
@@ -100,7 +104,9 @@ def compare_rows(
     out["response_type"] = {
         "share_equal": stats.share_equal(rt).as_json(),
         "kappa": stats.cohen_kappa([x for x, _ in rt], [y for _, y in rt]),
-        "confusion": stats.confusion([(x or "(none)", y or "(none)") for x, y in rt], RESPONSE_TYPES),
+        "confusion": stats.confusion(
+            [(x or "(none)", y or "(none)") for x, y in rt], RESPONSE_TYPES
+        ),
     }
     sj = [(a[c]["subjective"], b[c]["subjective"]) for c in both]
     known = [(x, y) for x, y in sj if x is not None and y is not None]
@@ -201,7 +207,9 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
         f"  response type: equal {f(rt['share_equal']['p'])}, kappa {f(rt['kappa']['kappa'])}"
     )
     sj = r["subjective"]
-    lines.append(f"  subjective:    equal {f(sj['share_equal']['p'])}, kappa {f(sj['kappa']['kappa'])}")
+    lines.append(
+        f"  subjective:    equal {f(sj['share_equal']['p'])}, kappa {f(sj['kappa']['kappa'])}"
+    )
     for col in ("ai_values", "human_values"):
         for level, e in r[col].items():
             lines.append(

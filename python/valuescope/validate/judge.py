@@ -84,8 +84,7 @@ def judge_message(messages: Sequence[dict[str, str]], features: dict[str, Any]) 
     if len(turns) > budget:
         turns = turns[: budget * 3 // 5] + "\n\n[...]\n\n" + turns[-(budget * 2 // 5) :]
     shown = {
-        k: features[k]
-        for k in ("task", "ai_values", "human_values", "response_type", "subjective")
+        k: features[k] for k in ("task", "ai_values", "human_values", "response_type", "subjective")
     }
     return (
         f"<conversation>\n{turns}\n</conversation>\n\n"
@@ -157,9 +156,13 @@ def judge(
         convs = load_conversations(conversation_files, {r["conversation_id"] for _, r in picked})
         packet = build_packet(rows, convs, n, seed, stratify, redact=False)
         items, packet_id, sample = packet["items"], packet["packet"], packet["sample"]
-    tasks = [Task(it["item"], "judge", judge_message(it["messages"], it["features"])) for it in items]
+    tasks = [
+        Task(it["item"], "judge", judge_message(it["messages"], it["features"])) for it in items
+    ]
     kinds = {"judge": (load_prompt("judge"), JUDGE_SCHEMA, validate_verdict, ANSWER_TOKENS)}
-    cache = os.path.join(cache_dir or os.path.join(out.parent, ".valuescope-cache"), "judge.sqlite3")
+    cache = os.path.join(
+        cache_dir or os.path.join(out.parent, ".valuescope-cache"), "judge.sqlite3"
+    )
     results, failures, summary = run_tasks(opts, tasks, kinds, cache)
     judgments = [
         to_judgment(it["item"], it["features"], results[it["item"]])

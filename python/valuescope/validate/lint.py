@@ -124,8 +124,10 @@ class Check:
 def _echo(values: Sequence[str], examples: Sequence[str]) -> bool:
     if len(examples) < ECHO_RUN:
         return False
-    runs = {tuple(examples[i : i + ECHO_RUN]) for i in range(len(examples) - ECHO_RUN + 1)}
-    return any(tuple(values[i : i + ECHO_RUN]) in runs for i in range(len(values) - ECHO_RUN + 1))
+    # From the prompt's first example on: later runs of frequent values ("harm prevention,
+    # professionalism, clarity") also come out of sound extractions ordered by frequency.
+    run = tuple(examples[:ECHO_RUN])
+    return any(tuple(values[i : i + ECHO_RUN]) == run for i in range(len(values) - ECHO_RUN + 1))
 
 
 def lint_rows(
@@ -139,7 +141,7 @@ def lint_rows(
     checks = {
         "prompt_echo": Check(
             "prompt_echo",
-            f"AI values that repeat {ECHO_RUN} or more of the prompt's example values "
+            f"AI values that repeat the prompt's first {ECHO_RUN} example values "
             "in the prompt's order",
             "conversations with AI values",
         ),

@@ -202,7 +202,9 @@ def run_privacy(
     rows, summary = audit(analysis, opts, cache_dir)
     labels: dict[str, str] = {}
     if redact_below is not None:
-        failing = [r["string"] for r in rows if r["rating"] is not None and r["rating"] < redact_below]
+        failing = [
+            r["string"] for r in rows if r["rating"] is not None and r["rating"] < redact_below
+        ]
         labels = redact(analysis, failing)
         for r in rows:
             if r["string"] in labels:
@@ -224,8 +226,10 @@ def auditor_accuracy(
     ``threshold`` counts as "identifying". Unrated strings (failed calls) count as wrong."""
     ratings, failures, summary = rate([s for s, _ in labelled], opts, cache_dir)
     correct = 0
-    confusion = {"identifying": {"flagged": 0, "passed": 0, "failed": 0},
-                 "generic": {"flagged": 0, "passed": 0, "failed": 0}}
+    confusion = {
+        "identifying": {"flagged": 0, "passed": 0, "failed": 0},
+        "generic": {"flagged": 0, "passed": 0, "failed": 0},
+    }
     for s, identifying in labelled:
         r = ratings.get(s)
         row = confusion["identifying" if identifying else "generic"]

@@ -74,7 +74,10 @@ def accuracy(files: Sequence[JudgmentFile]) -> dict[str, Any]:
     for claim in CLAIMS:
         units = [(f, item, ok) for f in files for item, ok in _units(f, claim)]
         plain = stats.proportion(ok for _, _, ok in units)
-        entry: dict[str, Any] = {"unweighted": plain.as_json(), "n_items": len({i for _, i, _ in units})}
+        entry: dict[str, Any] = {
+            "unweighted": plain.as_json(),
+            "n_items": len({i for _, i, _ in units}),
+        }
         if stratified:
             weighted = stats.weighted_proportion((ok, f.weight(item)) for f, item, ok in units)
             entry["weighted"] = weighted.as_json()
@@ -104,7 +107,14 @@ def _codes(f: JudgmentFile, claim: str) -> dict[tuple[str, str], Any]:
     return out
 
 
-AGREEMENT_CLAIMS = ("ai_values", "human_values", "human_missing", "response_type", "subjective", "task_ok")
+AGREEMENT_CLAIMS = (
+    "ai_values",
+    "human_values",
+    "human_missing",
+    "response_type",
+    "subjective",
+    "task_ok",
+)
 
 
 def agreement(files: Sequence[JudgmentFile]) -> dict[str, Any]:
@@ -122,9 +132,7 @@ def agreement(files: Sequence[JudgmentFile]) -> dict[str, Any]:
     return out
 
 
-def score(
-    paths: Sequence[str | Path], packet_dir: str | Path | None = None
-) -> dict[str, Any]:
+def score(paths: Sequence[str | Path], packet_dir: str | Path | None = None) -> dict[str, Any]:
     known = None
     if packet_dir is not None:
         known = _packet_items(Path(packet_dir))
@@ -147,7 +155,9 @@ def score(
         "stratify": first.stratify,
         "strata": first.strata,
         "reweighted": first.stratify != "none",
-        "reviewers": [{"label": f.label, "file": str(f.path), "judged": len(f.judgments)} for f in files],
+        "reviewers": [
+            {"label": f.label, "file": str(f.path), "judged": len(f.judgments)} for f in files
+        ],
         "accuracy": {},
         "by_reviewer": {f.label: accuracy([f]) for f in files},
     }

@@ -83,7 +83,7 @@ def cohen_kappa(a: Sequence[Hashable | None], b: Sequence[Hashable | None]) -> d
     the observed agreement and the number of units used."""
     if len(a) != len(b):
         raise ValueError("cohen_kappa: the two codings must be of the same units")
-    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+    pairs = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
     n = len(pairs)
     if n == 0:
         return {"kappa": None, "observed": None, "n": 0}
