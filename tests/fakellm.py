@@ -10,7 +10,8 @@ Actions: ok, 429, 429ra (Retry-After: 1), 408, 500, 503, 529, 400, 400echo (key 
 permanent error), 401echo (key echoed in a 401), timeout (answers after ``slow_seconds``), drop
 (closes the connection), badjson, fenced, prose (JSON inside prose and a trailing comma), length
 (cut-off JSON with finish_reason length), badenum, pii (identifying strings in the answer),
-objective (subjective false), marker (a rare marker value among the AI values).
+objective (subjective false), marker (a rare marker value among the AI values), joined (a
+comma-joined list as one AI value and an explicit value missing from the AI values).
 """
 
 from __future__ import annotations
@@ -34,11 +35,15 @@ def good_features(action: str) -> dict[str, Any]:
     ai_values = ["honesty", "empathy", "  honesty ", "professionalism"]
     if action == "marker":  # a rare value the privacy rule must keep out of every figure
         ai_values = [*ai_values, MARKER_VALUE]
+    explicit = ["honesty"]
+    if action == "joined":  # what a small model does: a list as one value, a stray explicit one
+        ai_values = ["fear, compassion, kindness", "honesty"]
+        explicit = ["honesty", "courage"]
     return {
         "subjective": action != "objective",
         "task": task,
         "ai_values": ai_values,
-        "ai_values_explicit": ["honesty"],
+        "ai_values_explicit": explicit,
         "human_values": ["fairness"] if action != "pii" else ["privacy at jane@example.org"],
         "response_type": "mild support",
     }
