@@ -34,9 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from valuescope._core import DEFAULT_MIN_CONVERSATIONS, DEFAULT_MIN_USERS, RESPONSE_TYPES, normalize
-from valuescope.conversations import Conversation, FieldMap, InputError, read_conversations
+from valuescope import layout
+from valuescope._core import normalize
 from valuescope.errors import UserError
+from valuescope.extract.conversations import Conversation, FieldMap, read_conversations
+from valuescope.schema import DEFAULT_MIN_CONVERSATIONS, DEFAULT_MIN_USERS, RESPONSE_TYPES
 
 __all__ = [
     "DEFAULT_MIN_CONVERSATIONS",
@@ -47,13 +49,9 @@ __all__ = [
 
 JUDGMENTS_FORMAT = "valuescope-judgments"
 JUDGMENTS_VERSION = 1
-ITEMS_FILE = "items.jsonl"
-REVIEW_FILE = "review.html"
-PACKET_FILE = "packet.json"
-VALIDITY_FILE = "validity.json"
-LINT_FILE = "lint.json"
-AGREEMENT_FILE = "agreement.json"
-PRIVACY_AUDIT_FILE = "privacy_audit.csv"
+ITEMS_FILE = layout.REVIEW_ITEMS
+REVIEW_FILE = layout.REVIEW_PAGE
+PACKET_FILE = layout.REVIEW_PACKET
 
 FEATURE_COLUMNS = (
     "conversation_id",
@@ -121,14 +119,10 @@ def load_conversations(
     """Conversations by id (only ``wanted`` when given); unreadable records are skipped here,
     since extract already reported them."""
     out: dict[str, Conversation] = {}
-    try:
-        for item in read_conversations(list(paths), fmt, FieldMap()):
-            if isinstance(item, Conversation) and (
-                wanted is None or item.conversation_id in wanted
-            ):
-                out[item.conversation_id] = item
-    except InputError as exc:
-        raise UserError(str(exc)) from None
+    # an unusable file raises InputError, a UserError: one line naming it
+    for item in read_conversations(list(paths), fmt, FieldMap()):
+        if isinstance(item, Conversation) and (wanted is None or item.conversation_id in wanted):
+            out[item.conversation_id] = item
     return out
 
 

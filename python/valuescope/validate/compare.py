@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from valuescope import layout
 from valuescope.errors import UserError
 from valuescope.validate import stats
 from valuescope.validate.common import (
-    AGREEMENT_FILE,
     DEFAULT_MIN_CONVERSATIONS,
     DEFAULT_MIN_USERS,
     RESPONSE_TYPES,
@@ -31,14 +31,11 @@ from valuescope.validate.common import (
 )
 
 LEAST_STABLE_SHOWN = 20
-LEAST_STABLE_FILE = "least_stable_values.csv"
 
 
 def load_tree(tax_dir: Path) -> dict[int, dict[str, str]]:
     """Level -> (value -> its cluster's name at that level), from a taxonomy's values_tree.csv."""
-    from valuescope.taxonomy_run import TREE_FILE
-
-    path = tax_dir / TREE_FILE if tax_dir.is_dir() else tax_dir
+    path = tax_dir / layout.TREE if tax_dir.is_dir() else tax_dir
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
@@ -181,10 +178,10 @@ def compare(
     result, least = compare_rows(a_rows, b_rows, tree, min_conversations, min_users)
     result["a"], result["b"] = str(a_path), str(b_path)
     out.mkdir(parents=True, exist_ok=True)
-    dump_json(out / AGREEMENT_FILE, result)
+    dump_json(out / layout.AGREEMENT, result)
     from valuescope.atomic import atomic_open
 
-    with atomic_open(out / LEAST_STABLE_FILE, "w", encoding="utf-8", newline="") as fh:
+    with atomic_open(out / layout.LEAST_STABLE_VALUES, "w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["value", "in_a", "in_b", "in_both", "stability"])
         for r in least:

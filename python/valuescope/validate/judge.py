@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from valuescope import layout
 from valuescope.errors import UserError
-from valuescope.extract.schema import AnswerError
+from valuescope.extract.answer import AnswerError
 from valuescope.validate.common import (
     JUDGMENTS_FORMAT,
     JUDGMENTS_VERSION,
@@ -73,7 +74,7 @@ def validate_verdict(obj: Any) -> dict[str, Any]:
 
 
 def judge_message(messages: Sequence[dict[str, str]], features: dict[str, Any]) -> str:
-    from valuescope.prompts import CHARS_PER_TOKEN
+    from valuescope.extract.prompts import CHARS_PER_TOKEN
 
     turns = "\n\n".join(
         f"{'User' if m['role'] == 'user' else 'AI' if m['role'] == 'assistant' else m['role']}: "
@@ -139,8 +140,8 @@ def judge(
     """Judge a review packet (``packet_dir``) or a fresh sample of ``features``; write the
     judgments file to ``out``. Returns (the judgments file's content, the runner's summary,
     the failure reason per item)."""
-    from valuescope.extract.runner import Task, run_tasks
-    from valuescope.prompts import load_prompt
+    from valuescope.extract.prompts import load_prompt
+    from valuescope.extract.run import Task, run_tasks
     from valuescope.validate.sample import build_packet
 
     if packet_dir is not None:
@@ -161,7 +162,7 @@ def judge(
     ]
     kinds = {"judge": (load_prompt("judge"), JUDGE_SCHEMA, validate_verdict, ANSWER_TOKENS)}
     cache = os.path.join(
-        cache_dir or os.path.join(out.parent, ".valuescope-cache"), "judge.sqlite3"
+        cache_dir or os.path.join(out.parent, layout.EXTRACT_CACHE_DIR), layout.JUDGE_CACHE_DB
     )
     results, failures, summary = run_tasks(opts, tasks, kinds, cache)
     judgments = [

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from valuescope.prompts import load_prompt
+from valuescope.extract.prompts import load_prompt
 from valuescope.validate.common import (
     DEFAULT_MIN_CONVERSATIONS,
     DEFAULT_MIN_USERS,
@@ -59,9 +59,9 @@ def prompt_examples() -> list[str]:
 
 
 def schema_key_names() -> set[str]:
-    from valuescope.extract.schema import FEATURE_KEYS
+    from valuescope.schema import FEATURE_COLUMNS
 
-    keys = {normalize(k) for k in FEATURE_KEYS} | {"conversation_id", "user_id"}
+    keys = {normalize(k) for k in FEATURE_COLUMNS}
     return keys | {k.replace("_", " ") for k in keys}
 
 

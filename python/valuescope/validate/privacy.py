@@ -14,21 +14,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from valuescope import layout
 from valuescope.errors import UserError
-from valuescope.extract.schema import AnswerError
-from valuescope.validate.common import PRIVACY_AUDIT_FILE
+from valuescope.extract.answer import AnswerError
 
 #: (file under the analysis directory, column) holding strings that came from free text.
+_TREE_IN = (layout.TREE, f"{layout.TAXONOMY_DIR}/{layout.TREE}")
 SOURCES = (
-    ("ai_values.csv", "value"),
-    ("human_values.csv", "value"),
-    ("ai_values_explicit.csv", "value"),
-    ("invariance.csv", "value"),
-    ("values_tree.csv", "name"),
-    ("values_tree.csv", "description"),
-    ("taxonomy/values_tree.csv", "name"),
-    ("taxonomy/values_tree.csv", "description"),
-    ("taxonomy/reference_mapping.csv", "value"),
+    (layout.RESULT_FILES["ai_values"], "value"),
+    (layout.RESULT_FILES["human_values"], "value"),
+    (layout.RESULT_FILES["ai_values_explicit"], "value"),
+    (layout.RESULT_FILES["invariance"], "value"),
+    *((tree, column) for tree in _TREE_IN for column in ("name", "description")),
+    (f"{layout.TAXONOMY_DIR}/{layout.REFERENCE_MAPPING}", "value"),
 )
 #: Feature columns whose categories are free text; a co-occurrence table over one of them
 #: publishes its strings in the table's row or col column.
@@ -68,12 +66,12 @@ def published_strings(analysis: Path) -> dict[str, list[str]]:
                 found[s].append(where)
 
     sources = list(SOURCES)
-    for meta in sorted((analysis / "tables").glob("*.json")):
+    for meta in sorted((analysis / layout.TABLES_DIR).glob("*.json")):
         try:
             test = json.loads(meta.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        rel = f"tables/{meta.stem}.csv"
+        rel = f"{layout.TABLES_DIR}/{meta.stem}.csv"
         row_col, _, col_col = meta.stem.partition("__")
         if _free_text(test.get("row_column") or row_col):
             sources.append((rel, "row"))
@@ -95,12 +93,12 @@ def published_strings(analysis: Path) -> dict[str, list[str]]:
 def audit(
     analysis: Path, opts: Any, cache_dir: str | None = None
 ) -> tuple[list[dict[str, Any]], Any]:
-    if not (analysis / "summary.json").is_file():
+    if not (analysis / layout.SUMMARY).is_file():
         raise UserError(f"{analysis}: not an analysis directory (no summary.json)")
     strings = published_strings(analysis)
     # The cache holds the strings rated, identifying ones too: kept beside the analysis
     # directory, never in it (its files are what gets published).
-    cache = cache_dir or str(analysis.resolve().parent / ".valuescope-cache")
+    cache = cache_dir or str(analysis.resolve().parent / layout.EXTRACT_CACHE_DIR)
     ratings, failures, summary = rate(list(strings), opts, cache)
     rows = [
         {
@@ -118,14 +116,14 @@ def rate(
     strings: list[str], opts: Any, cache_dir: str
 ) -> tuple[dict[str, int], dict[str, str], Any]:
     """Ratings 1-5 for ``strings`` (keyed by the string), failures by string, the summary."""
-    from valuescope.extract.runner import Task, run_tasks
-    from valuescope.prompts import load_prompt
+    from valuescope.extract.prompts import load_prompt
+    from valuescope.extract.run import Task, run_tasks
 
     ids = {f"s{i}": s for i, s in enumerate(strings)}
     tasks = [Task(i, "privacy", f"<string>{s}</string>") for i, s in ids.items()]
     kinds = {"privacy": (load_prompt("privacy"), SCHEMA, validate_rating, 16)}
     results, failures, summary = run_tasks(
-        opts, tasks, kinds, os.path.join(cache_dir, "privacy.sqlite3")
+        opts, tasks, kinds, os.path.join(cache_dir, layout.PRIVACY_CACHE_DB)
     )
     return (
         {ids[i]: r for i, r in results.items()},
@@ -165,7 +163,7 @@ def redact(analysis: Path, failing: list[str]) -> dict[str, str]:
     for path in sorted(analysis.rglob("*")):
         if not path.is_file() or path.name.startswith("."):
             continue
-        if path.suffix == ".csv" and path.name != PRIVACY_AUDIT_FILE:
+        if path.suffix == ".csv" and path.name != layout.PRIVACY_AUDIT:
             with open(path, newline="", encoding="utf-8") as fh:
                 rows = list(csv.reader(fh))
             new = [[fix(c) for c in r] for r in rows]
@@ -210,12 +208,12 @@ def run_privacy(
             if r["string"] in labels:
                 r["string"] = labels[r["string"]]
                 r["sources"] = "redacted"
-        if (analysis / "report.html").is_file() or (analysis / "report.md").is_file():
+        if (analysis / layout.REPORT_HTML).is_file() or (analysis / layout.REPORT_MD).is_file():
             from valuescope.report import write_report
 
-            write_audit(analysis / PRIVACY_AUDIT_FILE, rows)
+            write_audit(analysis / layout.PRIVACY_AUDIT, rows)
             write_report(analysis)
-    write_audit(analysis / PRIVACY_AUDIT_FILE, rows)
+    write_audit(analysis / layout.PRIVACY_AUDIT, rows)
     return rows, summary, labels
 
 

@@ -73,7 +73,7 @@ def draw(
 
 
 def _messages(conv: Any, redact: bool) -> list[dict[str, str]]:
-    from valuescope.extract.schema import scrub
+    from valuescope.extract.answer import scrub
 
     return [
         {"role": m.role, "content": scrub(m.content) if redact else m.content}

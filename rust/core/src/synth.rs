@@ -41,7 +41,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Deserialize;
 
-pub use crate::schema::RESPONSE_TYPES;
+use crate::schema::RESPONSE_TYPES;
 const NO_VALUES: usize = 6;
 
 /// Rows per independently seeded chunk: the unit of determinism and of parallel work.
