@@ -192,3 +192,18 @@ def test_auditor_accuracy_measured(fake: FakeLLM, tmp_path: Path, monkeypatch) -
         for s, lab in LABELLED
     )
     assert res["accuracy"] == pytest.approx(want / len(LABELLED))
+
+
+def test_redaction_replaces_whole_cells_and_inside_descriptions_only(tmp_path: Path) -> None:
+    from valuescope.validate.privacy import redact
+
+    (tmp_path / "t.csv").write_text(
+        "value,n_conversations,description\n1234,12345,members: 1234 and Jane Roe\nJane Roe,99,x\n"
+    )
+    (tmp_path / "s.json").write_text(json.dumps({"top": ["Jane Roe", "Jane Roe!"], "n": 1234}))
+    labels = redact(tmp_path, ["1234", "Jane Roe"])
+    rows = list(csv.reader((tmp_path / "t.csv").open()))
+    one, two = labels["1234"], labels["Jane Roe"]
+    assert rows[1] == [one, "12345", f"members: {one} and {two}"]  # the number is left whole
+    assert rows[2] == [two, "99", "x"]
+    assert json.loads((tmp_path / "s.json").read_text()) == {"top": [two, "Jane Roe!"], "n": 1234}

@@ -144,7 +144,8 @@ def write_audit(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 def redact(analysis: Path, failing: list[str]) -> dict[str, str]:
     """Replace each failing string with a neutral label in every CSV and JSON file of the
-    analysis directory (whole cells; inside descriptions too); returns string -> label."""
+    analysis directory (whole cells and JSON strings; inside descriptions too); returns
+    string -> label."""
     from valuescope.atomic import write_text
 
     labels = {s: LABEL.format(n=i + 1) for i, s in enumerate(sorted(failing))}
@@ -152,9 +153,13 @@ def redact(analysis: Path, failing: list[str]) -> dict[str, str]:
         return labels
     longest_first = sorted(labels, key=len, reverse=True)
 
-    def fix(text: str) -> str:
-        if text in labels:
-            return labels[text]
+    def exact(text: str) -> str:
+        return labels.get(text, text)
+
+    def inside(text: str) -> str:
+        # Free-text descriptions may quote a failing string (a cluster described by its members);
+        # only there is it replaced inside a longer text, never in ids or numbers.
+        text = exact(text)
         for s in longest_first:
             if len(s) >= 4 and s in text:
                 text = text.replace(s, labels[s])
@@ -166,7 +171,12 @@ def redact(analysis: Path, failing: list[str]) -> dict[str, str]:
         if path.suffix == ".csv" and path.name != layout.PRIVACY_AUDIT:
             with open(path, newline="", encoding="utf-8") as fh:
                 rows = list(csv.reader(fh))
-            new = [[fix(c) for c in r] for r in rows]
+            if not rows:
+                continue
+            free = {i for i, name in enumerate(rows[0]) if name == "description"}
+            new = [rows[0]] + [
+                [inside(c) if i in free else exact(c) for i, c in enumerate(r)] for r in rows[1:]
+            ]
             if new != rows:
                 from io import StringIO
 
@@ -178,7 +188,7 @@ def redact(analysis: Path, failing: list[str]) -> dict[str, str]:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except ValueError:
                 continue
-            new_data = _walk(data, fix)
+            new_data = _walk(data, exact)
             if new_data != data:
                 write_text(path, json.dumps(new_data, indent=2, ensure_ascii=False) + "\n")
     return labels
