@@ -20,6 +20,7 @@ from valuescope.validate import stats
 krippendorff = pytest.importorskip("krippendorff")
 
 
+@settings(deadline=None)  # correctness, not speed: a busy machine must not fail it
 @given(st.integers(0, 500), st.integers(1, 500))
 def test_wilson_equals_statsmodels(k: int, n: int) -> None:
     k = min(k, n)
@@ -52,7 +53,7 @@ def test_weighted_proportion_kish() -> None:
 codes = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d"]))
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(codes, codes), min_size=2, max_size=60))
 def test_cohen_kappa_equals_statsmodels(pairs: list[tuple[str | None, str | None]]) -> None:
     a = [x for x, _ in pairs]
@@ -87,7 +88,7 @@ def _reliability(units: list[list[str | None]], coders: int) -> np.ndarray:
     return data
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(
     st.integers(2, 5).flatmap(
         lambda k: st.lists(st.lists(codes, min_size=k, max_size=k), min_size=1, max_size=40)
@@ -131,7 +132,7 @@ def test_masi_distance_by_hand() -> None:
 value_sets = st.one_of(st.none(), st.frozensets(st.sampled_from("abcde"), max_size=4))
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(
     st.integers(2, 4).flatmap(
         lambda k: st.lists(st.lists(value_sets, min_size=k, max_size=k), min_size=1, max_size=25)
