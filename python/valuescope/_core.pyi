@@ -9,8 +9,13 @@ import pyarrow as pa
 
 __all__ = [
     "Engine",
-    "SchemaError",
     "ValuescopeError",
+    "SchemaError",
+    "ConfigError",
+    "StateError",
+    "SpillError",
+    "KMeansError",
+    "DataError",
     "STATE_FORMAT_VERSION",
     "__version__",
     "bonferroni_threshold",
@@ -47,6 +52,21 @@ class SchemaError(ValuescopeError, ValueError):
 
 class ParquetReadError(ValuescopeError, OSError):
     """A Parquet file this reader cannot open or decode (pyarrow may still read it)."""
+
+class ConfigError(ValuescopeError, ValueError):
+    """A setting is out of range, or two engines with different settings were merged."""
+
+class StateError(ValuescopeError, ValueError):
+    """Saved engine state that cannot be read (damaged, truncated, or another format)."""
+
+class SpillError(ValuescopeError, OSError):
+    """The engine could not write or read its spill files (the tables' overflow to disk)."""
+
+class KMeansError(ValuescopeError, ValueError):
+    """k-means refused its parameters or data, or was used before it was fitted."""
+
+class DataError(ValuescopeError, ValueError):
+    """Arrow data that cannot be read: malformed buffers, or a stream that failed."""
 
 @final
 class FeatureBatch:
@@ -105,11 +125,13 @@ class Engine:
         limit is a setting of this process: it is not pickled, merged or compared."""
     def update(self, data: FeatureBatch | Any) -> pa.Table:
         """Stream every batch of an Arrow object (``__arrow_c_stream__`` / ``__arrow_c_array__``)
-        or a ``FeatureBatch`` into the engine. Returns the rejected rows: ``row,
+        or a ``FeatureBatch`` into the engine. Returns the rejected rows as a table: ``row,
         conversation_id, reason``."""
-    def feed(self, data: FeatureBatch | Any) -> list[tuple[int, str | None, str]]:
+    def update_tuples(self, data: FeatureBatch | Any) -> list[tuple[int, str | None, str]]:
         """As ``update``, with the rejected rows as ``(row, conversation_id, reason)`` tuples:
         reading them needs no pyarrow."""
+    def feed(self, data: FeatureBatch | Any) -> list[tuple[int, str | None, str]]:
+        """The old name of ``update_tuples``, kept working."""
     def merge(self, other: Engine) -> None: ...
     def to_bytes(self) -> bytes: ...
     @staticmethod
@@ -152,7 +174,8 @@ class MiniBatchKMeans:
     """Mini-batch k-means (Sculley 2010) with scikit-learn's interface and schedule, in Rust.
 
     float32 / float64 C-contiguous input is read without a copy; the GIL is released while it
-    works. NaN or infinite input, ``n_clusters > n_samples`` and empty input raise ValueError.
+    works. NaN or infinite input, ``n_clusters > n_samples`` and empty input raise
+    ``KMeansError`` (a ValueError).
     """
 
     def __new__(
@@ -228,7 +251,8 @@ class KMeans:
 
     Each of ``n_init`` k-means++ starts runs to convergence; the lowest final inertia is kept.
     float32 / float64 C-contiguous input is read without a copy; the GIL is released while it
-    works. NaN or infinite input, ``n_clusters > n_samples`` and empty input raise ValueError.
+    works. NaN or infinite input, ``n_clusters > n_samples`` and empty input raise
+    ``KMeansError`` (a ValueError).
     """
 
     def __new__(

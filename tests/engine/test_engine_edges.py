@@ -82,3 +82,51 @@ def test_dictionary_batches_count_as_plain_strings(batch_rows):
     rejects_b = b.update(pa.Table.from_batches(encoded)).to_pylist()
     assert len(rejects_a) > 100 and rejects_a == rejects_b
     assert_same_result(a.result(), b.result())
+
+
+def test_update_tuples_and_feed_return_what_update_returns():
+    rows = make_rows(200, seed=4, bad_rate=0.1)
+    t = to_table(rows)
+    as_table = Engine(min_conversations=1, min_users=1).update(t).to_pylist()
+    expected = [(d["row"], d["conversation_id"], d["reason"]) for d in as_table]
+    assert expected  # the rows include bad ones
+    for name in ("update_tuples", "feed"):
+        e = Engine(min_conversations=1, min_users=1)
+        assert getattr(e, name)(t) == expected
+        assert e.n_rows == 200
+
+
+def test_every_native_error_is_a_valuescope_error_and_its_old_builtin(tmp_path):
+    import numpy as np
+    from valuescope import _core
+
+    def raised(f):
+        with pytest.raises(_core.ValuescopeError) as e:
+            f()
+        return e.value
+
+    assert isinstance(raised(lambda: Engine(alpha=2.0)), _core.ConfigError)
+    assert isinstance(raised(lambda: Engine(min_users=-1)), _core.ConfigError)
+    e = raised(lambda: Engine().merge(Engine(min_users=3)))
+    assert isinstance(e, _core.ConfigError) and "min_users" in str(e)
+    assert isinstance(raised(lambda: Engine.from_bytes(b"not a state")), _core.StateError)
+    e = raised(lambda: Engine().update(pa.table({"conversation_id": ["a"]})))
+    assert isinstance(e, SchemaError) and "ai_values" in str(e)
+    (tmp_path / "f.parquet").write_bytes(b"not parquet")
+    e = raised(lambda: _core.ParquetReader(tmp_path / "f.parquet", ["ai_values"]))
+    assert isinstance(e, _core.ParquetReadError) and isinstance(e, OSError)
+    e = raised(lambda: Engine(memory_limit=1, spill_dir=tmp_path / "no" / "such" / "dir"))
+    assert isinstance(e, _core.SpillError) and isinstance(e, OSError)
+    assert isinstance(raised(lambda: _core.KMeans(2).predict(np.zeros((3, 2)))), _core.KMeansError)
+    e = raised(lambda: _core.MiniBatchKMeans(batch_size=-1))
+    assert isinstance(e, _core.KMeansError) and "batch_size" in str(e)
+    # bytes that are not UTF-8 in a string column: malformed Arrow data, refused before use
+    bad = pa.Array.from_buffers(
+        pa.string(), 1, [None, pa.py_buffer(np.array([0, 2], np.int32)), pa.py_buffer(b"\xff\xfe")]
+    )
+    e = raised(lambda: _core.csv_bytes(pa.table({"x": bad})))
+    assert isinstance(e, _core.DataError) and "'x'" in str(e)
+    for cls in (_core.SchemaError, _core.ConfigError, _core.StateError, _core.KMeansError):
+        assert issubclass(cls, ValueError)
+    for cls in (_core.ParquetReadError, _core.SpillError):
+        assert issubclass(cls, OSError)

@@ -448,3 +448,49 @@ def test_kmeans_params_pickle_and_errors():
         KMeans(2, init=np.zeros((3, 4)))
     with pytest.raises(ValueError, match="sample_weight"):
         KMeans(2).fit(x, sample_weight=-np.ones(len(x)))
+
+
+def test_pickles_of_the_first_format_still_load_and_continue():
+    """tests/data/kmeans_v1_pickles.pkl was written by the build before pickles held serde
+    bytes (tests/data/make_kmeans_v1_pickles.py), with what each model did next."""
+    import pickle
+    from pathlib import Path
+
+    data = pickle.loads((Path(__file__).parents[1] / "data" / "kmeans_v1_pickles.pkl").read_bytes())
+    x = data["x"]
+    for dtype in (np.float32, np.float64):
+        name = np.dtype(dtype).name
+        xs = x.astype(dtype)
+        blob, centres_next, labels_next = data[f"minibatch_{name}"]
+        m = pickle.loads(blob)
+        assert m.cluster_centers_.dtype == dtype
+        m.partial_fit(xs[200:])  # the random stream was restored too
+        np.testing.assert_array_equal(m.cluster_centers_, centres_next)
+        np.testing.assert_array_equal(m.predict(xs), labels_next)
+        blob, centres, labels = data[f"kmeans_{name}"]
+        k = pickle.loads(blob)
+        np.testing.assert_array_equal(k.cluster_centers_, centres)
+        np.testing.assert_array_equal(k.predict(xs), labels)
+        # saved again, in today's format, it is the same model
+        assert k.__getstate__()["format"] == 2
+        again = pickle.loads(pickle.dumps(k))
+        np.testing.assert_array_equal(again.cluster_centers_, centres)
+        np.testing.assert_array_equal(again.labels_, k.labels_)
+    mb, km = data["unfitted"]
+    assert pickle.loads(mb).get_params()["batch_size"] == 32
+    assert pickle.loads(km).n_clusters == 5
+
+
+@pytest.mark.parametrize("cls", [MiniBatchKMeans, KMeans])
+def test_both_models_pickle_one_format(cls):
+    x, _ = separated(n=300, k=3, d=4, dtype=np.float32)
+    state = cls(3, random_state=0).fit(x).__getstate__()
+    assert {"format", "params", "dtype", "state"} <= state.keys()
+    assert (state["format"], state["dtype"]) == (2, "float32")
+    assert isinstance(state["state"], bytes)
+    unfitted = cls(3).__getstate__()
+    assert (unfitted["dtype"], unfitted["state"]) == (None, None)
+    m = cls(3)
+    damaged = dict(state, state=state["state"][:5])
+    with pytest.raises(ValueError, match="pickled state cannot be read"):
+        m.__setstate__(damaged)

@@ -26,6 +26,7 @@ from valuescope.cli import Group
 from valuescope.cli.report import report_command
 from valuescope.report import TITLES, write_report
 from valuescope.report.model import CREDIT_URLS
+from valuescope.report.text import num
 
 # the published tree as shipped in the package (CC BY 4.0, see valuescope/data/NOTICE.md)
 REFERENCE = Path(valuescope.__file__).parent / "data" / "values_tree.csv"
@@ -238,23 +239,46 @@ def test_a_damaged_analysis_file_is_one_line_naming_it(analysis, tmp_path, name)
     assert res.exception is None or isinstance(res.exception, SystemExit)
 
 
-def test_model_comparison_threshold_is_the_engines_even_for_a_tiny_alpha(analysis, tmp_path):
-    """The report's |z| threshold for model differences is the engine's Bonferroni threshold. For
-    a tiny alpha/2m, 1 - alpha/2m rounds in floating point and the textbook formula drifts
-    (8.01 instead of 8.03 here): the report must show the engine's."""
-    from statistics import NormalDist
+def test_model_differences_are_judged_by_the_engine(analysis, tmp_path):
+    """The report shows the engine's threshold and verdict from model_comparison.csv, not a
+    threshold of its own: a file whose verdicts and threshold were changed shows the change."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
 
-    d = tmp_path / "tiny-alpha"
+    d = tmp_path / "judged"
     shutil.copytree(analysis, d)
-    summary = json.loads((d / "summary.json").read_text())
-    summary["thresholds"]["alpha"] = alpha = 1e-12
-    (d / "summary.json").write_text(json.dumps(summary))
-    with (d / "model_comparison.csv").open() as fh:
-        m = sum(1 for _ in csv.DictReader(fh))
-    assert m > 0
-    exact = valuescope.bonferroni_threshold(alpha, m)
-    naive = NormalDist().inv_cdf(1 - alpha / (2 * m))
-    assert f"{exact:.2f}" != f"{naive:.2f}"  # the check below can tell them apart
+    t = pacsv.read_csv(d / "model_comparison.csv")
+    assert {"threshold", "significant"} <= set(t.column_names)
+    assert t.num_rows > 0
+    t = t.set_column(t.column_names.index("threshold"), "threshold", pa.array([9.87] * t.num_rows))
+    flags = pa.array([True] * t.num_rows)
+    t = t.set_column(t.column_names.index("significant"), "significant", flags)
+    pacsv.write_csv(t, d / "model_comparison.csv")
     _html, md = write_report(d)
     text = Path(md).read_text()
-    assert f"grey when |z| <= {exact:.2f}" in text
+    n_z = sum(1 for z in t["z"].to_pylist() if z is not None)
+    assert "9.87 (not significant, Bonferroni over" in text  # Markdown escapes the |z| <=
+    said = f"{num(n_z)} of {num(t.num_rows)} model-to-model differences are significant at"
+    assert said in text and "&gt; 9.87 (alpha" in text
+
+
+def test_an_older_analysis_without_the_verdict_gets_the_engines_threshold(analysis, tmp_path):
+    """An analysis written before model_comparison.csv carried the verdict: the report computes
+    the threshold with the engine's function, which stays exact for an alpha/2m so small that
+    1 - alpha/2m is 1 in floating point (where the textbook formula has no answer)."""
+    import pyarrow.csv as pacsv
+    from scipy.stats import norm
+
+    d = tmp_path / "older"
+    shutil.copytree(analysis, d)
+    t = pacsv.read_csv(d / "model_comparison.csv")
+    t = t.drop_columns([c for c in ("threshold", "significant") if c in t.column_names])
+    pacsv.write_csv(t, d / "model_comparison.csv")
+    summary = json.loads((d / "summary.json").read_text())
+    summary["thresholds"]["alpha"] = alpha = 1e-15
+    (d / "summary.json").write_text(json.dumps(summary))
+    m = t.num_rows
+    assert 1 - alpha / (2 * m) == 1.0  # beyond the textbook formula
+    _html, md = write_report(d)
+    expected = norm.isf(alpha / (2 * m))
+    assert f"{expected:.2f} (not significant, Bonferroni over" in Path(md).read_text()

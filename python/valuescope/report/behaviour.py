@@ -258,10 +258,17 @@ def models(a: Analysis) -> Section:
     if cmp is not None and cmp.num_rows:
         m = cmp.num_rows
         alpha = float(a.summary.get("thresholds", {}).get("alpha", DEFAULT_ALPHA))
-        # the engine's threshold: exact where 1 - alpha/2m rounds to 1 in floating point
-        zstar = bonferroni_threshold(alpha, m)
         c = cmp.filter(pc.is_valid(cmp["z"]))
         c = c.append_column("absz", pc.abs(c["z"]))
+        if "significant" in cmp.column_names:
+            # the engine's verdict and threshold (model_comparison.csv carries both)
+            zstar = float(cmp["threshold"][0].as_py())
+            sig = c["significant"]
+        else:
+            # an analysis written before the engine judged significance: its threshold function
+            zstar = bonferroni_threshold(alpha, m)
+            sig = pc.greater(c["absz"], zstar)
+        c = c.append_column("sig", sig)
         k = min(TOP, c.num_rows)
         top_rows = pc.take(c, pc.select_k_unstable(c, k, [("absz", "descending")])) if k else c
         rows = top_rows.sort_by([("absz", "descending")]).to_pylist()
@@ -269,14 +276,14 @@ def models(a: Analysis) -> Section:
             fg.diverging_barh(
                 [f"{r['value']}: {r['model_a']} vs {r['model_b']}" for r in rows],
                 [r["diff_pct"] for r in rows],
-                [abs(r["z"]) >= zstar for r in rows],
+                [bool(r["sig"]) for r in rows],
                 xlabel="difference in % of conversations (model A minus model B)",
             ),
             f"The largest differences between models by |z| (two-proportion z-test): blue "
             f"where model A is higher, orange where model B is; grey when |z| <= {zstar:.2f}"
             f" (not significant, Bonferroni over {tx.num(m)} comparisons).",
         )
-        n_sig = int(pc.sum(pc.greater_equal(c["absz"], zstar)).as_py() or 0)
+        n_sig = int(pc.sum(pc.cast(c["sig"], "int64")).as_py() or 0)
         s.para(
             f"{tx.num(n_sig)} of {tx.num(m)} model-to-model differences are significant at "
             f"|z| > {zstar:.2f} (alpha = {alpha}, Bonferroni)."

@@ -1,20 +1,74 @@
-//! `valuescope._core.MiniBatchKMeans`: scikit-learn's face over the Rust mini-batch k-means.
+//! `valuescope._core.MiniBatchKMeans` and `KMeans`: scikit-learn's faces over the Rust k-means.
 //!
 //! C-contiguous float32 / float64 arrays are read in place (anything else is converted once, as
-//! scikit-learn's own validation would); the GIL is released while the model works.
+//! scikit-learn's own validation would); the GIL is released while the model works. A model is
+//! fitted in the dtype of its training data: one generic implementation over the float type
+//! (`Estimator`), picked once per call by `each!`. Pickles hold the parameters and the core's
+//! fitted state encoded by serde (postcard); the two dict formats of earlier versions still load.
 
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyAttributeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{IntoPyDict, PyDict, PyString};
+use pyo3::types::{IntoPyDict, PyBytes, PyDict, PyString};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use valuescope_core::kmeans::{
     Float, Init, KMeans, KMeansConfig, KMeansError, KMeansState, LloydConfig, LloydState,
     MiniBatchKMeans,
 };
 
-fn to_py(e: KMeansError) -> PyErr {
-    PyValueError::new_err(e.to_string())
+use crate::error::{kmeans_error, py_err};
+
+/// The pickle format `__getstate__` writes: the fitted state as serde bytes.
+const PICKLE_FORMAT: u32 = 2;
+
+/// What the bindings need of a k-means model over float type `T`.
+trait Estimator<T: Float>: Sized + Send + Sync {
+    type Config: Clone + Send;
+    type State: Serialize + DeserializeOwned;
+    fn create(config: Self::Config) -> Result<Self, KMeansError>;
+    fn predict(&self, x: &[T], d: usize, w: Option<&[f64]>)
+        -> Result<(Vec<u32>, f64), KMeansError>;
+    fn centers(&self) -> &[T];
+    fn n_features(&self) -> usize;
+    fn state(&self) -> Option<Self::State>;
+    fn restore(config: Self::Config, state: Self::State) -> Result<Self, KMeansError>;
 }
+
+/// Implements `Estimator` by forwarding to the model's own methods of the same names.
+macro_rules! estimator {
+    ($model:ident, $config:ty, $state:ident, $restore:ident) => {
+        impl<T: Float + Serialize + DeserializeOwned> Estimator<T> for $model<T> {
+            type Config = $config;
+            type State = $state<T>;
+            fn create(config: $config) -> Result<Self, KMeansError> {
+                $model::new(config)
+            }
+            fn predict(
+                &self,
+                x: &[T],
+                d: usize,
+                w: Option<&[f64]>,
+            ) -> Result<(Vec<u32>, f64), KMeansError> {
+                $model::predict(self, x, d, w)
+            }
+            fn centers(&self) -> &[T] {
+                $model::centers(self)
+            }
+            fn n_features(&self) -> usize {
+                $model::n_features(self)
+            }
+            fn state(&self) -> Option<$state<T>> {
+                $model::state(self)
+            }
+            fn restore(config: $config, state: $state<T>) -> Result<Self, KMeansError> {
+                $model::$restore(config, state)
+            }
+        }
+    };
+}
+estimator!(MiniBatchKMeans, KMeansConfig, KMeansState, from_state);
+estimator!(KMeans, LloydConfig, LloydState, from_state);
 
 /// A fitted model of either float width (the training data's dtype decides).
 enum Fit<A, B> {
@@ -24,40 +78,44 @@ enum Fit<A, B> {
 type Model = Fit<MiniBatchKMeans<f32>, MiniBatchKMeans<f64>>;
 type FullModel = Fit<KMeans<f32>, KMeans<f64>>;
 
-/// `predict` of either k-means kind.
-trait Predict<T> {
-    fn nearest(&self, x: &[T], d: usize, w: Option<&[f64]>)
-        -> Result<(Vec<u32>, f64), KMeansError>;
+/// `$body` on the model inside `$fit`, whichever its float type: one expression, typed twice.
+macro_rules! each {
+    ($fit:expr, $m:ident => $body:expr) => {
+        match $fit {
+            Fit::F32($m) => $body,
+            Fit::F64($m) => $body,
+        }
+    };
 }
 
-impl<T: Float> Predict<T> for MiniBatchKMeans<T> {
-    fn nearest(
-        &self,
-        x: &[T],
-        d: usize,
-        w: Option<&[f64]>,
-    ) -> Result<(Vec<u32>, f64), KMeansError> {
-        self.predict(x, d, w)
-    }
+/// X in the model's dtype with the model of that dtype; X was converted to it beforehand.
+macro_rules! with_data {
+    ($matrix:expr, $fit:expr, ($a:ident, $m:ident) => $body:expr) => {
+        match ($matrix, $fit) {
+            (Matrix::F32($a), Fit::F32($m)) => $body,
+            (Matrix::F64($a), Fit::F64($m)) => $body,
+            _ => unreachable!("X was converted to the model's dtype"),
+        }
+    };
 }
 
-impl<T: Float> Predict<T> for KMeans<T> {
-    fn nearest(
-        &self,
-        x: &[T],
-        d: usize,
-        w: Option<&[f64]>,
-    ) -> Result<(Vec<u32>, f64), KMeansError> {
-        self.predict(x, d, w)
-    }
-}
-
-impl<A: Predict<f32> + Sync, B: Predict<f64> + Sync> Fit<A, B> {
+impl<A: Estimator<f32>, B: Estimator<f64>> Fit<A, B> {
     fn dtype(&self) -> Dtype {
         match self {
             Fit::F32(_) => Dtype::F32,
             Fit::F64(_) => Dtype::F64,
         }
+    }
+
+    /// A new unfitted model of the dtype of `m`.
+    fn create(m: &Matrix<'_>, config: A::Config) -> PyResult<Self>
+    where
+        A: Estimator<f32, Config = B::Config>,
+    {
+        Ok(match m {
+            Matrix::F32(_) => Fit::F32(A::create(config).map_err(py_err)?),
+            Matrix::F64(_) => Fit::F64(B::create(config).map_err(py_err)?),
+        })
     }
 
     /// Labels and weighted inertia of X (converted to the model's dtype), GIL released.
@@ -71,19 +129,63 @@ impl<A: Predict<f32> + Sync, B: Predict<f64> + Sync> Fit<A, B> {
         let (n, d) = m.dims();
         let w = weights(sample_weight, n)?;
         let w = opt_slice(&w)?;
-        let r = match (&m, self) {
-            (Matrix::F32(a), Fit::F32(k)) => {
-                let xs = slice(a)?;
-                py.detach(|| k.nearest(xs, d, w))
-            }
-            (Matrix::F64(a), Fit::F64(k)) => {
-                let xs = slice(a)?;
-                py.detach(|| k.nearest(xs, d, w))
-            }
-            _ => unreachable!("X was converted to the model's dtype"),
-        };
-        r.map_err(to_py)
+        with_data!(&m, self, (a, k) => {
+            let xs = slice(a)?;
+            py.detach(|| k.predict(xs, d, w)).map_err(py_err)
+        })
     }
+
+    /// (n_clusters, n_features), in the model's dtype.
+    fn centers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        each!(self, m => {
+            let k = m.centers().len() / m.n_features().max(1);
+            Ok(PyArray1::from_slice(py, m.centers()).reshape([k, m.n_features()])?.into_any())
+        })
+    }
+
+    /// (dtype name, the fitted state as serde bytes), or None before the model holds one.
+    fn pickled<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Option<(&'static str, Bound<'py, PyBytes>)>> {
+        let dtype = match self {
+            Fit::F32(_) => "float32",
+            Fit::F64(_) => "float64",
+        };
+        let state = each!(self, m => m.state().map(|s| postcard::to_allocvec(&s)).transpose())
+            .map_err(|e| kmeans_error(format!("cannot encode the state: {e}")))?;
+        Ok(state.map(|b| (dtype, PyBytes::new(py, &b))))
+    }
+
+    /// The model `pickled` describes.
+    fn unpickled(dtype: &str, bytes: &[u8], config: A::Config) -> PyResult<Self>
+    where
+        A: Estimator<f32, Config = B::Config>,
+    {
+        fn load<T: Float, E: Estimator<T>>(bytes: &[u8], config: E::Config) -> PyResult<E> {
+            let state: E::State = postcard::from_bytes(bytes)
+                .map_err(|e| kmeans_error(format!("pickled state cannot be read: {e}")))?;
+            E::restore(config, state).map_err(py_err)
+        }
+        match dtype {
+            "float32" => Ok(Fit::F32(load::<f32, A>(bytes, config)?)),
+            "float64" => Ok(Fit::F64(load::<f64, B>(bytes, config)?)),
+            other => Err(kmeans_error(format!("pickled dtype {other:?}"))),
+        }
+    }
+}
+
+/// Fits (or, for mini-batch, partially fits) `k` on `a`, GIL released.
+fn train_on<T: Float + numpy::Element, E: Estimator<T>>(
+    py: Python<'_>,
+    k: &mut E,
+    a: &PyReadonlyArray2<'_, T>,
+    d: usize,
+    w: Option<&[f64]>,
+    step: impl FnOnce(&mut E, &[T], usize, Option<&[f64]>) -> Result<(), KMeansError> + Send,
+) -> PyResult<()> {
+    let xs = slice(a)?;
+    py.detach(|| step(k, xs, d, w)).map_err(py_err)
 }
 
 /// What scikit-learn's `set_params` needs of an estimator; `set_all` applies all or nothing.
@@ -153,7 +255,7 @@ fn matrix<'py>(x: &Bound<'py, PyAny>, want: Option<Dtype>) -> PyResult<Matrix<'p
     let arr = np.call_method1("asarray", (x,))?;
     let ndim: usize = arr.getattr("ndim")?.extract()?;
     if ndim != 2 {
-        return Err(PyValueError::new_err(format!(
+        return Err(kmeans_error(format!(
             "Expected a 2-D array (n_samples, n_features), got {ndim}-D; \
              reshape with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample"
         )));
@@ -207,7 +309,7 @@ fn weights<'py>(
     if ndim == 0 {
         arr = np.call_method1("full", (n, arr))?;
     } else if ndim != 1 {
-        return Err(PyValueError::new_err(format!(
+        return Err(kmeans_error(format!(
             "sample_weight must be 1-D (one weight per row), got {ndim}-D"
         )));
     }
@@ -218,8 +320,7 @@ fn weights<'py>(
 fn slice<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
     a: &'a numpy::PyReadonlyArray<'_, T, D>,
 ) -> PyResult<&'a [T]> {
-    a.as_slice()
-        .map_err(|e| PyValueError::new_err(e.to_string()))
+    a.as_slice().map_err(|e| kmeans_error(e.to_string()))
 }
 
 fn opt_slice<'a, T: numpy::Element>(
@@ -228,38 +329,13 @@ fn opt_slice<'a, T: numpy::Element>(
     a.as_ref().map(slice).transpose()
 }
 
-fn state_dict<'py, T: numpy::Element + Copy + for<'a> IntoPyObject<'py>>(
-    py: Python<'py>,
-    s: KMeansState<T>,
-    dtype: &str,
-) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("dtype", dtype)?;
-    d.set_item("n_features", s.n_features)?;
-    d.set_item("centers", s.centers)?;
-    d.set_item("counts", s.counts)?;
-    d.set_item("rng_seed", pyo3::types::PyBytes::new(py, &s.rng_seed))?;
-    d.set_item("rng_stream", s.rng_stream)?;
-    d.set_item("rng_word_pos", s.rng_word_pos)?;
-    d.set_item("ewa_inertia", s.ewa_inertia)?;
-    d.set_item("ewa_inertia_min", s.ewa_inertia_min)?;
-    d.set_item("no_improvement", s.no_improvement)?;
-    d.set_item("since_reassign", s.since_reassign)?;
-    d.set_item("batch_size", s.batch_size)?;
-    d.set_item("n_steps", s.n_steps)?;
-    d.set_item("n_iter", s.n_iter)?;
-    d.set_item("labels", s.labels)?;
-    d.set_item("inertia", s.inertia)?;
-    Ok(d)
-}
-
 /// `init`: "k-means++", "random" or an (n_clusters, n_features) array.
 fn parse_init(init: &Bound<'_, PyAny>, n_clusters: usize) -> PyResult<Init> {
     if let Ok(s) = init.cast::<PyString>() {
         return match s.to_str()? {
             "k-means++" => Ok(Init::KMeansPlusPlus),
             "random" => Ok(Init::Random),
-            other => Err(PyValueError::new_err(format!(
+            other => Err(kmeans_error(format!(
                 "init must be 'k-means++', 'random' or an array of shape \
                  (n_clusters, n_features), got {other:?}"
             ))),
@@ -268,14 +344,14 @@ fn parse_init(init: &Bound<'_, PyAny>, n_clusters: usize) -> PyResult<Init> {
     let m = matrix(init, Some(Dtype::F64))?;
     let (k, _) = m.dims();
     if k != n_clusters {
-        return Err(PyValueError::new_err(format!(
+        return Err(kmeans_error(format!(
             "init has {k} rows, but n_clusters is {n_clusters}"
         )));
     }
     let Matrix::F64(a) = m else { unreachable!() };
     Ok(Init::Given(
         a.as_slice()
-            .map_err(|e| PyValueError::new_err(e.to_string()))?
+            .map_err(|e| kmeans_error(e.to_string()))?
             .to_vec(),
     ))
 }
@@ -289,7 +365,7 @@ fn parse_n_init(n_init: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
     }
     let n: usize = n_init
         .extract()
-        .map_err(|_| PyValueError::new_err("n_init must be 'auto' or an int >= 1"))?;
+        .map_err(|_| kmeans_error("n_init must be 'auto' or an int >= 1"))?;
     Ok(Some(n))
 }
 
@@ -326,7 +402,7 @@ impl Params for PyMiniBatchKMeans {
         self.set_one(key, v)
     }
     fn check(&self) -> PyResult<()> {
-        self.config.validate().map_err(to_py)
+        self.config.validate().map_err(py_err)
     }
 }
 
@@ -356,7 +432,7 @@ impl PyMiniBatchKMeans {
             "n_init" => return self.set_n_init(v),
             "reassignment_ratio" => c.reassignment_ratio = v.extract()?,
             _ => {
-                return Err(PyValueError::new_err(format!(
+                return Err(kmeans_error(format!(
                     "invalid parameter {key:?} for MiniBatchKMeans"
                 )))
             }
@@ -367,7 +443,7 @@ impl PyMiniBatchKMeans {
     fn model(&self) -> PyResult<&Model> {
         self.model
             .as_ref()
-            .ok_or_else(|| to_py(KMeansError::NotFitted))
+            .ok_or_else(|| py_err(KMeansError::NotFitted))
     }
 
     fn fitted_attr(&self, name: &str) -> PyResult<&Model> {
@@ -387,64 +463,33 @@ impl PyMiniBatchKMeans {
     ) -> PyResult<()> {
         let py = slf.py();
         let mut me = slf.borrow_mut();
-        let want = match (&me.model, partial) {
-            (Some(Model::F32(_)), true) => Some(Dtype::F32),
-            (Some(Model::F64(_)), true) => Some(Dtype::F64),
-            _ => None,
-        };
+        let want = me.model.as_ref().filter(|_| partial).map(Fit::dtype);
         let m = matrix(x, want)?;
         let (n, d) = m.dims();
         let w = weights(sample_weight, n)?;
         let w = opt_slice(&w)?;
         let config = me.config.clone();
         if !partial || me.model.is_none() {
-            config.validate().map_err(to_py)?;
-            me.model = Some(match m {
-                Matrix::F32(_) => Model::F32(MiniBatchKMeans::new(config).map_err(to_py)?),
-                Matrix::F64(_) => Model::F64(MiniBatchKMeans::new(config).map_err(to_py)?),
-            });
+            config.validate().map_err(py_err)?;
+            me.model = Some(Model::create(&m, config)?);
         }
         let model = me.model.as_mut().expect("set above");
-        let result = match (&m, model) {
-            (Matrix::F32(a), Model::F32(k)) => {
-                let xs = slice(a)?;
-                py.detach(|| {
-                    if partial {
-                        k.partial_fit(xs, d, w)
-                    } else {
-                        k.fit(xs, d, w)
-                    }
-                })
+        let result = with_data!(&m, model, (a, k) => train_on(py, k, a, d, w, |k, x, d, w| {
+            if partial {
+                k.partial_fit(x, d, w)
+            } else {
+                k.fit(x, d, w)
             }
-            (Matrix::F64(a), Model::F64(k)) => {
-                let xs = slice(a)?;
-                py.detach(|| {
-                    if partial {
-                        k.partial_fit(xs, d, w)
-                    } else {
-                        k.fit(xs, d, w)
-                    }
-                })
-            }
-            _ => unreachable!("X was converted to the model's dtype"),
-        };
+        }));
         if let Err(e) = result {
             if !partial {
                 me.model = None;
                 me.labels = None;
             }
-            return Err(to_py(e));
+            return Err(e);
         }
-        let labels = match me.model.as_ref().expect("fitted") {
-            Model::F32(k) => k.labels().to_vec(),
-            Model::F64(k) => k.labels().to_vec(),
-        };
-        me.labels = if me.config.compute_labels {
-            let v: Vec<i32> = labels.into_iter().map(|l| l as i32).collect();
-            Some(PyArray1::from_vec(py, v).unbind())
-        } else {
-            None
-        };
+        let labels = each!(me.model.as_ref().expect("fitted"), k => i32_labels(py, k.labels()));
+        me.labels = me.config.compute_labels.then(|| labels.unbind());
         Ok(())
     }
 
@@ -462,7 +507,7 @@ impl PyMiniBatchKMeans {
 /// do (pyo3's conversion to an unsigned type raises OverflowError without the name).
 fn whole<T: TryFrom<i128>>(name: &str, value: i128) -> PyResult<T> {
     T::try_from(value).map_err(|_| {
-        PyValueError::new_err(format!(
+        kmeans_error(format!(
             "invalid parameter: {name} must be a non-negative integer in range, got {value}"
         ))
     })
@@ -520,7 +565,7 @@ impl PyMiniBatchKMeans {
         if let Some(n) = n_init {
             me.set_n_init(n)?;
         }
-        me.config.validate().map_err(to_py)?;
+        me.config.validate().map_err(py_err)?;
         Ok(me)
     }
 
@@ -676,15 +721,7 @@ impl PyMiniBatchKMeans {
     /// (n_clusters, n_features), in the dtype X had at fit.
     #[getter]
     fn cluster_centers_<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let k = self.config.n_clusters;
-        Ok(match self.fitted_attr("cluster_centers_")? {
-            Model::F32(m) => PyArray1::from_slice(py, m.centers())
-                .reshape([k, m.n_features()])?
-                .into_any(),
-            Model::F64(m) => PyArray1::from_slice(py, m.centers())
-                .reshape([k, m.n_features()])?
-                .into_any(),
-        })
+        self.fitted_attr("cluster_centers_")?.centers(py)
     }
 
     /// Labels of the rows given to the last fit / partial_fit (int32).
@@ -708,126 +745,65 @@ impl PyMiniBatchKMeans {
                 "MiniBatchKMeans has no inertia_: not fitted, or compute_labels=False",
             ));
         }
-        Ok(match self.fitted_attr("inertia_")? {
-            Model::F32(m) => m.inertia(),
-            Model::F64(m) => m.inertia(),
-        })
+        Ok(each!(self.fitted_attr("inertia_")?, m => m.inertia()))
     }
 
     /// Mini-batch steps taken.
     #[getter]
     fn n_steps_(&self) -> PyResult<usize> {
-        Ok(match self.fitted_attr("n_steps_")? {
-            Model::F32(m) => m.n_steps(),
-            Model::F64(m) => m.n_steps(),
-        })
+        Ok(each!(self.fitted_attr("n_steps_")?, m => m.n_steps()))
     }
 
     /// Passes over the data (steps x batch / n, rounded up) of the last fit.
     #[getter]
     fn n_iter_(&self) -> PyResult<usize> {
-        Ok(match self.fitted_attr("n_iter_")? {
-            Model::F32(m) => m.n_iter(),
-            Model::F64(m) => m.n_iter(),
-        })
+        Ok(each!(self.fitted_attr("n_iter_")?, m => m.n_iter()))
     }
 
     #[getter]
     fn n_features_in_(&self) -> PyResult<usize> {
-        Ok(match self.fitted_attr("n_features_in_")? {
-            Model::F32(m) => m.n_features(),
-            Model::F64(m) => m.n_features(),
-        })
+        Ok(each!(self.fitted_attr("n_features_in_")?, m => m.n_features()))
     }
 
     /// Pickle support: the parameters and, once fitted, the whole state (random stream too).
     fn __getstate__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let out = PyDict::new(py);
-        out.set_item("params", self.get_params(py, true)?)?;
-        let state = match &self.model {
-            None => None,
-            Some(Model::F32(m)) => m
-                .state()
-                .map(|s| state_dict(py, s, "float32"))
-                .transpose()?,
-            Some(Model::F64(m)) => m
-                .state()
-                .map(|s| state_dict(py, s, "float64"))
-                .transpose()?,
-        };
-        out.set_item("state", state)?;
+        let out = pickle_dict(py, self.get_params(py, true)?, self.model.as_ref())?;
         out.set_item("has_labels", self.labels.is_some())?;
         Ok(out)
     }
 
     fn __setstate__(&mut self, py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<()> {
-        let item = |k: &str| -> PyResult<Bound<'_, PyAny>> {
-            state.get_item(k)?.ok_or_else(|| {
-                PyValueError::new_err(format!("pickled MiniBatchKMeans lacks {k:?}"))
-            })
-        };
-        let params = item("params")?;
-        let params = params.cast::<PyDict>()?;
-        for (k, v) in params.iter() {
-            let key: String = k.extract()?;
-            self.set_param(&key, &v)?;
+        let item = |k: &str| pickled_item(state, "MiniBatchKMeans", k);
+        for (k, v) in item("params")?.cast::<PyDict>()?.iter() {
+            self.set_param(&k.extract::<String>()?, &v)?;
         }
-        self.config.validate().map_err(to_py)?;
+        self.config.validate().map_err(py_err)?;
         self.model = None;
         self.labels = None;
-        let st = item("state")?;
-        if st.is_none() {
-            return Ok(());
-        }
-        let st = st.cast::<PyDict>()?;
-        let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
-            st.get_item(k)?
-                .ok_or_else(|| PyValueError::new_err(format!("pickled state lacks {k:?}")))
-        };
-        let dtype: String = get("dtype")?.extract()?;
-        let labels: Vec<u32> = get("labels")?
-            .extract::<Vec<i64>>()?
-            .into_iter()
-            .map(|l| l as u32)
-            .collect();
-        let seed: Vec<u8> = get("rng_seed")?.extract()?;
-        let rng_seed: [u8; 32] = seed
-            .try_into()
-            .map_err(|_| PyValueError::new_err("pickled rng_seed must be 32 bytes"))?;
-        macro_rules! parts {
-            ($t:ty) => {
-                KMeansState::<$t> {
-                    n_features: get("n_features")?.extract()?,
-                    centers: get("centers")?.extract()?,
-                    counts: get("counts")?.extract()?,
-                    rng_seed,
-                    rng_stream: get("rng_stream")?.extract()?,
-                    rng_word_pos: get("rng_word_pos")?.extract()?,
-                    ewa_inertia: get("ewa_inertia")?.extract()?,
-                    ewa_inertia_min: get("ewa_inertia_min")?.extract()?,
-                    no_improvement: get("no_improvement")?.extract()?,
-                    since_reassign: get("since_reassign")?.extract()?,
-                    batch_size: get("batch_size")?.extract()?,
-                    n_steps: get("n_steps")?.extract()?,
-                    n_iter: get("n_iter")?.extract()?,
-                    labels: labels.clone(),
-                    inertia: get("inertia")?.extract()?,
-                }
-            };
-        }
         let config = self.config.clone();
-        self.model = Some(match dtype.as_str() {
-            "float32" => {
-                Model::F32(MiniBatchKMeans::from_state(config, parts!(f32)).map_err(to_py)?)
+        self.model = if state.contains("format")? {
+            unpickle(state, config)?
+        } else {
+            // the first format: the state's fields as a dict under "state"
+            let st = item("state")?;
+            if st.is_none() {
+                None
+            } else {
+                let st = st.cast::<PyDict>()?;
+                let dtype: String = pickled_item(st, "state", "dtype")?.extract()?;
+                Some(match dtype.as_str() {
+                    "float32" => Fit::F32(legacy_minibatch(st, config)?),
+                    "float64" => Fit::F64(legacy_minibatch(st, config)?),
+                    other => return Err(kmeans_error(format!("pickled dtype {other:?}"))),
+                })
             }
-            "float64" => {
-                Model::F64(MiniBatchKMeans::from_state(config, parts!(f64)).map_err(to_py)?)
-            }
-            other => return Err(PyValueError::new_err(format!("pickled dtype {other:?}"))),
-        });
-        if item("has_labels")?.extract()? {
-            let v: Vec<i32> = labels.into_iter().map(|l| l as i32).collect();
-            self.labels = Some(PyArray1::from_vec(py, v).unbind());
+        };
+        if let Some(m) = self.model.as_ref().filter(|_| {
+            item("has_labels")
+                .ok()
+                .is_some_and(|h| h.is_truthy().unwrap_or(false))
+        }) {
+            self.labels = Some(each!(m, k => i32_labels(py, k.labels())).unbind());
         }
         Ok(())
     }
@@ -858,7 +834,7 @@ impl Params for PyKMeans {
         &mut self.config
     }
     fn check(&self) -> PyResult<()> {
-        self.config.validate().map_err(to_py)
+        self.config.validate().map_err(py_err)
     }
     fn set_param(&mut self, key: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
         let c = &mut self.config;
@@ -870,7 +846,7 @@ impl Params for PyKMeans {
             "tol" => c.tol = v.extract()?,
             "random_state" => c.random_state = whole_opt(key, v.extract()?)?,
             _ => {
-                return Err(PyValueError::new_err(format!(
+                return Err(kmeans_error(format!(
                     "invalid parameter {key:?} for KMeans"
                 )))
             }
@@ -899,20 +875,8 @@ impl PyKMeans {
         let w = opt_slice(&w)?;
         let config = me.config.clone();
         me.model = None;
-        let model = match &m {
-            Matrix::F32(a) => {
-                let xs = slice(a)?;
-                let mut k = KMeans::<f32>::new(config).map_err(to_py)?;
-                py.detach(|| k.fit(xs, d, w)).map_err(to_py)?;
-                FullModel::F32(k)
-            }
-            Matrix::F64(a) => {
-                let xs = slice(a)?;
-                let mut k = KMeans::<f64>::new(config).map_err(to_py)?;
-                py.detach(|| k.fit(xs, d, w)).map_err(to_py)?;
-                FullModel::F64(k)
-            }
-        };
+        let mut model = FullModel::create(&m, config)?;
+        with_data!(&m, &mut model, (a, k) => train_on(py, k, a, d, w, |k, x, d, w| k.fit(x, d, w)))?;
         me.model = Some(model);
         Ok(())
     }
@@ -925,7 +889,7 @@ impl PyKMeans {
     ) -> PyResult<(Vec<u32>, f64)> {
         self.model
             .as_ref()
-            .ok_or_else(|| to_py(KMeansError::NotFitted))?
+            .ok_or_else(|| py_err(KMeansError::NotFitted))?
             .predict(py, x, sample_weight)
     }
 }
@@ -964,7 +928,7 @@ impl PyKMeans {
         if let Some(n) = n_init {
             config.n_init = parse_n_init(n)?;
         }
-        config.validate().map_err(to_py)?;
+        config.validate().map_err(py_err)?;
         Ok(PyKMeans {
             config,
             model: None,
@@ -1076,137 +1040,62 @@ impl PyKMeans {
     /// (n_clusters, n_features), in the dtype X had at fit.
     #[getter]
     fn cluster_centers_<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let k = self.config.n_clusters;
-        Ok(match self.fitted("cluster_centers_")? {
-            FullModel::F32(m) => PyArray1::from_slice(py, m.centers())
-                .reshape([k, m.n_features()])?
-                .into_any(),
-            FullModel::F64(m) => PyArray1::from_slice(py, m.centers())
-                .reshape([k, m.n_features()])?
-                .into_any(),
-        })
+        self.fitted("cluster_centers_")?.centers(py)
     }
 
     /// Labels of the rows given to the last fit (int32).
     #[getter]
     fn labels_<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i32>>> {
-        Ok(match self.fitted("labels_")? {
-            FullModel::F32(m) => i32_labels(py, m.labels()),
-            FullModel::F64(m) => i32_labels(py, m.labels()),
-        })
+        Ok(each!(self.fitted("labels_")?, m => i32_labels(py, m.labels())))
     }
 
     /// Weighted sum of squared distances of the last fit's rows to their centres.
     #[getter]
     fn inertia_(&self) -> PyResult<f64> {
-        Ok(match self.fitted("inertia_")? {
-            FullModel::F32(m) => m.inertia(),
-            FullModel::F64(m) => m.inertia(),
-        })
+        Ok(each!(self.fitted("inertia_")?, m => m.inertia()))
     }
 
     /// Lloyd iterations of the kept start.
     #[getter]
     fn n_iter_(&self) -> PyResult<usize> {
-        Ok(match self.fitted("n_iter_")? {
-            FullModel::F32(m) => m.n_iter(),
-            FullModel::F64(m) => m.n_iter(),
-        })
+        Ok(each!(self.fitted("n_iter_")?, m => m.n_iter()))
     }
 
     #[getter]
     fn n_features_in_(&self) -> PyResult<usize> {
-        Ok(match self.fitted("n_features_in_")? {
-            FullModel::F32(m) => m.n_features(),
-            FullModel::F64(m) => m.n_features(),
-        })
+        Ok(each!(self.fitted("n_features_in_")?, m => m.n_features()))
     }
 
     /// Pickle support: the parameters and, once fitted, the centres, labels and inertia.
     fn __getstate__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let out = PyDict::new(py);
-        out.set_item("params", self.get_params(py, true)?)?;
-        let fitted = match &self.model {
-            None => None,
-            Some(m) => {
-                let s = PyDict::new(py);
-                match m {
-                    FullModel::F32(k) => {
-                        s.set_item("dtype", "float32")?;
-                        s.set_item("n_features", k.n_features())?;
-                        s.set_item("centers", k.centers().to_vec())?;
-                        s.set_item("labels", k.labels().to_vec())?;
-                        s.set_item("inertia", k.inertia())?;
-                        s.set_item("n_iter", k.n_iter())?;
-                    }
-                    FullModel::F64(k) => {
-                        s.set_item("dtype", "float64")?;
-                        s.set_item("n_features", k.n_features())?;
-                        s.set_item("centers", k.centers().to_vec())?;
-                        s.set_item("labels", k.labels().to_vec())?;
-                        s.set_item("inertia", k.inertia())?;
-                        s.set_item("n_iter", k.n_iter())?;
-                    }
-                }
-                Some(s)
-            }
-        };
-        out.set_item("fitted", fitted)?;
-        Ok(out)
+        pickle_dict(py, self.get_params(py, true)?, self.model.as_ref())
     }
 
     fn __setstate__(&mut self, state: &Bound<'_, PyDict>) -> PyResult<()> {
-        fn item<'py>(d: &Bound<'py, PyDict>, k: &str) -> PyResult<Bound<'py, PyAny>> {
-            d.get_item(k)?
-                .ok_or_else(|| PyValueError::new_err(format!("pickled KMeans lacks {k:?}")))
+        let item = |k: &str| pickled_item(state, "KMeans", k);
+        for (k, v) in item("params")?.cast::<PyDict>()?.iter() {
+            self.set_param(&k.extract::<String>()?, &v)?;
         }
-        let params = item(state, "params")?;
-        for (k, v) in params.cast::<PyDict>()?.iter() {
-            let key: String = k.extract()?;
-            self.set_param(&key, &v)?;
-        }
-        self.config.validate().map_err(to_py)?;
+        self.config.validate().map_err(py_err)?;
         self.model = None;
-        let fitted = item(state, "fitted")?;
-        if fitted.is_none() {
-            return Ok(());
-        }
-        let f = fitted.cast::<PyDict>()?;
-        let dtype: String = item(f, "dtype")?.extract()?;
-        let n_features: usize = item(f, "n_features")?.extract()?;
-        let labels: Vec<u32> = item(f, "labels")?.extract()?;
-        let inertia: f64 = item(f, "inertia")?.extract()?;
-        let n_iter: usize = item(f, "n_iter")?.extract()?;
         let config = self.config.clone();
-        self.model = Some(match dtype.as_str() {
-            "float32" => FullModel::F32(
-                KMeans::from_state(
-                    config,
-                    LloydState {
-                        n_features,
-                        centers: item(f, "centers")?.extract()?,
-                        labels,
-                        inertia,
-                        n_iter,
-                    },
-                )
-                .map_err(to_py)?,
-            ),
-            "float64" => FullModel::F64(
-                KMeans::from_state(
-                    config,
-                    LloydState {
-                        n_features,
-                        centers: item(f, "centers")?.extract()?,
-                        labels,
-                        inertia,
-                        n_iter,
-                    },
-                )
-                .map_err(to_py)?,
-            ),
-            other => return Err(PyValueError::new_err(format!("pickled dtype {other:?}"))),
-        });
+        self.model = if state.contains("format")? {
+            unpickle(state, config)?
+        } else {
+            // the first format: centres, labels, inertia and iterations as a dict under "fitted"
+            let f = item("fitted")?;
+            if f.is_none() {
+                None
+            } else {
+                let f = f.cast::<PyDict>()?;
+                let dtype: String = pickled_item(f, "fitted", "dtype")?.extract()?;
+                Some(match dtype.as_str() {
+                    "float32" => Fit::F32(legacy_lloyd(f, config)?),
+                    "float64" => Fit::F64(legacy_lloyd(f, config)?),
+                    other => return Err(kmeans_error(format!("pickled dtype {other:?}"))),
+                })
+            }
+        };
         Ok(())
     }
 
@@ -1221,4 +1110,105 @@ impl PyKMeans {
         }
         s + ")"
     }
+}
+
+/// `key` of a pickled dict, or an error naming what lacks it.
+fn pickled_item<'py>(d: &Bound<'py, PyDict>, what: &str, key: &str) -> PyResult<Bound<'py, PyAny>> {
+    d.get_item(key)?
+        .ok_or_else(|| kmeans_error(format!("pickled {what} lacks {key:?}")))
+}
+
+/// The one pickle format of both classes: parameters, and the fitted state as serde bytes.
+fn pickle_dict<'py, A: Estimator<f32>, B: Estimator<f64>>(
+    py: Python<'py>,
+    params: Bound<'py, PyDict>,
+    model: Option<&Fit<A, B>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    out.set_item("format", PICKLE_FORMAT)?;
+    out.set_item("params", params)?;
+    let fitted = model.map(|m| m.pickled(py)).transpose()?.flatten();
+    out.set_item("dtype", fitted.as_ref().map(|f| f.0))?;
+    out.set_item("state", fitted.map(|f| f.1))?;
+    Ok(out)
+}
+
+/// The model a `pickle_dict` holds (None when it was not fitted).
+fn unpickle<A, B>(state: &Bound<'_, PyDict>, config: A::Config) -> PyResult<Option<Fit<A, B>>>
+where
+    A: Estimator<f32>,
+    B: Estimator<f64, Config = A::Config>,
+{
+    let format: u32 = pickled_item(state, "k-means", "format")?.extract()?;
+    if format != PICKLE_FORMAT {
+        return Err(kmeans_error(format!(
+            "pickle format {format} is newer than this valuescope reads ({PICKLE_FORMAT})"
+        )));
+    }
+    let st = pickled_item(state, "k-means", "state")?;
+    if st.is_none() {
+        return Ok(None);
+    }
+    let dtype: String = pickled_item(state, "k-means", "dtype")?.extract()?;
+    let bytes: Vec<u8> = st.extract()?;
+    Fit::unpickled(&dtype, &bytes, config).map(Some)
+}
+
+/// A mini-batch model from the first pickle format's state dict.
+fn legacy_minibatch<'py, T>(
+    st: &Bound<'py, PyDict>,
+    config: KMeansConfig,
+) -> PyResult<MiniBatchKMeans<T>>
+where
+    T: Float + pyo3::conversion::FromPyObjectOwned<'py>,
+{
+    let get = |k: &str| pickled_item(st, "state", k);
+    let labels: Vec<u32> = get("labels")?
+        .extract::<Vec<i64>>()?
+        .into_iter()
+        .map(|l| l as u32)
+        .collect();
+    let seed: Vec<u8> = get("rng_seed")?.extract()?;
+    let rng_seed: [u8; 32] = seed
+        .try_into()
+        .map_err(|_| kmeans_error("pickled rng_seed must be 32 bytes"))?;
+    let state = KMeansState::<T> {
+        n_features: get("n_features")?.extract()?,
+        centers: get("centers")?.extract()?,
+        counts: get("counts")?.extract()?,
+        rng_seed,
+        rng_stream: get("rng_stream")?.extract()?,
+        rng_word_pos: get("rng_word_pos")?.extract()?,
+        ewa_inertia: get("ewa_inertia")?.extract()?,
+        ewa_inertia_min: get("ewa_inertia_min")?.extract()?,
+        no_improvement: get("no_improvement")?.extract()?,
+        since_reassign: get("since_reassign")?.extract()?,
+        batch_size: get("batch_size")?.extract()?,
+        n_steps: get("n_steps")?.extract()?,
+        n_iter: get("n_iter")?.extract()?,
+        labels,
+        inertia: get("inertia")?.extract()?,
+    };
+    MiniBatchKMeans::from_state(config, state).map_err(py_err)
+}
+
+/// A Lloyd model from the first pickle format's "fitted" dict.
+fn legacy_lloyd<'py, T>(f: &Bound<'py, PyDict>, config: LloydConfig) -> PyResult<KMeans<T>>
+where
+    T: Float + pyo3::conversion::FromPyObjectOwned<'py>,
+{
+    let get = |k: &str| pickled_item(f, "fitted", k);
+    let state = LloydState::<T> {
+        n_features: get("n_features")?.extract()?,
+        centers: get("centers")?.extract()?,
+        labels: get("labels")?.extract()?,
+        inertia: get("inertia")?.extract()?,
+        n_iter: get("n_iter")?.extract()?,
+    };
+    KMeans::from_state(config, state).map_err(py_err)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyMiniBatchKMeans>()?;
+    m.add_class::<PyKMeans>()
 }

@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3_arrow::PyRecordBatchReader;
 use valuescope_core::synth::Synth;
+
+use crate::error::{config_error, py_err};
 
 /// Streams rows [0, n) of the synthetic corpus described by `spec_json` as a
 /// pyarrow.RecordBatchReader of `batch_size`-row batches (plain or dictionary-encoded strings).
@@ -22,12 +23,14 @@ pub fn synth_batches<'py>(
     dictionary: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     if batch_size == 0 {
-        return Err(PyValueError::new_err("batch_size must be at least 1"));
+        return Err(config_error("batch_size must be at least 1"));
     }
     let json = spec_json.to_owned();
-    let synth = py
-        .detach(move || Synth::from_json(&json))
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let synth = py.detach(move || Synth::from_json(&json)).map_err(py_err)?;
     let stream = Arc::new(synth).stream(seed, n, batch_size, dictionary);
     PyRecordBatchReader::new(Box::new(stream)).into_pyarrow(py)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(synth_batches, m)?)
 }

@@ -1,5 +1,6 @@
-//! Feature files read in Rust: batches decoded ahead on a thread of their own and handed to
-//! `Engine.update` without passing through pyarrow.
+//! Files: Parquet feature files read in Rust (batches decoded ahead on a thread of their own
+//! and handed to `Engine.update` without passing through pyarrow), and result tables written as
+//! CSV by the core's writer.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,14 +8,13 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, RecordBatch, StructArray};
 use arrow_schema::{Field, SchemaRef};
 use pyo3::prelude::*;
-use pyo3::types::{PyCapsule, PyTuple};
+use pyo3::types::{PyBytes, PyCapsule, PyTuple};
+use pyo3_arrow::input::AnyRecordBatch;
+use valuescope_core::io::csv::write_csv;
 use valuescope_core::io::parquet::{Batches, FeatureFile, ReadError};
 
-use crate::error::ParquetReadError;
-
-fn to_py(e: ReadError) -> PyErr {
-    ParquetReadError::new_err(e.0)
-}
+use crate::arrow::check_arrow_data;
+use crate::error::py_err;
 
 /// One decoded batch. The engine takes it as it is; anything that reads Arrow's PyCapsule
 /// interface (`pyarrow.record_batch(b)`) can read it too.
@@ -87,7 +87,7 @@ impl PyParquetReader {
         batch_size: usize,
         row_groups: Option<Vec<usize>>,
     ) -> PyResult<Self> {
-        py.detach(move || {
+        py.detach(move || -> Result<Self, ReadError> {
             let file = FeatureFile::open(&path)?;
             let batches = file.batches(&columns, &dictionary, batch_size, row_groups)?;
             Ok(PyParquetReader {
@@ -96,7 +96,7 @@ impl PyParquetReader {
                 batches: Some(batches),
             })
         })
-        .map_err(to_py)
+        .map_err(py_err)
     }
 
     /// Rows this reader will yield.
@@ -124,7 +124,7 @@ impl PyParquetReader {
             Some(Ok(batch)) => Ok(Some(PyFeatureBatch { batch })),
             Some(Err(e)) => {
                 self.close();
-                Err(to_py(e))
+                Err(py_err(e))
             }
             None => {
                 self.close();
@@ -143,12 +143,45 @@ impl PyParquetReader {
 #[pyfunction]
 pub fn parquet_row_groups(py: Python<'_>, path: PathBuf) -> PyResult<Vec<u64>> {
     py.detach(move || FeatureFile::open(&path).map(|f| f.row_groups()))
-        .map_err(to_py)
+        .map_err(py_err)
+}
+
+/// The table as CSV bytes: a header line (unless `header` is false), then one line per row
+/// (`columns` picks and orders).
+#[pyfunction]
+#[pyo3(signature = (data, columns=None, header=true))]
+pub fn csv_bytes<'py>(
+    py: Python<'py>,
+    data: AnyRecordBatch,
+    columns: Option<Vec<String>>,
+    header: bool,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let reader = data.into_reader()?;
+    let out = py.detach(move || -> PyResult<Vec<u8>> {
+        let cols = columns.as_deref();
+        let mut out = Vec::new();
+        // the header comes from the schema, so that a table without rows still has one
+        write_csv(
+            &RecordBatch::new_empty(reader.schema()),
+            cols,
+            header,
+            &mut out,
+        )
+        .map_err(py_err)?;
+        for batch in reader {
+            let batch = batch.map_err(py_err)?;
+            check_arrow_data(&batch)?;
+            write_csv(&batch, cols, false, &mut out).map_err(py_err)?;
+        }
+        Ok(out)
+    })?;
+    Ok(PyBytes::new(py, &out))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parquet_row_groups, m)?)?;
     m.add_class::<PyParquetReader>()?;
     m.add_class::<PyFeatureBatch>()?;
+    m.add_function(wrap_pyfunction!(csv_bytes, m)?)?;
     Ok(())
 }
