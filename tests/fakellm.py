@@ -11,7 +11,8 @@ permanent error), 401echo (key echoed in a 401), timeout (answers after ``slow_s
 (closes the connection), badjson, fenced, prose (JSON inside prose and a trailing comma), length
 (cut-off JSON with finish_reason length), badenum, pii (identifying strings in the answer),
 placeholder (values that are personal details, or only a scrub placeholder),
-objective (subjective false), marker (a rare marker value among the AI values).
+objective (subjective false), marker (a rare marker value among the AI values), joined (a
+comma-joined list as one AI value and an explicit value missing from the AI values).
 
 A context window (``context_limit``, in tokens of ``chars_per_token`` characters, dense like
 code) refuses a prompt that does not fit in the words of the server named by ``wording``:
@@ -48,6 +49,9 @@ def good_features(action: str) -> dict[str, Any]:
     if action == "placeholder":  # personal details inside values: scrubbing leaves no value
         ai_values = [*ai_values, "call me on +1 (555) 123-4567", "M1234567", "[phone]"]
         explicit = [*explicit, "[phone]"]
+    if action == "joined":  # what a small model does: a list as one value, a stray explicit one
+        ai_values = ["fear, compassion, kindness", "honesty"]
+        explicit = ["honesty", "courage"]
     return {
         "subjective": action != "objective",
         "task": task,
@@ -152,6 +156,35 @@ class FakeLLM:
             feats["response_type"] = "enthusiastic agreement"
             return json.dumps(feats), False
         return full, False
+
+
+def task_answer(schema: Any, conv_text: str) -> str | None:
+    """Answers for validate's structured tasks, scripted so that tests know what to expect:
+    the judge calls the first listed AI value unsupported and everything else right; the
+    privacy auditor rates 1 a string with an e-mail address, a digit or two capitalised words
+    in a row, and 5 anything else."""
+    props = set((schema or {}).get("properties", {})) if isinstance(schema, dict) else set()
+    if props == {"rating"}:
+        m = re.search(r"<string>(.*)</string>", conv_text, re.DOTALL)
+        text = m.group(1) if m else conv_text
+        named = re.search(r"\b[A-Z][a-z]+\s+[A-Z][a-z]+\b", text)
+        rating = 1 if ("@" in text or re.search(r"\d", text) or named) else 5
+        return json.dumps({"rating": rating})
+    if "unsupported_ai_values" in props:
+        m = re.search(r"<features>(.*)</features>", conv_text, re.DOTALL)
+        feats = json.loads(m.group(1)) if m else {}
+        ai = feats.get("ai_values") or []
+        return json.dumps(
+            {
+                "unsupported_ai_values": ai[:1],
+                "unstated_human_values": [],
+                "human_value_missing": False,
+                "response_type": feats.get("response_type") or "no values",
+                "subjective": True,
+                "task_ok": True,
+            }
+        )
+    return None
 
 
 def _conversation_text(messages: list[dict[str, Any]]) -> str:
@@ -385,6 +418,9 @@ class _Handler(BaseHTTPRequestHandler):
             if tools:
                 schema = tools[0]["function"]["parameters"]
             text, cut = FakeLLM.answer_text(action, _is_subjectivity(schema))
+            scripted = task_answer(schema, conv_text) if action == "ok" else None
+            if scripted is not None:
+                text, cut = scripted, False
             message: dict[str, Any] = {"role": "assistant", "content": text}
             if tools:
                 message = {

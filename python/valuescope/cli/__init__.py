@@ -18,6 +18,7 @@ LAZY_COMMANDS = {
     "extract": "valuescope.cli.extract:extract_command",
     "report": "valuescope.cli.report:report_command",
     "run": "valuescope.cli.run:run_command",
+    "validate": "valuescope.cli.validate:validate_command",
     "synth": "valuescope.cli.synth:synth_command",
     "taxonomy": "valuescope.cli.taxonomy:taxonomy_command",
 }

@@ -214,6 +214,28 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
             help="First backoff in seconds (doubles per retry, with jitter; Retry-After wins).",
         ),
     ),
+    (
+        ("--sample",),
+        dict(
+            type=click.FloatRange(0, 1, min_open=True),
+            default=None,
+            metavar="FRACTION",
+            help="Only this fraction of the conversations, chosen by a hash of --seed and the "
+            "conversation id (a rerun for `validate compare`: the same ids whatever the order).",
+        ),
+    ),
+    (
+        ("--seed",),
+        dict(type=int, default=0, show_default=True, help="Seed of the --sample choice."),
+    ),
+    (
+        ("--refresh",),
+        dict(
+            is_flag=True,
+            help="Ask the model again instead of reading cached answers (the new answers "
+            "replace them in the cache; give --cache DIR to keep the first run's).",
+        ),
+    ),
     (("--progress/--no-progress",), dict(default=True, show_default=True)),
     (
         ("--grace",),
@@ -227,6 +249,14 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         ),
     ),
 ]
+
+#: The options of any structured LLM task, not only extraction (validate's judge and privacy
+#: auditor take these and no others).
+LLM_OPTION_NAMES = (
+    "provider", "llm_model", "base_url", "concurrency", "rpm", "tpm", "max_cost", "price",
+    "cache_dir", "structured", "max_tokens", "temperature", "timeout", "retries", "reasks",
+    "retry_wait", "refresh", "progress",
+)  # fmt: skip
 
 
 def extract_param_names() -> list[str]:
@@ -242,6 +272,38 @@ def split_extract_kwargs(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
     }
 
 
+def llm_options(func: F) -> F:
+    """Attach the options of a structured LLM task (provider, model, limits, retries, cache)."""
+    for decls, attrs in reversed(_OPTIONS):
+        if click.Option(list(decls)).name in LLM_OPTION_NAMES:
+            func = click.option(*decls, **attrs)(func)
+    return func
+
+
+def llm_settings(kw: dict[str, Any]) -> dict[str, Any]:
+    """ExtractOptions keyword arguments from the parsed ``llm_options``."""
+    return {
+        "provider": kw["provider"],
+        "model": kw["llm_model"],
+        "base_url": kw["base_url"],
+        "concurrency": kw["concurrency"],
+        "rpm": kw["rpm"],
+        "tpm": kw["tpm"],
+        "max_cost": kw["max_cost"],
+        "price": kw["price"],
+        "cache_dir": kw["cache_dir"],
+        "structured": kw["structured"],
+        "max_tokens": kw["max_tokens"],
+        "temperature": kw["temperature"],
+        "timeout": kw["timeout"],
+        "transport_retries": kw["retries"],
+        "backoff_base": kw["retry_wait"],
+        "validation_retries": kw["reasks"],
+        "refresh": kw["refresh"],
+        "progress": kw["progress"],
+    }
+
+
 def extract_options(func: F) -> F:
     """Attach every extraction option (shared by ``extract`` and ``run``)."""
     for decls, attrs in reversed(_OPTIONS):
@@ -252,28 +314,14 @@ def extract_options(func: F) -> F:
 def extract_from_cli(conversations: tuple[str, ...], out: str, **kw: Any) -> Summary:
     """Run the extraction from the parsed options; print the summary; raise the CLI errors."""
     opts = ExtractOptions(
-        provider=kw["provider"],
-        model=kw["llm_model"],
-        base_url=kw["base_url"],
-        concurrency=kw["concurrency"],
-        rpm=kw["rpm"],
-        tpm=kw["tpm"],
-        max_cost=kw["max_cost"],
-        price=kw["price"],
-        cache_dir=kw["cache_dir"],
+        **llm_settings(kw),
         limit=kw["limit"],
         batch=kw["batch"],
         subjectivity=kw["subjectivity"],
-        structured=kw["structured"],
-        max_tokens=kw["max_tokens"],
         token_budget=kw["token_budget"],
-        temperature=kw["temperature"],
-        timeout=kw["timeout"],
-        transport_retries=kw["retries"],
-        backoff_base=kw["retry_wait"],
-        validation_retries=kw["reasks"],
-        progress=kw["progress"],
         grace=kw["grace"],
+        sample=kw["sample"],
+        seed=kw["seed"],
     )
     fields = FieldMap(kw["id_field"], kw["user_field"], kw["model_field"])
     # ExtractError and InputError (exit status 2) reach the command group, which prints them

@@ -133,6 +133,43 @@ def validate_features(obj: Any) -> dict[str, Any]:
     return out
 
 
+_LIST_SEPARATORS = re.compile(r"\s*[,;]\s*")
+#: A part of a joined list longer than this many words is prose, not a value: left joined.
+_PART_WORDS = 4
+
+
+def repair_features(features: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """What the schema can catch beyond types, repaired and counted: a list of values joined
+    into one string ("fear, compassion, kindness") is split into its values; an explicitly
+    stated value missing from the AI values is added to them (explicit values are a subset of
+    the AI values by definition). Returns the repaired copy and the counts per repair."""
+    fixes: dict[str, int] = {}
+    out = dict(features)
+    for key in ("ai_values", "ai_values_explicit", "human_values"):
+        values: list[str] = []
+        for v in out[key] or []:
+            parts = [p for p in _LIST_SEPARATORS.split(v) if p]
+            if len(parts) > 1 and all(len(p.split()) <= _PART_WORDS for p in parts):
+                fixes["joined lists split"] = fixes.get("joined lists split", 0) + 1
+                values.extend(parts)
+            else:
+                values.append(v)
+        deduped: list[str] = []
+        for v in values:
+            if v not in deduped:
+                deduped.append(v)
+        out[key] = deduped[:MAX_VALUES]
+    lowered = {v.lower() for v in out["ai_values"]}
+    for v in out["ai_values_explicit"] or []:
+        if v.lower() not in lowered:
+            fixes["explicit values added to ai_values"] = (
+                fixes.get("explicit values added to ai_values", 0) + 1
+            )
+            out["ai_values"] = [*out["ai_values"], v][:MAX_VALUES]
+            lowered.add(v.lower())
+    return out, fixes
+
+
 def validate_subjectivity(obj: Any) -> bool:
     if not isinstance(obj, dict) or not isinstance(obj.get("subjective"), bool):
         raise AnswerError('the answer must be {"subjective": true} or {"subjective": false}')

@@ -14,10 +14,17 @@ from typing import Any
 import httpx
 
 from valuescope._http import RetriesExhausted, arequest
-from valuescope.extract.answer import FEATURE_SCHEMA, AnswerError, parse_json, validate_features
+from valuescope.extract.answer import (
+    FEATURE_SCHEMA,
+    AnswerError,
+    parse_json,
+    repair_features,
+    validate_features,
+)
 from valuescope.extract.calls import Runner
 from valuescope.extract.conversations import FieldMap, Rejected, read_conversations
 from valuescope.extract.failures import Failure, Fatal
+from valuescope.extract.options import in_sample
 from valuescope.extract.prompts import render, user_message
 from valuescope.extract.providers import ResponseShapeError, parse_anthropic
 
@@ -85,9 +92,11 @@ async def _collect(runner: Runner, batch_id: str) -> bool:
             continue
         spent = runner.account(answer, BATCH_PRICE_FACTOR)
         try:
-            features = validate_features(parse_json(answer.text or ""))
+            features, fixes = repair_features(validate_features(parse_json(answer.text or "")))
         except AnswerError:
             continue
+        for k, n in fixes.items():
+            runner.summary.repaired[k] = runner.summary.repaired.get(k, 0) + n
         runner.cache.put(custom_id, features, answer.input_tokens, answer.output_tokens, spent)
     runner.cache.finish_batch(batch_id)
     return True
@@ -105,6 +114,8 @@ async def run_batches(
         if limit is not None and idx >= limit:
             break
         if isinstance(item, Rejected):
+            continue
+        if opts.sample is not None and not in_sample(item.conversation_id, opts.sample, opts.seed):
             continue
         rendered = render(item, runner.token_budget)
         key = runner.key_for("extract", rendered)  # sha256 hex: a valid 64-character custom_id

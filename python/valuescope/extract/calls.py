@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -19,6 +20,7 @@ from valuescope.extract.answer import (
     SUBJECTIVITY_SCHEMA,
     AnswerError,
     parse_json,
+    repair_features,
     validate_features,
     validate_subjectivity,
 )
@@ -137,6 +139,17 @@ class Runner:
         self.mode_confirmed = opts.structured != "auto"
         self.stop_reason: str | None = None
         self.system = {k: load_prompt(k) for k in ("extract", "subjectivity")}
+        # Other structured tasks (validate's judge and privacy auditor) add their own kind: a
+        # system prompt, an answer schema and a validator, and share everything else.
+        self.schemas: dict[str, dict[str, Any]] = {
+            "extract": FEATURE_SCHEMA,
+            "subjectivity": SUBJECTIVITY_SCHEMA,
+        }
+        self.validators: dict[str, Any] = {
+            "extract": validate_features,
+            "subjectivity": validate_subjectivity,
+        }
+        self.answer_tokens: dict[str, int] = {"subjectivity": 64}
         self.client: httpx.AsyncClient | None = None
         self.server = ServerInfo()
         self.context_limit: int | None = None  # tokens, once the server has said it
@@ -276,7 +289,7 @@ class Runner:
     async def send(self, kind: str, messages: list[dict[str, str]], max_tokens: int) -> Answer:
         client = WORKER_CLIENT.get(self.client)
         assert client is not None
-        schema = FEATURE_SCHEMA if kind == "extract" else SUBJECTIVITY_SCHEMA
+        schema = self.schemas[kind]
         est = estimate_tokens(self.system[kind]) + max_tokens
         est += sum(estimate_tokens(m["content"]) for m in messages)
         retry = Retrier(self.opts.retry_policy())
@@ -369,12 +382,36 @@ class Runner:
 
     # -- one structured call with validation -----------------------------------------------------
 
+    def add_kind(
+        self, kind: str, system: str, schema: dict[str, Any], validate: Any, max_tokens: int
+    ) -> None:
+        """Register another structured task: its system prompt, answer schema and validator."""
+        self.system[kind] = system
+        self.schemas[kind] = schema
+        self.validators[kind] = validate
+        self.answer_tokens[kind] = max_tokens
+
     async def call(self, kind: str, rendered: Rendered) -> tuple[Any, int, int, float, bool]:
         """(value, input tokens, output tokens, cost, shortened to fit the context)."""
-        validate = validate_features if kind == "extract" else validate_subjectivity
-        text = rendered.text
+        value, tokens_in, tokens_out, spent, shrunk = await self._ask(
+            kind, rendered.text, conversation_message
+        )
+        return value, tokens_in, tokens_out, spent, shrunk or rendered.truncated
+
+    async def call_text(self, kind: str, content: str) -> tuple[Any, int, int, float]:
+        """One structured call on a prompt of its own (validate's judge and privacy auditor):
+        (the validated answer, input tokens, output tokens, cost)."""
+        value, tokens_in, tokens_out, spent, _ = await self._ask(kind, content, _as_is)
+        return value, tokens_in, tokens_out, spent
+
+    async def _ask(
+        self, kind: str, text: str, wrap: Callable[[str], str]
+    ) -> tuple[Any, int, int, float, bool]:
+        """The answer validated (re-asked on an invalid one), the text shortened from the
+        middle where the context refuses it: (value, tokens in, tokens out, cost, shortened)."""
+        validate = self.validators[kind]
         shrinks = 0
-        max_tokens = self.opts.max_tokens if kind == "extract" else min(64, self.opts.max_tokens)
+        max_tokens = min(self.answer_tokens.get(kind, self.opts.max_tokens), self.opts.max_tokens)
         extended = False
         reasks = self.opts.validation_retries
         repair: list[dict[str, str]] = []  # a re-ask's answer and repair prompt
@@ -383,7 +420,7 @@ class Runner:
         spent = 0.0
         while True:
             max_tokens = self.fit_answer(max_tokens)
-            messages = [{"role": "user", "content": conversation_message(text)}, *repair]
+            messages = [{"role": "user", "content": wrap(text)}, *repair]
             fitted = None
             if shrinks < MAX_SHRINKS:
                 fitted = await self.fit_prompt(kind, text, messages, max_tokens)
@@ -421,7 +458,11 @@ class Runner:
                 continue
             try:
                 value = validate(parse_json(answer.text or ""))
-                return value, tokens_in, tokens_out, spent, shrinks > 0 or rendered.truncated
+                if kind == "extract":
+                    value, fixes = repair_features(value)
+                    for k, n in fixes.items():
+                        self.summary.repaired[k] = self.summary.repaired.get(k, 0) + n
+                return value, tokens_in, tokens_out, spent, shrinks > 0
             except AnswerError as exc:
                 reason = self.clean(str(exc))
                 cut = " (the answer was cut off at max_tokens)" if answer.truncated else ""
@@ -545,14 +586,14 @@ class Runner:
         """Returns (features, from_cache, rendered)."""
         rendered = render(conv, self.token_budget)
         key = self.key_for("extract", rendered)
-        hit = self.cache.get(key)
+        hit = None if self.opts.refresh else self.cache.get(key)
         if hit is not None:
             return hit, True, rendered
         if self.stop_reason:
             raise Failure(f"not processed: {self.stop_reason}")
         if self.opts.subjectivity == "separate":
             skey = self.key_for("subjectivity", rendered)
-            subjective = self.cache.get(skey)
+            subjective = None if self.opts.refresh else self.cache.get(skey)
             if subjective is None:
                 subjective, tin, tout, spent, _ = await self.call("subjectivity", rendered)
                 self.cache.put(skey, subjective, tin, tout, spent)
@@ -576,3 +617,7 @@ class Runner:
             features = {**features, "_shortened": True}
         self.cache.put(key, features, tin, tout, spent)
         return features, False, rendered
+
+
+def _as_is(text: str) -> str:
+    return text

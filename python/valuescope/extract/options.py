@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from valuescope._http import RetryPolicy
@@ -42,11 +43,23 @@ class ExtractOptions:
     #: After SIGINT/SIGTERM, seconds the requests already sent get to finish before they are
     #: cancelled (their answers are cached if they make it).
     grace: float = 5.0
+    # A rerun for validation: only the conversations whose hashed id falls in the sample, and
+    # fresh answers instead of the cached ones (the cache is then updated with them).
+    sample: float | None = None
+    seed: int = 0
+    refresh: bool = False
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
             self.transport_retries, self.backoff_base, self.backoff_max, self.max_retry_after
         )
+
+
+def in_sample(conversation_id: str, fraction: float, seed: int) -> bool:
+    """Whether a conversation is in a --sample: decided by a hash of (seed, id), so the same
+    conversations are chosen whatever the order or the files they come in."""
+    digest = hashlib.sha256(f"{seed}\0{conversation_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") < fraction * 2**64
 
 
 @dataclass
@@ -58,6 +71,8 @@ class Summary:
     retried: int = 0
     requests: int = 0
     truncated: int = 0
+    skipped: int = 0  # outside --sample
+    repaired: dict[str, int] = field(default_factory=dict)
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
@@ -79,6 +94,10 @@ class Summary:
         )
         if self.scrubbed:
             text += f"; {self.scrubbed} values dropped as personal details (scrubbed)"
+        if self.repaired:
+            text += "; repaired: " + ", ".join(f"{n} {k}" for k, n in sorted(self.repaired.items()))
+        if self.skipped:
+            text += f"; {self.skipped} outside the --sample"
         if self.stopped:
             text += f"; stopped early: {self.stopped}"
         return text

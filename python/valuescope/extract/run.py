@@ -9,13 +9,14 @@ import signal
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from valuescope.errors import ExtractError
 from valuescope.extract.answer import SCRUBBED_KEY
-from valuescope.extract.cache import Cache
+from valuescope.extract.cache import Cache, cache_key
 from valuescope.extract.calls import POOL_SIZE, WORKER_CLIENT, Runner
 from valuescope.extract.conversations import (
     Conversation,
@@ -25,7 +26,7 @@ from valuescope.extract.conversations import (
     read_conversations,
 )
 from valuescope.extract.failures import Failure, Fatal
-from valuescope.extract.options import PROVIDERS, ExtractOptions, Summary
+from valuescope.extract.options import PROVIDERS, ExtractOptions, Summary, in_sample
 from valuescope.extract.output import write_extracted_features, write_rejects
 from valuescope.extract.prompts import PROMPT_VERSION
 from valuescope.extract.providers import OPENAI_MODES
@@ -76,6 +77,10 @@ def check_options(opts: ExtractOptions) -> None:
         raise ExtractError(f"--structured must be auto or one of {', '.join(OPENAI_MODES)}")
     if opts.batch and opts.provider != "anthropic":
         raise ExtractError("--batch needs --provider anthropic (the Message Batches API)")
+    if opts.sample is not None and not 0 < opts.sample <= 1:
+        raise ExtractError("--sample must be a fraction in (0, 1]")
+    if opts.batch and opts.refresh:
+        raise ExtractError("--refresh works without --batch (batches fill the cache first)")
     if opts.batch and opts.subjectivity == "separate":
         raise ExtractError("--batch works with --subjectivity combined only")
 
@@ -269,6 +274,11 @@ async def _run(
                 elif summary.interrupted is not None:
                     # Read on, so that every record is accounted for, but send nothing more.
                     reject(idx, item, f"not processed: {runner.stop_reason}")
+                elif opts.sample is not None and not in_sample(
+                    item.conversation_id, opts.sample, opts.seed
+                ):
+                    summary.skipped += 1
+                    bar.update(1)
                 else:
                     await queue.put((idx, item))
                 idx += 1
@@ -336,3 +346,107 @@ def _signals_deferred() -> Iterator[None]:
             signal.signal(s, h)
         if got:
             signal.raise_signal(got[0])
+@dataclass
+class Task:
+    """One structured call for ``run_tasks``: its cache key parts, kind and user message."""
+
+    id: str
+    kind: str
+    content: str
+
+
+def run_tasks(
+    opts: ExtractOptions,
+    tasks: list[Task],
+    kinds: dict[str, tuple[str, dict[str, Any], Any, int]],
+    cache_path: str,
+) -> tuple[dict[str, Any], dict[str, str], Summary]:
+    """Structured calls other than extraction (validate's judge and privacy auditor) through
+    the same runner: concurrency, rate limits, retries, the cache, --max-cost, key redaction.
+    ``kinds`` maps a kind to (system prompt, answer schema, validator, answer tokens).
+    Returns (answer per task id, failure reason per task id, summary)."""
+    check_options(opts)
+    api_key = _api_key(opts)
+    summary = Summary(total=len(tasks), cache=cache_path)
+    cache = Cache(cache_path)
+    try:
+        return asyncio.run(_run_tasks(opts, tasks, kinds, api_key, cache, summary))
+    finally:
+        cache.close()
+
+
+async def _run_tasks(
+    opts: ExtractOptions,
+    tasks: list[Task],
+    kinds: dict[str, tuple[str, dict[str, Any], Any, int]],
+    api_key: str,
+    cache: Cache,
+    summary: Summary,
+) -> tuple[dict[str, Any], dict[str, str], Summary]:
+    from tqdm import tqdm
+
+    runner = Runner(opts, api_key, cache, summary)
+    for kind, (system, schema, validate, tokens) in kinds.items():
+        runner.add_kind(kind, system, schema, validate, tokens)
+    results: dict[str, Any] = {}
+    failures: dict[str, str] = {}
+    fatal: list[str] = []
+    queue: asyncio.Queue[Task | None] = asyncio.Queue()
+    for t in tasks:
+        queue.put_nowait(t)
+    timeout = httpx.Timeout(opts.timeout, connect=min(opts.timeout, 30.0))
+    limits = httpx.Limits(
+        max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency
+    )
+    bar = tqdm(total=len(tasks), disable=not opts.progress, unit="call", file=sys.stderr)
+    runner.bar = bar if opts.progress else None
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+        runner.client = client
+
+        async def worker() -> None:
+            WORKER_CLIENT.set(client)
+            while True:
+                t = await queue.get()
+                if t is None:
+                    return
+                key = cache_key(
+                    {
+                        "kind": t.kind,
+                        "system": runner.system[t.kind],
+                        "provider": opts.provider,
+                        "model": opts.model,
+                        "params": runner.params(),
+                        "content": t.content,
+                    }
+                )
+                try:
+                    hit = None if opts.refresh else cache.get(key)
+                    if hit is not None:
+                        results[t.id] = hit
+                        summary.cached += 1
+                    else:
+                        if fatal:
+                            raise Failure(f"not processed: {fatal[0]}")
+                        if runner.stop_reason:
+                            raise Failure(f"not processed: {runner.stop_reason}")
+                        answer, tin, tout, spent = await runner.call_text(t.kind, t.content)
+                        cache.put(key, answer, tin, tout, spent)
+                        results[t.id] = answer
+                    summary.done += 1
+                except Failure as exc:
+                    failures[t.id] = str(exc)
+                    summary.failed += 1
+                except Fatal as exc:
+                    if not fatal:
+                        fatal.append(str(exc))
+                    failures[t.id] = f"not processed: {exc}"
+                    summary.failed += 1
+                bar.update(1)
+
+        workers = [asyncio.create_task(worker()) for _ in range(opts.concurrency)]
+        for _ in workers:
+            queue.put_nowait(None)
+        await asyncio.gather(*workers)
+    bar.close()
+    summary.stopped = fatal[0] if fatal else runner.stop_reason
+    return results, failures, summary

@@ -126,6 +126,11 @@ class Analysis:
     taxonomy: list[dict[str, Any]] | None = None
     taxonomy_meta: dict[str, Any] = field(default_factory=dict)  # taxonomy.json
     reference: list[dict[str, Any]] | None = None
+    # written by `valuescope validate` into the analysis directory (or its validate/ folder)
+    validity: dict[str, Any] | None = None
+    agreement: dict[str, Any] | None = None
+    lint: dict[str, Any] | None = None
+    privacy_audit: list[dict[str, Any]] | None = None
 
     def table(self, *names: str) -> CrossTable | None:
         """The first of `names` that the analysis has."""
@@ -184,7 +189,24 @@ def load_analysis(
         missing = rows_without_user_id([Path(p) for p in a.summary.get("inputs") or []])
         if missing is not None:
             a.summary["n_rows_without_user_id"] = missing
+    _load_validity(a, d)
     return a
+
+
+def _load_validity(a: Analysis, d: Path) -> None:
+    """What `valuescope validate` wrote into the analysis directory (or its validate/)."""
+    for folder in (d / layout.VALIDATE_DIR, d):
+        for attr, name in (
+            ("validity", layout.VALIDITY),
+            ("agreement", layout.AGREEMENT),
+            ("lint", layout.LINT),
+        ):
+            if getattr(a, attr) is None and (folder / name).is_file():
+                setattr(a, attr, read_json(folder / name))
+        if a.privacy_audit is None:
+            audit = read_csv(folder / layout.PRIVACY_AUDIT)
+            if audit is not None:
+                a.privacy_audit = audit.to_pylist()
 
 
 def rows_without_user_id(files: list[Path]) -> int | None:

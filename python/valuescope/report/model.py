@@ -35,6 +35,7 @@ TITLES = {
     "models": "Cross-model comparison",
     "reference": "Reference comparison",
     "privacy": "Privacy",
+    "validity": "Validity",
     "method": "Method",
 }
 

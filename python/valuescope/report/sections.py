@@ -27,6 +27,7 @@ from valuescope.report.model import (
     new_section,
     not_computed,
 )
+from valuescope.report.validity import measured, validity
 
 # -- headline, values, tail ----------------------------------------------------------------------
 
@@ -415,6 +416,13 @@ def method(a: Analysis) -> Section:
         f"{ext.get('model') or 'not recorded in the analysis'}; prompt version: "
         f"{ext.get('prompt_version') or 'not recorded'}. Report by valuescope {__version__}."
     )
+    done, missing = measured(a)
+    s.para(
+        "Validity: "
+        + ("measured: " + "; ".join(done) + ". " if done else "")
+        + ("Not measured: " + "; ".join(missing) + "." if missing else "")
+        + " See the Validity section."
+    )
     tm = a.taxonomy_meta
     if tm:
         levels = "/".join(str(n) for n in tm.get("levels") or []) or "not recorded"
@@ -456,6 +464,7 @@ BUILDERS: list[Callable[[Analysis], Section]] = [
     models,
     reference,
     privacy,
+    validity,
     method,
 ]
 

@@ -17,6 +17,8 @@ _FILES = {
     "extract": "extract_v1.md",
     "subjectivity": "subjectivity_v1.md",
     "repair": "repair_v1.md",
+    "judge": "judge_v1.md",
+    "privacy": "privacy_v1.md",
 }
 
 # Rough but provider-independent: about four characters per token for English text. Used only for
