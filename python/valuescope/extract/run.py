@@ -346,6 +346,8 @@ def _signals_deferred() -> Iterator[None]:
             signal.signal(s, h)
         if got:
             signal.raise_signal(got[0])
+
+
 @dataclass
 class Task:
     """One structured call for ``run_tasks``: its cache key parts, kind and user message."""
