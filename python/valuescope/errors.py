@@ -3,6 +3,9 @@
 - ValuescopeError (from the native core)
   - SchemaError (also a ValueError): a batch or file whose columns break the feature schema
   - ParquetReadError (also an OSError): a file valuescope's Parquet reader cannot decode
+  - ConfigError, StateError, DataError, KMeansError (also ValueErrors): settings the engine
+    refuses, damaged state bytes, malformed Arrow data, k-means parameters or input
+  - SpillError (also an OSError): the engine's spill files
   - UserError: bad input or options, reported by the CLI as one line naming the file (and row
     or column), exit status 2, no traceback
     - InputError (also a ValueError): a conversation file that cannot be used at all
@@ -15,7 +18,16 @@ The CLI shows each of these as one line; none carries a traceback.
 
 from __future__ import annotations
 
-from valuescope._core import ParquetReadError, SchemaError, ValuescopeError
+from valuescope._core import (
+    ConfigError,
+    DataError,
+    KMeansError,
+    ParquetReadError,
+    SchemaError,
+    SpillError,
+    StateError,
+    ValuescopeError,
+)
 
 
 class UserError(ValuescopeError):
@@ -48,12 +60,17 @@ class ExtractInterrupted(ExtractIncomplete):
 
 
 __all__ = [
+    "ConfigError",
+    "DataError",
     "ExtractError",
     "ExtractIncomplete",
     "ExtractInterrupted",
     "InputError",
+    "KMeansError",
     "ParquetReadError",
     "SchemaError",
+    "SpillError",
+    "StateError",
     "UserError",
     "ValuescopeError",
 ]

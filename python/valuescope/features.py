@@ -105,7 +105,7 @@ def check_columns(files: Iterable[Path], tables: Sequence[tuple[str, str]] | Non
         if probe is None:
             continue
         try:
-            Engine(tables=tables, min_conversations=1, min_users=1).feed(probe)
+            Engine(tables=tables, min_conversations=1, min_users=1).update_tuples(probe)
         except SchemaError as exc:
             raise UserError(f"{path}: {exc}") from None
 

@@ -127,7 +127,7 @@ def feed_unit(
     name = unit.label or unit.path
     for batch in iter_unit_batches(unit, columns_for(opts.tables), opts.batch_size, skip_rows):
         try:
-            rej = engine.feed(batch)
+            rej = engine.update_tuples(batch)
         except SchemaError as exc:
             raise UserError(f"{name}: {exc}") from None
         except ValueError as exc:  # data the Parquet reader let through unchecked (not UTF-8)
