@@ -8,7 +8,7 @@ use crate::error::{EngineError, Result};
 use crate::state::State;
 
 const MAGIC: &[u8; 8] = b"VSCOPE\0S";
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 const HEADER: usize = 8 + 2 + 4;
 
 #[derive(Serialize)]

@@ -13,10 +13,13 @@ use std::path::Path;
 use crate::cells::{Cells, Scatter, PARTS};
 use crate::ingest::{
     count_keys, count_misc, count_table, expects_list, resolve, BatchView, Misc, Resolved,
+    RowFilter,
 };
+use crate::pairs::PairPlan;
 use crate::report::{Analysis, TableCells};
 use crate::spill::Spill;
 use crate::state::State;
+use crate::strata::{Keep, StrataPlan, StratumCache};
 use crate::users::Counter;
 
 /// Positions of the columns every analysis tracks, in `Plan::columns`.
@@ -95,6 +98,12 @@ pub struct Plan {
     /// Columns named only by the user's tables: these must exist in the input.
     pub required_extra: Vec<String>,
     pub min_users: u32,
+    /// With the default tables: the three-way counts by model and task cluster, which also
+    /// stand in for the two-way tables they sum to (see `strata`).
+    pub strata: Option<StrataPlan>,
+    /// With the default tables: `human_values x ai_values` again, over the conversations of a
+    /// few response types only, for the response-type mix of each value pair (see `pairs`).
+    pub pairs: Option<PairPlan>,
 }
 
 impl Plan {
@@ -149,12 +158,49 @@ impl Plan {
             }
             tables.push((ia, ib));
         }
+        let strata = config.tables.is_none().then(|| {
+            let at = |a: usize, b: usize| tables.iter().position(|&t| t == (a, b));
+            let cluster = columns
+                .iter()
+                .position(|c| c == "task_cluster")
+                .expect("a default table");
+            columns.push(crate::strata::COLUMN.to_string());
+            let column = columns.len() - 1;
+            let derived = [
+                (at(AI, cluster), AI, Keep::Cluster),
+                (at(AI, MODEL), AI, Keep::Model),
+                (at(RT, MODEL), RT, Keep::Model),
+            ];
+            tables.push((AI, column));
+            tables.push((RT, column));
+            let (values_table, rt_table) = (tables.len() - 2, tables.len() - 1);
+            StrataPlan {
+                column,
+                model: MODEL,
+                cluster,
+                values_table,
+                rt_table,
+                derived: derived
+                    .into_iter()
+                    .map(|(t, row, keep)| {
+                        let source = if row == AI { values_table } else { rt_table };
+                        (t.expect("a default table"), source, keep)
+                    })
+                    .collect(),
+            }
+        });
+        let pairs = config
+            .tables
+            .is_none()
+            .then(|| PairPlan::add(&mut tables, HUMAN, AI));
         Ok(Plan {
             columns,
             tables,
             default_tables: config.tables.is_none(),
             required_extra,
             min_users: config.min_users,
+            strata,
+            pairs,
         })
     }
 
@@ -177,18 +223,15 @@ pub struct Engine {
     scatter: Vec<Scatter>,
     /// Where table cells go once they outgrow the memory budget; None keeps all in memory.
     spill: Option<Spill>,
+    /// Stratum ids by (model, cluster); not part of the state.
+    strata_cache: StratumCache,
 }
 
 /// One independent piece of counting work for a batch: each owns a disjoint part of the state.
 enum Job<'a> {
     Keys(usize, &'a mut HashMap<u32, Counter>),
-    /// (columns crossed, a column whose non-empty rows are skipped), cells, their buffers
-    Table(
-        (usize, usize),
-        Option<usize>,
-        &'a mut Cells,
-        &'a mut Scatter,
-    ),
+    /// (columns crossed, the rows counted), cells, their buffers
+    Table((usize, usize), RowFilter, &'a mut Cells, &'a mut Scatter),
     Misc(Misc<'a>),
 }
 
@@ -203,6 +246,7 @@ impl Engine {
             state,
             scratch: Vec::new(),
             spill: None,
+            strata_cache: StratumCache::new(),
         })
     }
 
@@ -267,7 +311,7 @@ impl Engine {
 
     pub(crate) fn cells(&self) -> TableCells<'_> {
         TableCells {
-            hot: &self.state.tables,
+            hot: self.state.tables.iter().collect(),
             spill: self.spill.as_ref(),
             cap: self.config.min_users,
         }
@@ -280,7 +324,7 @@ impl Engine {
         };
         let mut full = self.state.clone();
         let cells = TableCells {
-            hot: &self.state.tables,
+            hot: self.state.tables.iter().collect(),
             spill: Some(spill),
             cap: self.config.min_users,
         };
@@ -323,6 +367,14 @@ impl Engine {
     pub fn update(&mut self, batch: &RecordBatch) -> Result<Vec<Reject>> {
         let view = BatchView::new(batch, &self.plan)?;
         let rejects = resolve(&mut self.state, &view, &mut self.scratch);
+        if let Some(sp) = &self.plan.strata {
+            crate::strata::assign(
+                &mut self.state,
+                &mut self.strata_cache,
+                &mut self.scratch,
+                sp,
+            );
+        }
         let res = &self.scratch[..];
         let rows: usize = res.iter().map(Resolved::len).sum();
         if rows == 0 {
@@ -332,11 +384,29 @@ impl Engine {
         let st = &mut self.state;
         let before: Vec<usize> = st.tables.iter().map(|m| m.len()).collect();
         let mut jobs: Vec<Job> = Vec::with_capacity(st.keys.len() + st.tables.len() + 1);
-        jobs.extend(st.keys.iter_mut().enumerate().map(|(c, m)| Job::Keys(c, m)));
+        // The stratum column's keys would only repeat `response_type x stratum`'s totals, and
+        // derived tables are not counted.
+        let strata = self.plan.strata.as_ref();
+        let wanted = |c: usize| strata.is_none_or(|sp| c != sp.column);
+        let counted = |t: usize| strata.is_none_or(|sp| !sp.is_derived(t));
+        jobs.extend(
+            st.keys
+                .iter_mut()
+                .enumerate()
+                .filter(|(c, _)| wanted(*c))
+                .map(|(c, m)| Job::Keys(c, m)),
+        );
         // The raw-task default table is only published when there are no task clusters, so
         // rows that have a cluster need not be counted in it.
         let skip = |t: usize| {
-            (self.plan.default_tables && t == RAW_TASK_TABLE).then_some(self.plan.tables[0].1)
+            if self.plan.default_tables && t == RAW_TASK_TABLE {
+                RowFilter::WithoutColumn(self.plan.tables[0].1)
+            } else {
+                self.plan
+                    .pairs
+                    .as_ref()
+                    .map_or(RowFilter::All, |pp| pp.filter(t))
+            }
         };
         jobs.extend(
             st.tables
@@ -344,12 +414,14 @@ impl Engine {
                 .zip(self.scatter.iter_mut())
                 .zip(&self.plan.tables)
                 .enumerate()
+                .filter(|(t, _)| counted(*t))
                 .map(|(t, ((m, s), &ab))| Job::Table(ab, skip(t), m, s)),
         );
         jobs.push(Job::Misc(Misc {
             rt_all: &mut st.rt_all,
             rt_with_human: &mut st.rt_with_human,
             rt_mirrored: &mut st.rt_mirrored,
+            rt_explicit: &mut st.rt_explicit,
             models: &mut st.models,
         }));
         let run = |job: Job| match job {
@@ -419,7 +491,23 @@ impl Engine {
 
     /// The published figures, with suppression applied.
     pub fn analysis(&self) -> Result<Analysis> {
-        Analysis::build(&self.config, &self.plan, &self.state, &self.cells())
+        let cells = self.cells();
+        let Some(sp) = &self.plan.strata else {
+            return Analysis::build(&self.config, &self.plan, &self.state, &cells, None);
+        };
+        let strata = crate::strata::strata(&self.state, sp, &cells)?;
+        let derived = crate::strata::derive(sp, &strata, &cells, self.config.min_users)?;
+        let mut cells = cells;
+        for (t, table) in &derived {
+            cells.hot[*t] = table;
+        }
+        Analysis::build(
+            &self.config,
+            &self.plan,
+            &self.state,
+            &cells,
+            Some((sp, &strata)),
+        )
     }
 }
 

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use smallvec::SmallVec;
 
 use crate::cells::{Cells, Scatter};
-use crate::engine::{Plan, Reject, AI, HUMAN, MODEL, RT};
+use crate::engine::{Plan, Reject, AI, EXPLICIT, HUMAN, MODEL, RT};
 use crate::error::{EngineError, Result};
 use crate::state::{pack, ModelStats, State, EMPTY};
 use crate::users::{conversation_user_hash, user_hash};
@@ -483,6 +483,21 @@ impl Resolved {
         self.users.len()
     }
 
+    /// Replaces column c with at most one id per row, `f(self, row)`.
+    pub(crate) fn set_single(&mut self, c: usize, mut f: impl FnMut(&Self, usize) -> Option<u32>) {
+        let mut ids = std::mem::take(&mut self.ids[c]);
+        let mut offsets = std::mem::take(&mut self.offsets[c]);
+        ids.clear();
+        offsets.clear();
+        offsets.push(0);
+        for r in 0..self.len() {
+            ids.extend(f(self, r));
+            offsets.push(ids.len() as u32);
+        }
+        self.ids[c] = ids;
+        self.offsets[c] = offsets;
+    }
+
     /// The keys of analysed row r in column c: sorted, distinct.
     #[inline]
     pub fn row(&self, c: usize, r: usize) -> &[u32] {
@@ -869,13 +884,34 @@ pub(crate) fn count_keys(map: &mut HashMap<u32, Counter>, all: &[Resolved], c: u
     }
 }
 
+/// Which rows a table counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowFilter {
+    All,
+    /// Rows where this column is empty.
+    WithoutColumn(usize),
+    /// Rows whose response type's bit (1 << index into RESPONSE_TYPES) is set.
+    ResponseTypes(u8),
+}
+
+impl RowFilter {
+    #[inline]
+    fn keeps(self, res: &Resolved, r: usize) -> bool {
+        match self {
+            RowFilter::All => true,
+            RowFilter::WithoutColumn(c) => res.row(c, r).is_empty(),
+            RowFilter::ResponseTypes(mask) => mask & (1 << res.rts[r]) != 0,
+        }
+    }
+}
+
 /// Cells of the table crossing columns a and b.
 pub(crate) fn count_table(
     cells: &mut Cells,
     scatter: &mut Scatter,
     all: &[Resolved],
     (a, b): (usize, usize),
-    skip_if: Option<usize>,
+    filter: RowFilter,
     cap: u32,
 ) {
     let sort = cells.wants_sorting();
@@ -884,7 +920,7 @@ pub(crate) fn count_table(
     }
     for res in all {
         for (r, &user) in res.users.iter().enumerate() {
-            if skip_if.is_some_and(|c| !res.row(c, r).is_empty()) {
+            if !filter.keeps(res, r) {
                 continue;
             }
             let (xs, ys) = (res.row(a, r), res.row(b, r));
@@ -909,6 +945,7 @@ pub(crate) struct Misc<'a> {
     pub rt_all: &'a mut [Counter],
     pub rt_with_human: &'a mut [Counter],
     pub rt_mirrored: &'a mut [Counter],
+    pub rt_explicit: &'a mut [Counter],
     pub models: &'a mut HashMap<u32, ModelStats>,
 }
 
@@ -925,6 +962,9 @@ pub(crate) fn count_misc(m: Misc<'_>, all: &[Resolved], cap: u32) {
             if sorted_intersect(ai, human) {
                 m.rt_mirrored[rt].add(user, cap);
             }
+        }
+        if !res.row(EXPLICIT, r).is_empty() {
+            m.rt_explicit[rt].add(user, cap);
         }
         if let Some(&model) = res.row(MODEL, r).first() {
             let ms = m.models.entry(model).or_default();

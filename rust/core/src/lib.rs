@@ -9,6 +9,7 @@
 //! Nothing here knows about Python; the bindings live in `rust/py`.
 
 pub mod cells;
+pub mod cmh;
 pub mod codec;
 pub mod csv;
 pub mod engine;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod ingest;
 pub mod kmeans;
 pub mod normalize;
+pub mod pairs;
 #[cfg(feature = "parquet")]
 pub mod read;
 pub mod report;
@@ -23,8 +25,10 @@ pub mod schema;
 pub mod spill;
 pub mod state;
 pub mod stats;
+pub mod strata;
 pub mod synth;
 pub mod users;
+pub mod within;
 
 pub use engine::{Engine, EngineConfig, Reject};
 pub use error::EngineError;

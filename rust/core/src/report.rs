@@ -19,6 +19,7 @@ use crate::stats::{
     adjusted_residual, bonferroni_threshold, chi2_sf, coefficient_of_variation, expected,
     two_proportion_z, ExactSum,
 };
+use crate::strata::{Strata, StrataPlan};
 use crate::users::Counter;
 
 /// Row totals, column totals and the grand total of a table.
@@ -26,7 +27,8 @@ pub type Margins = (HashMap<u32, u64>, HashMap<u32, u64>, u64);
 
 /// The cells of each table, merged: in memory, plus any spilled to disk.
 pub struct TableCells<'a> {
-    pub hot: &'a [Cells],
+    /// Per table; a derived table's cells are not the state's (see `strata`).
+    pub hot: Vec<&'a Cells>,
     pub spill: Option<&'a Spill>,
     pub cap: u32,
 }
@@ -39,7 +41,7 @@ impl TableCells<'_> {
     /// Calls `f` with disjoint maps that together hold every cell of table `t` exactly once,
     /// one part at a time: the part in memory, merged with its spilled runs if there are any.
     pub fn for_each_part(&self, t: usize, mut f: impl FnMut(&HashMap<u64, Counter>)) -> Result<()> {
-        let hot = &self.hot[t];
+        let hot = self.hot[t];
         match self.spill {
             Some(s) if s.has(t) => {
                 let mut size = 0;
@@ -66,7 +68,7 @@ impl TableCells<'_> {
         t: usize,
         f: impl Fn(&HashMap<u64, Counter>) -> R + Sync,
     ) -> Result<Vec<R>> {
-        let hot = &self.hot[t];
+        let hot = self.hot[t];
         (0..PARTS)
             .into_par_iter()
             .map(|p| match self.spill {
@@ -86,7 +88,7 @@ impl TableCells<'_> {
     /// Row and column totals and the grand total of table `t`: sums, so the spilled cells
     /// count as the spill summed them when it wrote them; the parts in memory in parallel.
     pub fn margins(&self, t: usize) -> Result<Margins> {
-        let hot = &self.hot[t];
+        let hot = self.hot[t];
         let empty = || (HashMap::new(), HashMap::new(), 0u64);
         let add_all = |(mut rows, mut cols, n): Margins, (r, c, k): Margins| {
             r.into_iter()
@@ -123,44 +125,44 @@ pub struct Analysis {
 }
 
 #[derive(Clone, Copy)]
-struct Privacy {
+pub(crate) struct Privacy {
     min_conversations: u64,
     min_users: u32,
 }
 
 impl Privacy {
-    fn ok(&self, c: &Counter) -> bool {
+    pub(crate) fn ok(&self, c: &Counter) -> bool {
         c.passes(self.min_conversations, self.min_users)
     }
     /// A count may be shown as zero (it describes nobody) or when it passes the rule.
-    fn ok_or_zero(&self, c: Option<&Counter>) -> bool {
+    pub(crate) fn ok_or_zero(&self, c: Option<&Counter>) -> bool {
         c.is_none_or(|c| c.n == 0 || self.ok(c))
     }
 }
 
-fn pct(num: u64, den: u64) -> Option<f64> {
+pub(crate) fn pct(num: u64, den: u64) -> Option<f64> {
     (den > 0).then(|| 100.0 * num as f64 / den as f64)
 }
 
-fn batch(cols: Vec<(&str, ArrayRef)>) -> RecordBatch {
+pub(crate) fn batch(cols: Vec<(&str, ArrayRef)>) -> RecordBatch {
     RecordBatch::try_from_iter(cols).expect("columns built with equal lengths")
 }
 
-fn strs(v: Vec<&str>) -> ArrayRef {
+pub(crate) fn strs(v: Vec<&str>) -> ArrayRef {
     Arc::new(StringArray::from(v))
 }
-fn u64s(v: Vec<u64>) -> ArrayRef {
+pub(crate) fn u64s(v: Vec<u64>) -> ArrayRef {
     Arc::new(UInt64Array::from(v))
 }
-fn opt_u64s(v: Vec<Option<u64>>) -> ArrayRef {
+pub(crate) fn opt_u64s(v: Vec<Option<u64>>) -> ArrayRef {
     Arc::new(UInt64Array::from(v))
 }
-fn f64s(v: Vec<Option<f64>>) -> ArrayRef {
+pub(crate) fn f64s(v: Vec<Option<f64>>) -> ArrayRef {
     Arc::new(Float64Array::from(v))
 }
 
 /// Output order of value-like rows: most frequent first, then alphabetical.
-fn by_count_then_name(st: &State) -> impl Fn(&(u32, u64), &(u32, u64)) -> Ordering + '_ {
+pub(crate) fn by_count_then_name(st: &State) -> impl Fn(&(u32, u64), &(u32, u64)) -> Ordering + '_ {
     move |a, b| {
         b.1.cmp(&a.1)
             .then_with(|| st.string(a.0).cmp(st.string(b.0)))
@@ -191,6 +193,8 @@ struct TableResult {
     n_tests: u64,
     n_cells: u64,
     suppressed_cells: u64,
+    /// Published cells above the threshold, with a positive residual.
+    significant: Vec<crate::pairs::SignificantPair>,
 }
 
 impl Analysis {
@@ -199,6 +203,7 @@ impl Analysis {
         plan: &Plan,
         st: &State,
         cells: &TableCells,
+        strata: Option<(&StrataPlan, &Strata)>,
     ) -> Result<Analysis> {
         let pv = Privacy {
             min_conversations: config.min_conversations,
@@ -226,7 +231,17 @@ impl Analysis {
         suppressed.insert("mirroring".into(), json!(s));
         tables.push(("mirroring".into(), b));
 
+        let (b, s) = explicit_by_response_type(st, pv);
+        suppressed.insert("explicit_by_response_type".into(), json!(s));
+        tables.push(("explicit_by_response_type".into(), b));
+
         let published = published_tables(plan, cells);
+        let within = match strata {
+            Some((sp, strata)) => {
+                crate::within::within_tasks(config, plan, st, cells, sp, strata, pv)?
+            }
+            None => None,
+        };
         // The tables, invariance and model comparison read disjoint data: all on the pool.
         let rank = string_ranks(st);
         let ((results, inv), cmp) = rayon::join(
@@ -250,11 +265,24 @@ impl Analysis {
         }
         suppressed.insert("table_cells".into(), Value::Object(suppressed_cells));
 
+        if let Some(pp) = &plan.pairs {
+            let base = (0..plan.tables.len()).find(|&t| plan.tables[t] == (HUMAN, AI));
+            let sig = results
+                .iter()
+                .zip(&published)
+                .find(|(_, &t)| Some(t) == base)
+                .map_or(&[][..], |(r, _)| &r.significant[..]);
+            let b = crate::pairs::value_pairs(st, pp, cells, sig, pv)?;
+            tables.push(("value_pairs".into(), b));
+        }
         tables.push(("invariance".into(), inv));
         let (b, s) = models(st, pv);
         suppressed.insert("models".into(), json!(s));
         tables.push(("models".into(), b));
         tables.push(("model_comparison".into(), cmp));
+        if let Some(w) = within {
+            tables.push(("model_comparison_within_tasks".into(), w));
+        }
         tables.push(("table_tests".into(), table_tests(&results)));
         let table_names: Vec<String> = results.iter().map(|r| r.name.clone()).collect();
         for r in results {
@@ -380,10 +408,43 @@ fn mirroring(st: &State, pv: Privacy) -> (RecordBatch, u64) {
     (b, suppressed)
 }
 
+/// Per response type, the conversations in which the AI states a value explicitly (the paper's
+/// appendix B.6): a share published under the same rule as every count.
+fn explicit_by_response_type(st: &State, pv: Privacy) -> (RecordBatch, u64) {
+    let mut out = (vec![], vec![], vec![], vec![]);
+    let mut suppressed = 0;
+    for (i, name) in RESPONSE_TYPES.iter().enumerate() {
+        let all = &st.rt_all[i];
+        if all.n == 0 {
+            continue;
+        }
+        if !pv.ok(all) {
+            suppressed += 1;
+            continue;
+        }
+        let ex = &st.rt_explicit[i];
+        let show = pv.ok_or_zero(Some(ex));
+        out.0.push(*name);
+        out.1.push(all.n);
+        out.2.push(show.then_some(ex.n));
+        out.3.push(if show { pct(ex.n, all.n) } else { None });
+    }
+    let b = batch(vec![
+        ("response_type", strs(out.0)),
+        ("n_conversations", u64s(out.1)),
+        ("n_with_explicit", opt_u64s(out.2)),
+        ("pct_with_explicit", f64s(out.3)),
+    ]);
+    (b, suppressed)
+}
+
 /// Tables to publish, as indices into plan.tables. With the default tables, the task table is
 /// the clustered one when it holds data, the raw-task one otherwise.
 fn published_tables(plan: &Plan, cells: &TableCells) -> Vec<usize> {
-    let all: Vec<usize> = (0..plan.tables.len()).collect();
+    let all: Vec<usize> = (0..plan.tables.len())
+        .filter(|&t| !plan.strata.as_ref().is_some_and(|sp| sp.is_three_way(t)))
+        .filter(|&t| !plan.pairs.as_ref().is_some_and(|pp| pp.is_restricted(t)))
+        .collect();
     if !plan.default_tables {
         return all;
     }
@@ -442,6 +503,7 @@ fn cooccurrence(
     let mut e_col = Vec::with_capacity(shown.len());
     let mut r_col = Vec::with_capacity(shown.len());
     let mut s_col = Vec::with_capacity(shown.len());
+    let mut significant = Vec::new();
     for &(a, b, o) in &shown {
         let (r, c) = (rows[&a] as f64, cols[&b] as f64);
         e_col.push(Some(expected(r, c, nf)));
@@ -452,6 +514,11 @@ fn cooccurrence(
             (Some(z), Some(th)) => Some(z.abs() > th),
             _ => None,
         });
+        if let (Some(z), Some(th)) = (res, threshold) {
+            if z > th {
+                significant.push((a, b, o, z));
+            }
+        }
     }
     let (ia, ib) = plan.tables[t];
     let b = batch(vec![
@@ -478,6 +545,7 @@ fn cooccurrence(
         n_tests,
         n_cells,
         suppressed_cells,
+        significant,
     })
 }
 
@@ -570,7 +638,7 @@ fn invariance(
     ]))
 }
 
-fn passing_models(st: &State, pv: Privacy) -> Vec<(u32, u64)> {
+pub(crate) fn passing_models(st: &State, pv: Privacy) -> Vec<(u32, u64)> {
     let mut m: Vec<(u32, u64)> = st.keys[MODEL]
         .iter()
         .filter(|(_, c)| pv.ok(c))

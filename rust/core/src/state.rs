@@ -58,6 +58,8 @@ pub struct State {
     pub rt_all: Vec<Counter>,
     pub rt_with_human: Vec<Counter>,
     pub rt_mirrored: Vec<Counter>,
+    /// Per response type: conversations whose AI states at least one value explicitly.
+    pub rt_explicit: Vec<Counter>,
     pub models: HashMap<u32, ModelStats>,
 }
 
@@ -71,12 +73,18 @@ impl State {
             rt_all: vec![Counter::default(); RESPONSE_TYPES.len()],
             rt_with_human: vec![Counter::default(); RESPONSE_TYPES.len()],
             rt_mirrored: vec![Counter::default(); RESPONSE_TYPES.len()],
+            rt_explicit: vec![Counter::default(); RESPONSE_TYPES.len()],
             ..Default::default()
         }
     }
 
     pub fn string(&self, id: u32) -> &str {
         &self.strings[id as usize]
+    }
+
+    /// The id of an interned (normalised) string, if it has one.
+    pub fn id_of(&self, normalized: &str) -> Option<u32> {
+        self.index.get(normalized).copied()
     }
 
     /// Interns an already normalised string.
@@ -152,6 +160,7 @@ impl State {
             || self.rt_all.len() != RESPONSE_TYPES.len()
             || self.rt_with_human.len() != RESPONSE_TYPES.len()
             || self.rt_mirrored.len() != RESPONSE_TYPES.len()
+            || self.rt_explicit.len() != RESPONSE_TYPES.len()
         {
             return Err("layout does not match the engine settings".into());
         }
@@ -177,6 +186,7 @@ impl State {
                 .iter()
                 .chain(&self.rt_with_human)
                 .chain(&self.rt_mirrored)
+                .chain(&self.rt_explicit)
                 .all(consistent)
             || !self
                 .models
@@ -219,6 +229,7 @@ impl State {
             (&mut self.rt_all, &other.rt_all),
             (&mut self.rt_with_human, &other.rt_with_human),
             (&mut self.rt_mirrored, &other.rt_mirrored),
+            (&mut self.rt_explicit, &other.rt_explicit),
         ] {
             for (a, b) in mine.iter_mut().zip(theirs) {
                 a.merge(b, cap);
