@@ -46,7 +46,17 @@ Published figures (Huang et al. 2025, arXiv 2504.15236, and the CC BY 4.0 releas
   10% of the conversations, while the median user has about three. Each of the 20 heaviest users
   has a pet value (``PET_VALUES``, not in the published list) in 30% of their conversations:
   frequent values from a single user, which the distinct-user threshold (10 users) must suppress.
-* ``ai_values_explicit``: each expressed value is also explicit with probability 0.2.
+* **Model differences, planted** (the paper's appendix B.5.3 asks whether a difference between
+  models is one of their users' tasks): ``model-c``'s users write fiction far more often
+  (``creative writing`` is 30% of its conversations against 3.3% of the others', the overall
+  share staying 6%), so "creative freedom", planted in that cluster, is more frequent in
+  ``model-c``'s conversations while its rate within every cluster is the others' (a confounded
+  difference: the raw test finds it, the test within task clusters does not). ``model-b``
+  expresses "intellectual curiosity" in 1% more of its conversations in every task (a
+  difference that holds within tasks). See ``MODEL_TASK_TILT`` and ``MODEL_VALUES``.
+* ``ai_values_explicit``: each expressed value is also explicit with a probability that rises
+  where the AI pushes back (15% in support, 30% in reframing, 40% in mild and 45% in strong
+  resistance; the paper's appendix B.6), see ``EXPLICIT_RATES``.
   ``subjective``: true, null (unknown) for 1% of rows; the analysis keeps both.
 """
 
@@ -256,6 +266,14 @@ PET_VALUES = (
     "keyboard tactility",
 )
 
+#: (task cluster, its share of the expressive model's conversations): the last model's users
+#: favour this cluster; the other models' share of it is lowered so the overall share holds.
+MODEL_TASK_TILT = ("creative writing", 0.30)
+#: (model position, AI value, added rate): a model that expresses a value more in every task.
+MODEL_VALUES: tuple[tuple[int, str, float], ...] = ((1, "intellectual curiosity", 0.01),)
+#: Probability that an expressed value is also stated explicitly, per response type.
+EXPLICIT_RATES = (0.15, 0.15, 0.15, 0.30, 0.40, 0.45, 0.15)
+
 DEFAULT_BATCH_SIZE = 131_072
 
 
@@ -301,6 +319,28 @@ def model_mixes(models: Sequence[str] = DEFAULT_MODELS) -> list[dict[str, Any]]:
     raise ValueError("give one, two or three model names")
 
 
+def _tilt_tasks(mixes: list[dict[str, Any]]) -> None:
+    """Gives the last (expressive) model its own task mix, MODEL_TASK_TILT, and the others the
+    mix that keeps every cluster's overall share; adds MODEL_VALUES. With one model: nothing."""
+    if len(mixes) < 2:
+        return
+    name, tilted = MODEL_TASK_TILT
+    shares = [s for _, s, _ in CLUSTERS]
+    k = [n for n, _, _ in CLUSTERS].index(name)
+    last = mixes[-1]["share"]
+    rest = (shares[k] - last * tilted) / (1 - last)
+
+    def mix(share_k: float) -> list[float]:
+        scale = (1 - share_k) / (1 - shares[k])
+        return [share_k if i == k else s * scale for i, s in enumerate(shares)]
+
+    for i, m in enumerate(mixes):
+        m["cluster_weights"] = mix(tilted if i == len(mixes) - 1 else rest)
+    for i, value, rate in MODEL_VALUES:
+        if i < len(mixes) - 1:
+            mixes[i].setdefault("value_plants", []).append({"value": value, "rate": rate})
+
+
 def human_vocabulary() -> list[dict[str, Any]]:
     """Human values with weights: the named targets, then the published AI values as a tail."""
     named = {k: v * HUMAN_TUNING.get(k, 1.0) for k, v in HUMAN_TARGETS.items()}
@@ -320,10 +360,12 @@ def build_spec(models: Sequence[str] = DEFAULT_MODELS) -> dict[str, Any]:
     pets = [p for p in PET_VALUES if p not in names]
     if len(set(models)) != len(list(models)):
         raise ValueError("model names must be distinct")
+    mixes = model_mixes(models)
+    _tilt_tasks(mixes)
     return {
         "ai_values": [v for v, _ in values],
         "ai_pct_convos": [p for _, p in values],
-        "models": model_mixes(models),
+        "models": mixes,
         "clusters": [{"name": n, "share": s, "tasks": list(t)} for n, s, t in CLUSTERS],
         "plants": [
             {"context": c, "category": k, "value": v, "share": s} for c, k, v, s in CONTEXT_PLANTS
@@ -337,6 +379,7 @@ def build_spec(models: Sequence[str] = DEFAULT_MODELS) -> dict[str, Any]:
         ],
         "mirroring": list(MIRRORING),
         "explicit_rate": 0.2,
+        "explicit_rates": list(EXPLICIT_RATES),
         "users": {
             "conversations_per_user": 5.0,
             "skew": 3.0,

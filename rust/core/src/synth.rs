@@ -66,6 +66,21 @@ pub struct ModelSpec {
     pub share: f64,
     /// Weights of the seven response types, in [`RESPONSE_TYPES`] order.
     pub response_types: Vec<f64>,
+    /// This model's own task mix: weights of the task clusters, in the spec's order. None: the
+    /// clusters' shares. (A model whose users favour some tasks: its raw rates differ from
+    /// another model's where its rates within each task do not.)
+    #[serde(default)]
+    pub cluster_weights: Option<Vec<f64>>,
+    /// AI values this model expresses more often in every task: each is added with `rate`
+    /// (a difference between models that holds within tasks).
+    #[serde(default)]
+    pub value_plants: Vec<ModelValuePlant>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelValuePlant {
+    pub value: String,
+    pub rate: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -146,6 +161,9 @@ pub struct SynthSpec {
     pub mirroring: Vec<f64>,
     /// Probability that an expressed AI value is also stated explicitly.
     pub explicit_rate: f64,
+    /// The same per response type, in [`RESPONSE_TYPES`] order (overrides `explicit_rate`).
+    #[serde(default)]
+    pub explicit_rates: Option<Vec<f64>>,
     pub users: UserSpec,
     /// Share of rows whose `subjective` verdict is null (unknown); the rest are true.
     #[serde(default)]
@@ -291,6 +309,10 @@ pub struct Synth {
     model_alias: Alias,
     rt_alias: Vec<Alias>,
     cluster_alias: Alias,
+    /// Per model: its own task mix, if it has one.
+    model_cluster_alias: Vec<Option<Alias>>,
+    /// Per model: the values it adds in every task.
+    model_sets: Vec<BernoulliSet>,
     background: BernoulliSet,
     cluster_sets: Vec<BernoulliSet>,
     rt_sets: Vec<BernoulliSet>,
@@ -301,7 +323,7 @@ pub struct Synth {
     mirror_weight: Vec<f64>,
     mirror_p: [f64; 7],
     triggers: Vec<Trigger>,
-    explicit_rate: f64,
+    explicit_rates: [f64; 7],
     skew: f64,
     conversations_per_user: f64,
     pets: Vec<u32>,
@@ -427,9 +449,37 @@ impl Synth {
             items.push((v, q));
             mass[vi] += pi * q;
         }
+        // per-model task mixes and values
+        let mut model_cluster_alias = Vec::new();
+        let mut model_sets = Vec::new();
+        let mut mass_model = vec![0.0f64; n_ai];
+        for m in &spec.models {
+            model_cluster_alias.push(match &m.cluster_weights {
+                Some(w) if w.len() != spec.clusters.len() => {
+                    return Err(bad(
+                        "a model's cluster_weights need one weight per task cluster",
+                    ))
+                }
+                Some(w) => Some(Alias::new(w)?),
+                None => None,
+            });
+            let mut items = Vec::new();
+            for plant in &m.value_plants {
+                let v = *index
+                    .get(&plant.value)
+                    .filter(|&&v| (v as usize) < n_ai)
+                    .ok_or_else(|| {
+                        bad(format!("model value {:?} is not an AI value", plant.value))
+                    })?;
+                check_prob("model value rate", plant.rate)?;
+                items.push((v, plant.rate));
+                mass_model[v as usize] += m.share / share_total * plant.rate.min(MAX_RATE);
+            }
+            model_sets.push(BernoulliSet::new(&items)?);
+        }
         let mut background_rates = vec![0.0; n_ai];
         for v in 0..n_ai {
-            let kept = (1.0 - mass_cluster[v]) * (1.0 - mass_rt[v]);
+            let kept = (1.0 - mass_cluster[v]) * (1.0 - mass_rt[v]) * (1.0 - mass_model[v]);
             if kept < 1.0 - p[v] - 1e-12 {
                 return Err(bad(format!(
                     "plants of {:?} claim more than all its conversations",
@@ -569,6 +619,16 @@ impl Synth {
             mirror_p[r] = (spec.mirroring[r] / nonempty.max(1e-12)).min(1.0);
         }
         check_prob("explicit_rate", spec.explicit_rate)?;
+        let mut explicit_rates = [spec.explicit_rate; 7];
+        if let Some(rates) = &spec.explicit_rates {
+            if rates.len() != 7 {
+                return Err(bad("explicit_rates needs seven rates"));
+            }
+            for (r, &x) in rates.iter().enumerate() {
+                check_prob("explicit_rates", x)?;
+                explicit_rates[r] = x;
+            }
+        }
         check_prob("subjective_null_rate", spec.subjective_null_rate)?;
 
         Ok(Synth {
@@ -580,6 +640,8 @@ impl Synth {
             model_alias,
             rt_alias,
             cluster_alias,
+            model_cluster_alias,
+            model_sets,
             background,
             cluster_sets,
             rt_sets,
@@ -589,7 +651,7 @@ impl Synth {
             mirror_weight,
             mirror_p,
             triggers,
-            explicit_rate: spec.explicit_rate,
+            explicit_rates,
             skew: u.skew,
             conversations_per_user: u.conversations_per_user,
             pets,
@@ -641,7 +703,10 @@ impl Synth {
             let row = chunk * CHUNK_ROWS as u64 + i as u64;
             let m = self.model_alias.sample(&mut rng);
             let rt = self.rt_alias[m].sample(&mut rng);
-            let c = self.cluster_alias.sample(&mut rng);
+            let c = self.model_cluster_alias[m]
+                .as_ref()
+                .unwrap_or(&self.cluster_alias)
+                .sample(&mut rng);
             let (t0, tn) = self.cluster_tasks[c];
             let task = t0 + ((rng.next_u64() as u128 * tn as u128) >> 64) as u32;
             let user =
@@ -656,6 +721,8 @@ impl Synth {
             self.background.sample(&mut rng, &mut ai);
             self.cluster_sets[c].sample(&mut rng, &mut ai);
             self.rt_sets[rt].sample(&mut rng, &mut ai);
+            // draws nothing for a model without values of its own: other corpora are unchanged
+            self.model_sets[m].sample(&mut rng, &mut ai);
             if (user as usize) < self.pets.len() && uniform(&mut rng) < self.pet_rate {
                 let pet = self.pets[user as usize];
                 if !ai.contains(&pet) {
@@ -663,7 +730,7 @@ impl Synth {
                 }
             }
             let explicit_bits: u32 = ai.iter().enumerate().fold(0, |b, (j, _)| {
-                b | (((uniform(&mut rng) < self.explicit_rate) as u32) << j.min(31))
+                b | (((uniform(&mut rng) < self.explicit_rates[rt]) as u32) << j.min(31))
             });
 
             human.clear();
