@@ -66,6 +66,8 @@ class AnalyzeOptions:
     resume: bool = False
     #: Bytes of co-occurrence cells kept in memory before they spill to disk (None: no limit).
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT
+    #: Values to watch (valuescope.findings.watch); None: the default list from the paper.
+    watch: list[str] | None = None
 
 
 @dataclass
@@ -275,7 +277,7 @@ def analyze_files(
 
     result = engine.result()
     extra = {"inputs": [str(f) for f in files], "rejects_file": rejects_path.name}
-    written = write_analysis(result, out, extra) + [rejects_path]
+    written = write_analysis(result, out, extra, watch=opts.watch) + [rejects_path]
     if ck is not None:
         # Only now: a crash before this point resumes from the last checkpoint.
         ck.finish(rejects_path)

@@ -21,6 +21,7 @@ LAZY_COMMANDS = {
     "taxonomy": "valuescope.cli_taxonomy:taxonomy_command",
     "report": "valuescope.cli_report:report_command",
     "run": "valuescope.cli_run:run_command",
+    "diff": "valuescope.cli_diff:diff_command",
 }
 
 
@@ -130,6 +131,18 @@ def main() -> None:
     "time: memory stays flat on any input size, and the results are the same.",
 )
 @click.option(
+    "--watch",
+    "watch_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Values to watch, one per line (# comments), kept in summary.json: the report lists "
+    "each published one (values_to_watch.csv and 'Values to watch') with the tasks, response "
+    "types and values it is significantly associated with. Default: values the paper flags as "
+    "signs of misuse (sexual exploitation, dominance, amorality, rule-breaking, moral "
+    "nihilism, deception).",
+)
+@click.option(
     "--dask",
     "dask_address",
     metavar="ADDRESS",
@@ -150,17 +163,24 @@ def analyze_command(
     checkpoint_every,
     resume,
     memory_limit,
+    watch_file,
     dask_address,
 ) -> None:
     """Compute the statistics of FEATURES (Parquet files or directories of them).
 
     Writes to --out: summary.json; ai_values.csv, human_values.csv (value frequencies);
     response_types.csv; mirroring.csv; invariance.csv (context CV); models.csv;
-    model_comparison.csv; tables/<A>__<B>.csv and .json (co-occurrence with chi-square and
-    adjusted residuals); rejects.csv (rows that break the schema, with the reason).
+    model_comparison.csv; model_comparison_within_tasks.csv (with several models and task
+    clusters: each difference tested again within task clusters, Cochran-Mantel-Haenszel);
+    explicit_by_response_type.csv and explicit_values.csv (values stated outright);
+    value_pairs.csv (each significant human -> AI value pair: its response-type mix, and
+    whether it mirrors, supports or opposes);
+    tables/<A>__<B>.csv and .json (co-occurrence with chi-square and adjusted residuals);
+    rejects.csv (rows that break the schema, with the reason).
     Figures below the privacy thresholds are suppressed everywhere.
     """
     from valuescope.analyze import AnalyzeOptions, analyze_files, parse_table
+    from valuescope.findings.watchlist import read_watch_file
 
     opts = AnalyzeOptions(
         min_conversations=min_conversations,
@@ -174,6 +194,7 @@ def analyze_command(
         checkpoint_every=checkpoint_every,
         resume=resume,
         memory_limit=memory_limit or None,
+        watch=None if watch_file is None else read_watch_file(watch_file),
     )
     if dask_address is not None:
         from valuescope.dask import analyze_cli

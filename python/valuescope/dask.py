@@ -13,7 +13,9 @@ Needs the optional extra: ``pip install 'valuescope[dask]'``.
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -215,7 +217,21 @@ def analyze_cli(
             except (OSError, TimeoutError, ValueError) as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise UserError(f"--dask {address}: cannot reach the scheduler ({first})") from None
-        return analyze(list(features), out, client=client, batch_size=opts.batch_size, **eng)
+        rep = analyze(list(features), out, client=client, batch_size=opts.batch_size, **eng)
+    if opts.watch is not None:  # for the report, as the serial command keeps it
+        from valuescope._core import normalize
+        from valuescope.output import write_json
+
+        shown = {
+            r["value"]
+            for name in ("ai_values.csv", "human_values.csv")
+            for r in csv.DictReader((Path(out) / name).open(encoding="utf-8"))
+        }
+        watch = [w for w in dict.fromkeys(normalize(w) for w in opts.watch) if w in shown]
+        rep.summary["watch"] = watch
+        path = Path(out) / "summary.json"
+        write_json(path, dict(json.loads(path.read_text("utf-8")), watch=watch))
+    return rep
 
 
 def _extract_part(src: str, out: str, options: dict[str, Any], fmt: str) -> dict[str, Any]:

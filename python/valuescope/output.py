@@ -26,8 +26,22 @@ FILES = {
     "invariance": "invariance.csv",
     "models": "models.csv",
     "model_comparison": "model_comparison.csv",
+    "explicit_by_response_type": "explicit_by_response_type.csv",
     "table_tests": "table_tests.csv",
 }
+
+#: result() key -> file name, for the figures only some analyses have: the comparison of
+#: models within task clusters (more than one model and a task cluster column) and the
+#: response-type mix of value pairs (the default tables).
+OPTIONAL_FILES = {
+    "model_comparison_within_tasks": "model_comparison_within_tasks.csv",
+    "value_pairs": "value_pairs.csv",
+}
+
+#: Findings computed from the published figures (valuescope.findings), after the engine; the
+#: values to watch are written with the report.
+EXPLICIT_VALUES_FILE = "explicit_values.csv"
+WATCH_FILE = "values_to_watch.csv"
 
 TABLE_CSV_COLUMNS = ("row", "col", "observed", "expected", "adjusted_residual", "significant")
 
@@ -68,14 +82,29 @@ def _json_num(x: Any) -> Any:
     return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
-def write_analysis(result: Mapping[str, Any], out: Path, extra_summary: Mapping | None = None):
-    """Writes every published figure of an Engine.result() under `out`; returns the paths."""
+def write_analysis(
+    result: Mapping[str, Any],
+    out: Path,
+    extra_summary: Mapping | None = None,
+    watch: Sequence[str] | None = None,
+):
+    """Writes every published figure of an Engine.result() under `out`, and the values stated
+    outright (explicit_values.csv); returns the paths. `watch`: the values to watch, kept in
+    summary.json for the report (None: the default list)."""
+    from valuescope.findings.explicit import explicit_values, explicit_values_csv
+
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     csvs: list[tuple[Path, pa.Table, Sequence[str] | None]] = []
     for key, name in FILES.items():
         csvs.append((out / name, result[key], None))
         written.append(out / name)
+    for key, name in OPTIONAL_FILES.items():
+        if key in result:
+            csvs.append((out / name, result[key], None))
+            written.append(out / name)
+        else:  # a file left by an earlier analysis in this directory would be read as this one's
+            (out / name).unlink(missing_ok=True)
     tests = {r["table"]: r for r in result["table_tests"].to_pylist()}
     for key, table in result.items():
         if not key.startswith("tables/"):
@@ -100,12 +129,33 @@ def write_analysis(result: Mapping[str, Any], out: Path, extra_summary: Mapping 
             },
         )
         written += [out / "tables" / f"{name}.csv", out / "tables" / f"{name}.json"]
+    pairs = [
+        list(
+            zip(
+                result[k].column("value").to_pylist(),
+                result[k].column("n_conversations").to_pylist(),
+                strict=True,
+            )
+        )
+        for k in ("ai_values", "ai_values_explicit")
+    ]
+    write_text(out / EXPLICIT_VALUES_FILE, explicit_values_csv(explicit_values(*pairs)))
+    written.append(out / EXPLICIT_VALUES_FILE)
     # csv_bytes releases the GIL: the files are formatted and written side by side
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         list(pool.map(lambda job: write_csv(*job), csvs))
     summary = dict(result["summary"])
     if extra_summary:
         summary.update(extra_summary)
+    if watch is not None:
+        # only the watched values that are published: a name in the list that the data holds
+        # too rarely (or not at all) is never written, as the privacy rule wants
+        shown = {
+            *result["ai_values"].column("value").to_pylist(),
+            *result["human_values"].column("value").to_pylist(),
+        }
+        names = dict.fromkeys(_core.normalize(w) for w in watch)
+        summary["watch"] = [w for w in names if w in shown]
     write_json(out / "summary.json", summary)  # last: its presence means the rest is there
     written.append(out / "summary.json")
     return written

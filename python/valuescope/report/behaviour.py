@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 
 from valuescope.report import figures as fg
 from valuescope.report import text as tx
+from valuescope.report.findings import within_tasks
 from valuescope.report.load import Analysis
 from valuescope.report.model import (
     CV_N,
@@ -307,4 +308,5 @@ def models(a: Analysis) -> Section:
                 numeric=4,
             )
         )
+    within_tasks(a, s)
     return s

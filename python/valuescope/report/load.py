@@ -32,6 +32,16 @@ STRING_COLUMNS = {
     "col_column",
     "row",
     "col",
+    "verdict",
+    "human_value",
+    "ai_value",
+    "class",
+    "watched_value",
+    "side",
+    "category",
+    "framework",
+    "framework_value",
+    "cluster",
     "cluster_id",
     "description",
     "name",
@@ -67,8 +77,9 @@ def _read_csv(path: Path, columns: list[str] | None) -> pa.Table:
     with path.open("rb") as fh:
         header = [c.strip('"') for c in fh.readline().decode("utf-8").strip().split(",")]
     types = {c: pa.string() for c in header if c in STRING_COLUMNS}
-    if "significant" in header:
-        types["significant"] = pa.bool_()
+    for flag in ("significant", "significant_raw", "significant_within_tasks"):
+        if flag in header:
+            types[flag] = pa.bool_()
     convert = pacsv.ConvertOptions(
         column_types=types,
         null_values=[""],
@@ -120,6 +131,12 @@ class Analysis:
     invariance: list[dict[str, Any]] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
     model_comparison: pa.Table | None = None
+    model_within: pa.Table | None = None  # model_comparison_within_tasks.csv
+    explicit_by_response_type: list[dict[str, Any]] = field(default_factory=list)
+    explicit_values: list[dict[str, Any]] = field(default_factory=list)
+    value_pairs: pa.Table | None = None
+    watch: list[dict[str, Any]] | None = None  # computed by write_report
+    frameworks: list[dict[str, Any]] | None = None  # framework_mapping.csv (taxonomy)
     table_tests: list[dict[str, Any]] = field(default_factory=list)
     tables: dict[str, CrossTable] = field(default_factory=dict)
     taxonomy: list[dict[str, Any]] | None = None
@@ -148,6 +165,10 @@ def load_analysis(path: str | Path) -> Analysis:
     a.invariance = rows(read_csv(d / "invariance.csv"))
     a.models = rows(read_csv(d / "models.csv"))
     a.model_comparison = read_csv(d / "model_comparison.csv")
+    a.model_within = read_csv(d / "model_comparison_within_tasks.csv")
+    a.explicit_by_response_type = rows(read_csv(d / "explicit_by_response_type.csv"))
+    a.explicit_values = rows(read_csv(d / "explicit_values.csv"))
+    a.value_pairs = read_csv(d / "value_pairs.csv")
     a.table_tests = rows(read_csv(d / "table_tests.csv"))
     for meta_path in sorted((d / "tables").glob("*.json")):
         cells = meta_path.with_suffix(".csv")
@@ -169,6 +190,8 @@ def load_analysis(path: str | Path) -> Analysis:
         if meta.is_file():
             a.taxonomy_meta = read_json(meta)
             break
+    fw = _first(d, "framework_mapping.csv")
+    a.frameworks = None if fw is None else fw.to_pylist()
     ref = _first(d, "reference_comparison.csv")
     a.reference = None if ref is None else [_reference_row(r) for r in ref.to_pylist()]
     return a

@@ -41,8 +41,12 @@ TITLES = {
     "associations": "Associations",
     "invariance": "Context invariance",
     "mirroring": "Mirroring",
+    "pairs": "Value pairs: mirroring, supporting, opposing",
+    "explicit": "Values stated outright",
     "models": "Cross-model comparison",
+    "watch": "Values to watch",
     "reference": "Reference comparison",
+    "frameworks": "Value frameworks",
     "privacy": "Privacy",
     "method": "Method",
 }

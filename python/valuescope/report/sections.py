@@ -14,6 +14,7 @@ from valuescope.report import figures as fg
 from valuescope.report import text as tx
 from valuescope.report.associations import associations
 from valuescope.report.behaviour import invariance, mirroring, models, response_types
+from valuescope.report.findings import explicit, frameworks, pairs, watch
 from valuescope.report.load import Analysis
 from valuescope.report.model import (
     CLOSE_PP,
@@ -362,8 +363,12 @@ BUILDERS: list[Callable[[Analysis], Section]] = [
     associations,
     invariance,
     mirroring,
+    pairs,
+    explicit,
     models,
+    watch,
     reference,
+    frameworks,
     privacy,
     method,
 ]
