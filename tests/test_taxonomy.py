@@ -502,3 +502,34 @@ def test_llm_namer(tmp_path, embedder):
     assert PLANTED not in sent
     assert fake.bodies[0]["response_format"]["type"] == "json_schema"
     assert fake.bodies[1]["response_format"]["type"] == "json_object"
+
+
+def test_framework_mapping(built, embedder):
+    """Every Schwartz and Rokeach value is placed on each level of the tree by cosine
+    similarity to the clusters' centroids; at level 1 (unweighted) a centroid is the normalised
+    sum of its members' embeddings, recomputed here independently."""
+    from valuescope.frameworks import load_frameworks
+
+    d, _, _ = built
+    out = d / "out"
+    with (out / "framework_mapping.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    fws = load_frameworks()
+    assert {f for f, _, _ in fws} == {"schwartz", "rokeach terminal", "rokeach instrumental"}
+    assert len(fws) == 10 + 18 + 18
+    tree = read_tree(out / "values_tree.csv")
+    # three nearest clusters on each level (levels of 12, 4 and 2 clusters)
+    assert len(rows) == len(fws) * (3 + 3 + 2)
+    members: dict[str, list[str]] = {}
+    for r in tree:
+        if r["level"] == "0":
+            members.setdefault(r["parent_cluster_id"], []).append(r["name"])
+    for fw, value, definition in fws[::7]:
+        mine = [r for r in rows if r["framework_value"] == value and r["tree_level"] == "1"]
+        sims = [float(r["similarity"]) for r in mine]
+        assert sims == sorted(sims, reverse=True)
+        q = embedder.embed([f"{value}: {definition}"])[0]
+        for r in mine:
+            c = embedder.embed(members[r["cluster_id"]]).sum(axis=0)
+            want = float(q @ (c / np.linalg.norm(c)))
+            assert abs(float(r["similarity"]) - want) < 1e-5

@@ -27,6 +27,9 @@ from valuescope.features import (
     iter_record_batches,
     open_parquet,
 )
+from valuescope.frameworks import MAPPING_COLUMNS as FRAMEWORK_COLUMNS
+from valuescope.frameworks import MAPPING_FILE as FRAMEWORK_FILE
+from valuescope.frameworks import map_frameworks
 from valuescope.reference import COMPARISON_COLUMNS, compare, load_reference
 from valuescope.tasks import TaskClusters, cluster_tasks
 from valuescope.taxonomy import Namer, build_tree, leaf_paths, parse_levels, write_tree
@@ -105,6 +108,8 @@ def run_taxonomy(
     write_tree(nodes, out / TREE_FILE)
     summary = TaxonomySummary(len(values), n_suppressed, levels, emb.model_id, opts.weighted)
     summary.files["tree"] = TREE_FILE
+    _write_csv(out / FRAMEWORK_FILE, FRAMEWORK_COLUMNS, map_frameworks(nodes, emb))
+    summary.files["framework_mapping"] = FRAMEWORK_FILE
 
     if not opts.write_features:
         return _finish(values, counts, opts, emb, summary, out)
