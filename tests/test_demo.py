@@ -28,3 +28,11 @@ def test_demo_writes_everything_and_summarises(tmp_path: Path):
     assert "30,000 conversations analysed" in p.stdout
     assert "Strongest value-task associations" in p.stdout
     assert str(analysis / "report.html") in p.stdout
+    # the planted model differences, and the report's new sections
+    assert "explained by task mix" in p.stdout
+    for name in ["model_comparison_within_tasks.csv", "value_pairs.csv", "explicit_values.csv",
+                 "values_to_watch.csv", "taxonomy/framework_mapping.csv"]:  # fmt: skip
+        assert (analysis / name).is_file(), name
+    md = (analysis / "report.md").read_text("utf-8")
+    for title in ["Values stated outright", "Values to watch", "Value frameworks"]:
+        assert title in md, title

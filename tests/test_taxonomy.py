@@ -524,7 +524,7 @@ def test_framework_mapping(built, embedder):
     for r in tree:
         if r["level"] == "0":
             members.setdefault(r["parent_cluster_id"], []).append(r["name"])
-    for fw, value, definition in fws[::7]:
+    for _fw, value, definition in fws[::7]:
         mine = [r for r in rows if r["framework_value"] == value and r["tree_level"] == "1"]
         sims = [float(r["similarity"]) for r in mine]
         assert sims == sorted(sims, reverse=True)

@@ -222,11 +222,10 @@ def analyze_cli(
         from valuescope._core import normalize
         from valuescope.output import write_json
 
-        shown = {
-            r["value"]
-            for name in ("ai_values.csv", "human_values.csv")
-            for r in csv.DictReader((Path(out) / name).open(encoding="utf-8"))
-        }
+        shown: set[str] = set()
+        for name in ("ai_values.csv", "human_values.csv"):
+            with (Path(out) / name).open(encoding="utf-8", newline="") as fh:
+                shown.update(r["value"] for r in csv.DictReader(fh))
         watch = [w for w in dict.fromkeys(normalize(w) for w in opts.watch) if w in shown]
         rep.summary["watch"] = watch
         path = Path(out) / "summary.json"

@@ -103,4 +103,16 @@ def summarize(analysis: Path, top: int = 5) -> str:
             lines.append(
                 f"  {c['row']:<28} in {c['col']:<28} r = {float(c['adjusted_residual']):6.1f}"
             )
+    within = analysis / "model_comparison_within_tasks.csv"
+    if within.is_file():
+        rows = [r for r in _rows(within) if r["feature"] == "ai_values"]
+        lines += ["", "Model differences tested within task clusters (CMH, Bonferroni):"]
+        for verdict in ("explained by task mix", "holds within tasks"):
+            hits = [r for r in rows if r["verdict"] == verdict]
+            hits.sort(key=lambda r: -abs(float(r["pct_a"]) - float(r["pct_b"])))
+            for r in hits[:2]:
+                lines.append(
+                    f"  {r['value']:<24} {r['model_a']} {float(r['pct_a']):5.2f}% vs "
+                    f"{r['model_b']} {float(r['pct_b']):5.2f}%: {verdict}"
+                )
     return "\n".join(lines)
