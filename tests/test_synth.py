@@ -117,10 +117,16 @@ def test_lists_hold_each_value_once_and_explicit_is_a_subset(corpus):
     ex = flat(corpus, "ai_values_explicit")
     both = ex.merge(ai, on=["conv", "value"], how="left", indicator=True)
     assert (both["_merge"] == "both").all()
-    assert abs(len(ex) / len(ai) - 0.2) < 0.005
+    # each expressed value is explicit with its response type's rate (rising in resistance)
+    rt = corpus["response_type"].to_numpy(zero_copy_only=False)
+    rates = dict(zip(synth.RESPONSE_TYPES, synth.EXPLICIT_RATES, strict=True))
+    for r, rate in rates.items():
+        in_r = rt == r
+        n_ai = int(in_r[ai["conv"].to_numpy()].sum())
+        n_ex = int(in_r[ex["conv"].to_numpy()].sum())
+        assert abs(n_ex / n_ai - rate) < 4 * (rate * (1 - rate) / n_ai) ** 0.5 + 0.002, r
     # no human values under "no values"
     hv = flat(corpus, "human_values")
-    rt = corpus["response_type"].to_numpy(zero_copy_only=False)
     assert not (rt[hv["conv"].unique()] == "no values").any()
 
 
