@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from fakellm import FakeLLM
 from helpers.conversations import write_conversations
+from valuescope.layout import EXTRACT_REJECTS_SUFFIX, EXTRACT_SUMMARY_SUFFIX
 
 N = 80
 
@@ -52,7 +53,12 @@ def setup(tmp_path_factory):
             assert p.returncode == 0, p.stderr
         want = outputs(reference)
         assert want == outputs(tmp / "reference-cold")  # answered or cached: the same bytes
-        assert set(want) == {"features.parquet", "features.parquet.rejects.jsonl"}
+        # the features, their rejects and the extraction's summary (counts and reasons)
+        assert set(want) == {
+            "features.parquet",
+            "features.parquet" + EXTRACT_REJECTS_SUFFIX,
+            "features.parquet" + EXTRACT_SUMMARY_SUFFIX,
+        }
         assert len(want["features.parquet.rejects.jsonl"].splitlines()) == 2
         yield src, want, env, fake, tmp / "warm", seconds
 
