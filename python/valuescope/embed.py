@@ -8,6 +8,10 @@ Backends (all return L2-normalised rows, so a dot product is a cosine):
 - ``sentence-transformers[:MODEL]`` (extra ``valuescope[st]``): the reference implementation.
 - ``openai:MODEL`` : any OpenAI-compatible ``/v1/embeddings`` server (OpenAI, vLLM, Ollama,
   llama.cpp, text-embeddings-inference), over httpx.
+- ``minilm-static`` (default for task texts): a static embedding distilled from the same MiniLM:
+  each vocabulary token embedded once by the model on its own, a text's vector the weighted mean
+  of its tokens' vectors (pooled in Rust, ``valuescope._core.static_embed``). Token vectors are
+  computed on first use, in fixed blocks of ids, and cached on disk; no download.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ VOCAB_FILE = Path(__file__).parent / "models" / "all-MiniLM-L6-v2.vocab.txt"
 VOCAB_SHA256 = "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
 MAX_TOKENS = 256  # the model's max_seq_length in its sentence-transformers config
 DEFAULT_EMBEDDER = "minilm"
+STATIC_EMBEDDER = "minilm-static"
+#: The default for task texts: their reconstruction of planted categories holds with it
+#: (benches/taxonomy_scale.py), at a tiny fraction of the transformer's cost.
+DEFAULT_TASK_EMBEDDER = STATIC_EMBEDDER
 
 
 def l2_normalise(x: npt.NDArray[Any]) -> Matrix:
@@ -124,11 +132,153 @@ class MiniLMOnnx(Embedder):
         enc = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in enc], dtype=np.int64)
         mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        return self.run_ids(ids, mask)
+
+    def run_ids(
+        self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64] | None = None
+    ) -> Matrix:
+        """Mean-pooled (not normalised) outputs for rows of token ids, [CLS]/[SEP] included."""
+        if self._session is None:
+            self._load()
+        if mask is None:
+            mask = np.ones_like(ids)
         hidden = self._session.run(
             None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         )[0]
         w = mask[:, :, None].astype(np.float32)
         return (hidden * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-9)
+
+
+#: Token ids are embedded (and cached) in blocks of this many consecutive ids, each block one
+#: model call, so a token's vector depends on its id alone, never on which texts asked for it
+#: (the int8 model quantises activations per call).
+STATIC_BLOCK = 128
+#: BERT's uncased vocabulary lists its word pieces by frequency after the special tokens and
+#: single characters; a token's rank from here stands in for its frequency.
+FIRST_WORD_ID = 1996
+STATIC_VERSION = 1
+
+
+def static_weights(vocab_size: int) -> npt.NDArray[np.float32]:
+    """Per-token pooling weights: log of the token's frequency rank (Zipf), so that frequent
+    words ("a", "the", "help") weigh little and rare, content-bearing pieces weigh more. Special
+    tokens and single characters rank first."""
+    rank = np.maximum(np.arange(vocab_size, dtype=np.float64) - FIRST_WORD_ID, 0.0)
+    return np.log(2.0 + rank).astype(np.float32)
+
+
+class StaticMiniLM(Embedder):
+    """A static embedding distilled from all-MiniLM-L6-v2 (int8 ONNX): every vocabulary token's
+    vector is the model's own sentence embedding of ``[CLS] token [SEP]``; a text is its WordPiece
+    tokens' vectors averaged with ``static_weights`` and L2-normalised. Tokens are embedded on
+    first use (in blocks of ``STATIC_BLOCK`` ids) and kept in ``<cache>/<model_id>/``."""
+
+    model_id = f"all-MiniLM-L6-v2-static-v{STATIC_VERSION}"
+
+    def __init__(self, cache_dir: Path | None = None, model: MiniLMOnnx | None = None) -> None:
+        self._dir = (cache_dir or default_cache_dir()) / self.model_id
+        self._model = model or MiniLMOnnx()
+        self._tokenizer: Any = None
+        self._table: Matrix | None = None
+        self._have: npt.NDArray[np.bool_] | None = None
+        self.weights: npt.NDArray[np.float32] | None = None
+        self.blocks_built = 0  # model calls made by this instance (cache misses)
+
+    def _load(self) -> None:
+        tok = bert_tokenizer(VOCAB_FILE)
+        tok.no_padding()
+        tok.no_truncation()
+        self._tokenizer = tok
+        size = tok.get_vocab_size()
+        self._vocab = VOCAB_FILE.read_text(encoding="utf-8").splitlines()
+        if len(self._vocab) != size:
+            raise UserError(f"{VOCAB_FILE}: {len(self._vocab)} lines for {size} tokens")
+        self._table = np.zeros((size, 384), dtype=np.float32)
+        self._have = np.zeros(size, dtype=bool)
+        self.weights = static_weights(size)
+        for chunk in sorted(self._dir.glob("block-*.npy")):
+            try:
+                start = int(chunk.stem.split("-")[1])
+                vecs = np.load(chunk)
+            except (OSError, ValueError, IndexError):
+                continue  # a damaged block is only a cache miss
+            end = start + len(vecs)
+            if start % STATIC_BLOCK or end > size or vecs.shape[1:] != (384,):
+                continue
+            self._table[start:end] = vecs
+            self._have[start:end] = True
+
+    def token_ids(
+        self, texts: Sequence[str]
+    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
+        """The texts' WordPiece ids (no [CLS]/[SEP]), concatenated, and each text's offsets.
+        ASCII texts are tokenised in Rust (``valuescope._core.wordpiece_ids``, the same ids as
+        the tokenizers library); the others by the tokenizers library."""
+        from valuescope._core import wordpiece_ids
+
+        if self._tokenizer is None:
+            self._load()
+        texts = list(texts)
+        if all(t.isascii() for t in texts):
+            return wordpiece_ids(self._vocab, texts)
+        ascii_rows = [i for i, t in enumerate(texts) if t.isascii()]
+        ids_a, off_a = wordpiece_ids(self._vocab, [texts[i] for i in ascii_rows])
+        per_text: list[list[int] | npt.NDArray[np.uint32]] = [[] for _ in texts]
+        for j, i in enumerate(ascii_rows):
+            per_text[i] = ids_a[off_a[j] : off_a[j + 1]]
+        other = [i for i, t in enumerate(texts) if not t.isascii()]
+        enc = self._tokenizer.encode_batch([texts[i] for i in other], add_special_tokens=False)
+        for i, e in zip(other, enc, strict=True):
+            per_text[i] = e.ids
+        lengths = np.fromiter((len(p) for p in per_text), dtype=np.int64, count=len(texts))
+        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.concatenate([np.asarray(p, dtype=np.uint32) for p in per_text])
+        return flat.astype(np.uint32, copy=False), offsets
+
+    def table(self, ids: npt.NDArray[np.uint32] | None = None) -> Matrix:
+        """The token table, with at least the rows of ``ids`` (all rows when None) computed."""
+        if self._tokenizer is None:
+            self._load()
+        assert self._table is not None and self._have is not None
+        need = np.arange(len(self._have)) if ids is None else np.unique(ids)
+        blocks = np.unique(need[~self._have[need]] // STATIC_BLOCK)
+        for b in blocks.tolist():
+            self._build_block(int(b))
+        return self._table
+
+    def _build_block(self, b: int) -> None:
+        assert self._table is not None and self._have is not None
+        start = b * STATIC_BLOCK
+        end = min(start + STATIC_BLOCK, len(self._have))
+        cls, sep = self._tokenizer.token_to_id("[CLS]"), self._tokenizer.token_to_id("[SEP]")
+        ids = np.stack(
+            [np.full(end - start, cls), np.arange(start, end), np.full(end - start, sep)], axis=1
+        ).astype(np.int64)
+        vecs = l2_normalise(self._model.run_ids(ids))
+        self._dir.mkdir(parents=True, exist_ok=True)
+        path = self._dir / f"block-{start:06d}.npy"
+        tmp = self._dir / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+        with tmp.open("wb") as f:
+            np.save(f, vecs)
+        tmp.replace(path)
+        self._table[start:end] = vecs
+        self._have[start:end] = True
+        self.blocks_built += 1
+
+    def _embed(self, texts: list[str]) -> Matrix:
+        return self.embed(texts)
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        from valuescope._core import static_embed
+
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        ids, offsets = self.token_ids(texts)
+        table = self.table(ids)
+        assert self.weights is not None
+        return static_embed(table, self.weights, ids, offsets)
 
 
 def bert_tokenizer(vocab: Path) -> Any:
@@ -311,9 +461,12 @@ def make_embedder(
     cache_dir: Path | None = None,
     cache: bool = True,
 ) -> Embedder:
-    """``minilm`` | ``sentence-transformers[:MODEL]`` | ``openai:MODEL`` (with ``base_url``)."""
+    """``minilm`` | ``minilm-static`` | ``sentence-transformers[:MODEL]`` | ``openai:MODEL``
+    (with ``base_url``). The static embedder keeps its own token cache, not a per-text one."""
     name, _, arg = spec.partition(":")
     inner: Embedder
+    if name == STATIC_EMBEDDER and not arg:
+        return StaticMiniLM(cache_dir)
     if name == "minilm" and not arg:
         inner = MiniLMOnnx()
     elif name in ("sentence-transformers", "st"):
@@ -327,6 +480,7 @@ def make_embedder(
         )
     else:
         raise UserError(
-            f"unknown embedder {spec!r}: use minilm, sentence-transformers[:MODEL] or openai:MODEL"
+            f"unknown embedder {spec!r}: use minilm, minilm-static, "
+            "sentence-transformers[:MODEL] or openai:MODEL"
         )
     return CachedEmbedder(inner, cache_dir) if cache else inner

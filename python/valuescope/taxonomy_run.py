@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from valuescope import Engine, normalize
 from valuescope.atomic import atomic_open, write_text
-from valuescope.embed import Embedder, make_embedder
+from valuescope.embed import DEFAULT_TASK_EMBEDDER, Embedder, make_embedder
 from valuescope.errors import UserError
 from valuescope.features import (
     SCHEMA_COLUMNS,
@@ -28,7 +28,7 @@ from valuescope.features import (
     open_parquet,
 )
 from valuescope.reference import COMPARISON_COLUMNS, compare, load_reference
-from valuescope.tasks import TaskClusters, cluster_tasks
+from valuescope.tasks import TaskClusters, cluster_tasks, stage
 from valuescope.taxonomy import Namer, build_tree, leaf_paths, parse_levels, write_tree
 
 TREE_FILE = "values_tree.csv"
@@ -41,7 +41,8 @@ SUMMARY_FILE = "taxonomy.json"
 @dataclass
 class TaxonomyOptions:
     levels: str = "auto"  # "auto" or sizes such as "266,26,5"
-    embedder: str = "minilm"
+    embedder: str = "minilm"  # for the values
+    task_embedder: str = DEFAULT_TASK_EMBEDDER  # for the task texts
     embed_url: str | None = None
     cache_dir: Path | None = None
     namer: str = "none"  # none | anthropic | openai
@@ -64,6 +65,7 @@ class TaxonomySummary:
     levels: list[int]
     embedder: str
     weighted: bool
+    task_embedder: str = ""
     n_task_clusters: int = 0
     n_task_clusters_folded: int = 0
     files: dict[str, str] = field(default_factory=dict)
@@ -75,8 +77,12 @@ def run_taxonomy(
     opts: TaxonomyOptions | None = None,
     *,
     embedder: Embedder | None = None,
+    task_embedder: Embedder | None = None,
+    stages: MutableMapping[str, float] | None = None,
 ) -> TaxonomySummary:
-    """Build everything into ``out``; the entry point for the CLI, ``demo`` and ``run``."""
+    """Build everything into ``out``; the entry point for the CLI, ``demo`` and ``run``.
+    ``embedder`` / ``task_embedder`` replace the ones the options name (tests pass private
+    caches); ``stages`` receives the wall time of each stage in seconds."""
     opts = opts or TaxonomyOptions()
     files = expand_paths(features)
     out = Path(out)
@@ -86,41 +92,53 @@ def run_taxonomy(
     )
     namer = _make_namer(opts)
 
-    values, counts, n_suppressed = published_values(files, opts)
+    with stage(stages, "read values"):
+        values, counts, n_suppressed = published_values(files, opts)
     if not values:
         raise UserError(
             "no value passes the privacy thresholds "
             f"({opts.min_conversations} conversations, {opts.min_users} users): nothing to cluster"
         )
     levels = parse_levels(opts.levels, len(values))
-    nodes = build_tree(
-        values,
-        counts,
-        emb.embed(values),
-        levels,
-        weighted=opts.weighted,
-        seed=opts.seed,
-        namer=namer,
-    )
-    write_tree(nodes, out / TREE_FILE)
+    with stage(stages, "embed values"):
+        vectors = emb.embed(values)
+    with stage(stages, "cluster values"):
+        nodes = build_tree(
+            values,
+            counts,
+            vectors,
+            levels,
+            weighted=opts.weighted,
+            seed=opts.seed,
+            namer=namer,
+        )
+    with stage(stages, "write"):
+        write_tree(nodes, out / TREE_FILE)
     summary = TaxonomySummary(len(values), n_suppressed, levels, emb.model_id, opts.weighted)
     summary.files["tree"] = TREE_FILE
 
     if not opts.write_features:
-        return _finish(values, counts, opts, emb, summary, out)
-    scan = scan_rows(files)
+        return _finish(values, counts, opts, emb, summary, out, stages)
+    with stage(stages, "read tasks"):
+        scan = scan_rows(files)
     tasks: TaskClusters | None = None
     n_tasks = int((scan.task_ids >= 0).sum())
     # auto: keep task clusters the input already has (all rows with a task labelled)
     keep = opts.task_clusters == "auto" and n_tasks and scan.n_prelabelled == n_tasks
     if opts.task_clusters != "none" and n_tasks and not keep:
-        tasks = cluster_tasks(scan, emb, opts, namer)
+        temb = task_embedder or make_embedder(
+            opts.task_embedder, base_url=opts.embed_url, cache_dir=opts.cache_dir
+        )
+        tasks = cluster_tasks(scan, temb, opts, namer, stages)
+        summary.task_embedder = temb.model_id
         summary.n_task_clusters = len(tasks.names)
         summary.n_task_clusters_folded = tasks.n_folded
-    paths = value_paths(nodes, scan.values, emb)
-    write_features(files, out / FEATURES_FILE, scan, tasks, paths, len(levels))
+    with stage(stages, "embed values"):
+        paths = value_paths(nodes, scan.values, emb)
+    with stage(stages, "write"):
+        write_features(files, out / FEATURES_FILE, scan, tasks, paths, len(levels))
     summary.files["features"] = FEATURES_FILE
-    return _finish(values, counts, opts, emb, summary, out)
+    return _finish(values, counts, opts, emb, summary, out, stages)
 
 
 def _finish(
@@ -130,10 +148,12 @@ def _finish(
     emb: Embedder,
     summary: TaxonomySummary,
     out: Path,
+    stages: MutableMapping[str, float] | None = None,
 ) -> TaxonomySummary:
     """The reference comparison (when asked for) and taxonomy.json."""
     if opts.reference:
-        mapping, rows = compare(values, counts, load_reference(opts.reference), emb)
+        with stage(stages, "reference"):
+            mapping, rows = compare(values, counts, load_reference(opts.reference), emb)
         _write_csv(out / COMPARISON_FILE, COMPARISON_COLUMNS, rows)
         _write_csv(out / MAPPING_FILE, ("value", "reference_value", "similarity"), mapping)
         summary.files["reference_comparison"] = COMPARISON_FILE

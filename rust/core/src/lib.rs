@@ -22,8 +22,10 @@ pub mod report;
 pub mod schema;
 pub mod spill;
 pub mod state;
+pub mod static_embed;
 pub mod stats;
 pub mod synth;
+pub mod task_text;
 pub mod users;
 
 pub use engine::{Engine, EngineConfig, Reject};

@@ -2,6 +2,7 @@
 //! PyCapsule interface, the GIL released while the engine works. No statistics live here.
 
 mod csv;
+mod embed;
 mod error;
 mod kmeans;
 mod read;
@@ -349,6 +350,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<kmeans::PyKMeans>()?;
     m.add_function(wrap_pyfunction!(normalize, m)?)?;
     m.add_function(wrap_pyfunction!(synth::synth_batches, m)?)?;
+    m.add_function(wrap_pyfunction!(embed::static_embed, m)?)?;
+    m.add_function(wrap_pyfunction!(embed::wordpiece_ids, m)?)?;
     m.add_function(wrap_pyfunction!(bonferroni_threshold, m)?)?;
     m.add_function(wrap_pyfunction!(csv::csv_bytes, m)?)?;
     read::register(m)?;
