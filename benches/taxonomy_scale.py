@@ -28,14 +28,14 @@ from pathlib import Path
 
 N_PAPER = 308_210
 STAGES = (
-    ("read values", "read values"),
-    ("embed values", "embed values"),
-    ("embed tasks", "embed tasks"),
-    ("cluster values", "cluster values"),
-    ("cluster tasks", "cluster tasks"),
-    ("name tasks", "name tasks"),
-    ("read tasks", "read tasks"),
-    ("write", "write"),
+    "read values",
+    "embed values",
+    "cluster values",
+    "read tasks",
+    "embed tasks",
+    "cluster tasks",
+    "name tasks",
+    "write",
 )
 
 
@@ -146,7 +146,7 @@ def run_one(args: argparse.Namespace, corpus: Path, task_embedder: str, work: Pa
 
 def table(results: list[dict]) -> str:
     head = ["task embedder", "distinct tasks", "k"]
-    head += [name for _, name in STAGES]
+    head += list(STAGES)
     head += [
         "run_taxonomy (s)",
         "process (s)",
@@ -158,7 +158,7 @@ def table(results: list[dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         row = [r["task_embedder"], f"{r['distinct_tasks']:,}", str(r["n_task_clusters"])]
-        row += [f"{r['stages'].get(key, 0.0):.1f}" for key, _ in STAGES]
+        row += [f"{r['stages'].get(key, 0.0):.1f}" for key in STAGES]
         row += [
             f"{r['wall']:.1f}",
             f"{r['process_s']:.1f}",

@@ -11,7 +11,7 @@ Backends (all return L2-normalised rows, so a dot product is a cosine):
 - ``minilm-static`` (default for task texts): a static embedding distilled from the same MiniLM:
   each vocabulary token embedded once by the model on its own, a text's vector the weighted mean
   of its tokens' vectors (pooled in Rust, ``valuescope._core.static_embed``). Token vectors are
-  computed on first use, in fixed blocks of ids, and cached on disk; no download.
+  computed on first use, each alone, and cached on disk; no download.
 """
 
 from __future__ import annotations
@@ -149,10 +149,9 @@ class MiniLMOnnx(Embedder):
         return (hidden * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-9)
 
 
-#: Token ids are embedded (and cached) in blocks of this many consecutive ids, each block one
-#: model call, so a token's vector depends on its id alone, never on which texts asked for it
-#: (the int8 model quantises activations per call).
-STATIC_BLOCK = 128
+#: Tokens computed in one go are written to the cache as one chunk of at most this many, so a
+#: killed run keeps what it computed.
+STATIC_CHUNK = 512
 #: BERT's uncased vocabulary lists its word pieces by frequency after the special tokens and
 #: single characters; a token's rank from here stands in for its frequency.
 FIRST_WORD_ID = 1996
@@ -171,7 +170,9 @@ class StaticMiniLM(Embedder):
     """A static embedding distilled from all-MiniLM-L6-v2 (int8 ONNX): every vocabulary token's
     vector is the model's own sentence embedding of ``[CLS] token [SEP]``; a text is its WordPiece
     tokens' vectors averaged with ``static_weights`` and L2-normalised. Tokens are embedded on
-    first use (in blocks of ``STATIC_BLOCK`` ids) and kept in ``<cache>/<model_id>/``."""
+    first use and kept in ``<cache>/<model_id>/``: each in a model call of its own, because the
+    int8 model quantises activations per call, so a token's vector depends on its id alone,
+    never on which other tokens a run needed."""
 
     model_id = f"all-MiniLM-L6-v2-static-v{STATIC_VERSION}"
 
@@ -182,7 +183,7 @@ class StaticMiniLM(Embedder):
         self._table: Matrix | None = None
         self._have: npt.NDArray[np.bool_] | None = None
         self.weights: npt.NDArray[np.float32] | None = None
-        self.blocks_built = 0  # model calls made by this instance (cache misses)
+        self.tokens_built = 0  # tokens this instance had to compute (cache misses)
 
     def _load(self) -> None:
         tok = bert_tokenizer(VOCAB_FILE)
@@ -196,17 +197,16 @@ class StaticMiniLM(Embedder):
         self._table = np.zeros((size, 384), dtype=np.float32)
         self._have = np.zeros(size, dtype=bool)
         self.weights = static_weights(size)
-        for chunk in sorted(self._dir.glob("block-*.npy")):
+        for chunk in sorted(self._dir.glob("tokens-*.npz")):
             try:
-                start = int(chunk.stem.split("-")[1])
-                vecs = np.load(chunk)
-            except (OSError, ValueError, IndexError):
-                continue  # a damaged block is only a cache miss
-            end = start + len(vecs)
-            if start % STATIC_BLOCK or end > size or vecs.shape[1:] != (384,):
+                with np.load(chunk) as z:
+                    ids, vecs = z["ids"], z["vectors"]
+            except (OSError, ValueError, KeyError):
+                continue  # a damaged chunk is only a cache miss
+            if vecs.shape != (len(ids), 384) or len(ids) and (ids.min() < 0 or ids.max() >= size):
                 continue
-            self._table[start:end] = vecs
-            self._have[start:end] = True
+            self._table[ids] = vecs
+            self._have[ids] = True
 
     def token_ids(
         self, texts: Sequence[str]
@@ -242,29 +242,27 @@ class StaticMiniLM(Embedder):
             self._load()
         assert self._table is not None and self._have is not None
         need = np.arange(len(self._have)) if ids is None else np.unique(ids)
-        blocks = np.unique(need[~self._have[need]] // STATIC_BLOCK)
-        for b in blocks.tolist():
-            self._build_block(int(b))
+        missing = need[~self._have[need]]
+        for start in range(0, len(missing), STATIC_CHUNK):
+            self._build(missing[start : start + STATIC_CHUNK].astype(np.int64))
         return self._table
 
-    def _build_block(self, b: int) -> None:
+    def _build(self, ids: npt.NDArray[np.int64]) -> None:
         assert self._table is not None and self._have is not None
-        start = b * STATIC_BLOCK
-        end = min(start + STATIC_BLOCK, len(self._have))
         cls, sep = self._tokenizer.token_to_id("[CLS]"), self._tokenizer.token_to_id("[SEP]")
-        ids = np.stack(
-            [np.full(end - start, cls), np.arange(start, end), np.full(end - start, sep)], axis=1
-        ).astype(np.int64)
-        vecs = l2_normalise(self._model.run_ids(ids))
+        vecs = np.stack(
+            [self._model.run_ids(np.array([[cls, t, sep]], dtype=np.int64))[0] for t in ids]
+        )
+        vecs = l2_normalise(vecs)
         self._dir.mkdir(parents=True, exist_ok=True)
-        path = self._dir / f"block-{start:06d}.npy"
-        tmp = self._dir / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+        name = f"tokens-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
+        tmp = self._dir / (name + ".tmp")
         with tmp.open("wb") as f:
-            np.save(f, vecs)
-        tmp.replace(path)
-        self._table[start:end] = vecs
-        self._have[start:end] = True
-        self.blocks_built += 1
+            np.savez(f, ids=ids, vectors=vecs)
+        tmp.replace(self._dir / name)
+        self._table[ids] = vecs
+        self._have[ids] = True
+        self.tokens_built += len(ids)
 
     def _embed(self, texts: list[str]) -> Matrix:
         return self.embed(texts)
