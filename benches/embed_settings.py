@@ -39,7 +39,7 @@ def best(fn, repeat: int) -> float:
 
 def minilm_session(threads: int, level: str, mode: str):
     import onnxruntime as ort
-    from valuescope.embed import MiniLMOnnx, minilm_model_path
+    from valuescope.taxonomy.embeddings import MiniLMOnnx, minilm_model_path
 
     m = MiniLMOnnx()
     m._load()
@@ -90,7 +90,7 @@ def main() -> None:
             "length-bucketed" if bucket else "input order"
         )
         rows.append((label, len(data) / secs))
-    from valuescope.embed import StaticMiniLM
+    from valuescope.taxonomy.embeddings import StaticMiniLM
 
     with tempfile.TemporaryDirectory() as d:
         s = StaticMiniLM(Path(d))

@@ -10,7 +10,7 @@ must stay flat as N grows (the issue asks for within 1.5x from 1M to 50M).
 
 `dask`: writes N rows to Parquet in a temporary directory (streamed, 8 files), then times the
 same analysis three ways: one process (`analyze_files`, jobs=1), a process pool (`--jobs 2`) and
-`valuescope.dask.analyze` on a LocalCluster of 2 worker processes; checks they agree.
+`valuescope.analyze.on_dask.analyze` on a LocalCluster of 2 worker processes; checks they agree.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from valuescope.analyze import DEFAULT_MEMORY_LIMIT
+from valuescope.analyze.options import DEFAULT_MEMORY_LIMIT
 
 RESPONSE_TYPES = [
     "strong support",
@@ -168,7 +168,7 @@ def rss(sizes: list[int], vocab_size: int | None, n_tasks: int, generator: str, 
 
 def dask_vs_one(n_rows: int, vocab_size: int | None, n_tasks: int, files: int = 8) -> None:
     import distributed
-    import valuescope.dask as vdask
+    import valuescope.analyze.on_dask as vdask
     from valuescope.analyze import AnalyzeOptions, analyze_files
 
     with tempfile.TemporaryDirectory() as tmp:

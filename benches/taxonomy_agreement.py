@@ -29,8 +29,8 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from valuescope import KMeans as VsKMeans
 from valuescope import MiniBatchKMeans
-from valuescope import taxonomy as tx
-from valuescope.embed import make_embedder
+from valuescope.taxonomy import tree as tx
+from valuescope.taxonomy.embeddings import make_embedder
 
 DATA = Path(__file__).resolve().parents[1] / "python" / "valuescope" / "data"
 

@@ -41,7 +41,8 @@ STAGES = (
 
 def child(args: argparse.Namespace) -> None:
     """One taxonomy run; prints a JSON line with the stage times."""
-    from valuescope.taxonomy_run import TaxonomyOptions, run_taxonomy
+    from valuescope.taxonomy.options import TaxonomyOptions
+    from valuescope.taxonomy.run import run_taxonomy
 
     stages: dict[str, float] = {}
     opts = TaxonomyOptions(

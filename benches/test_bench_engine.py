@@ -125,15 +125,16 @@ def test_read_and_update(benchmark, feature_file, reader):
     pyarrow's, both with dictionary-decoded value columns and decoding on a thread of their own."""
     from pathlib import Path
 
-    from valuescope.features import SCHEMA_COLUMNS, _prefetch, iter_batches, read_batches
+    from valuescope.features import _prefetch, iter_batches, read_batches
+    from valuescope.schema import FEATURE_COLUMNS
 
     def run() -> valuescope.Engine:
         engine = valuescope.Engine()
         path = Path(feature_file)
         if reader == "valuescope":
-            batches = iter_batches(path, SCHEMA_COLUMNS, 65_536)
+            batches = iter_batches(path, FEATURE_COLUMNS, 65_536)
         else:
-            batches = _prefetch(read_batches(path, SCHEMA_COLUMNS, 65_536), path)
+            batches = _prefetch(read_batches(path, FEATURE_COLUMNS, 65_536), path)
         for b in batches:
             engine.feed(b)
         return engine

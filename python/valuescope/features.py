@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from valuescope._core import ParquetReader, ParquetReadError, parquet_row_groups
 from valuescope.errors import UserError
+from valuescope.schema import FEATURE_COLUMNS, VALUE_LIST_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -17,20 +18,6 @@ if TYPE_CHECKING:
 
 # pyarrow is imported where it is used: valuescope's own reader does the common work, and
 # `analyze` then needs pyarrow only for its results (its import takes a tenth of a second).
-
-#: Columns of the feature schema the engine reads (DESIGN.md); others are not loaded.
-SCHEMA_COLUMNS = (
-    "conversation_id",
-    "user_id",
-    "model",
-    "subjective",
-    "task",
-    "task_cluster",
-    "ai_values",
-    "ai_values_explicit",
-    "human_values",
-    "response_type",
-)
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -55,7 +42,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 #: each distinct string once per batch instead of once per row: the scalar ones, and the value
 #: lists' elements (where pyarrow cannot decode a file's lists that way, plain strings are read).
 DICTIONARY_COLUMNS = ("model", "task", "task_cluster", "response_type")
-DICTIONARY_LISTS = ("ai_values", "human_values", "ai_values_explicit")
+DICTIONARY_LISTS = VALUE_LIST_COLUMNS
 
 
 def _dictionary_paths(pf: pq.ParquetFile, nested: bool) -> list[str]:
@@ -107,7 +94,7 @@ def check_columns(files: Iterable[Path], tables: Sequence[tuple[str, str]] | Non
     of the schema its batches will have)."""
     from valuescope._core import Engine, SchemaError
 
-    wanted = list(SCHEMA_COLUMNS)
+    wanted = list(FEATURE_COLUMNS)
     for a, b in tables or []:
         wanted += [c for c in (a, b) if c not in wanted]
     for path in files:

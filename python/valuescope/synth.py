@@ -76,15 +76,6 @@ import pyarrow.parquet as pq
 
 from valuescope import _core
 
-RESPONSE_TYPES = (
-    "strong support",
-    "mild support",
-    "neutral acknowledgment",
-    "reframing",
-    "mild resistance",
-    "strong resistance",
-    "no values",
-)
 #: Published overall response-type shares (percent).
 PUBLISHED_RESPONSE_TYPES = (28.2, 14.5, 9.6, 6.6, 2.4, 3.0, 35.7)
 #: The expressive model's published strong support and strong resistance; the rest is ours.
@@ -287,7 +278,7 @@ def task_text_templates() -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def published_values() -> tuple[tuple[str, float], ...]:
+def published_value_frequencies() -> tuple[tuple[str, float], ...]:
     """The published AI values and their pct_convos, from the shipped CSV (CC BY 4.0)."""
     text = resources.files("valuescope").joinpath("data/values_frequencies.csv").read_text("utf-8")
     rows = csv.DictReader(text.splitlines())
@@ -333,7 +324,7 @@ def human_vocabulary() -> list[dict[str, Any]]:
     named = {k: v * HUMAN_TUNING.get(k, 1.0) for k, v in HUMAN_TARGETS.items()}
     total_mentions = 100 * HUMAN_RATE * sum((i + 1) * p for i, p in enumerate(HUMAN_COUNTS))
     tail_mass = total_mentions - sum(HUMAN_TARGETS.values())
-    tail = [(v, p**HUMAN_TAIL_EXPONENT) for v, p in published_values() if v not in named]
+    tail = [(v, p**HUMAN_TAIL_EXPONENT) for v, p in published_value_frequencies() if v not in named]
     scale = tail_mass / sum(w for _, w in tail)
     vocab = [{"name": k, "weight": w} for k, w in named.items()]
     vocab += [{"name": v, "weight": w * scale} for v, w in tail]
@@ -342,7 +333,7 @@ def human_vocabulary() -> list[dict[str, Any]]:
 
 def build_spec(models: Sequence[str] = DEFAULT_MODELS, task_texts: bool = False) -> dict[str, Any]:
     """The calibration as the Rust generator takes it (see the module docstring)."""
-    values = published_values()
+    values = published_value_frequencies()
     names = {v for v, _ in values}
     pets = [p for p in PET_VALUES if p not in names]
     if len(set(models)) != len(list(models)):

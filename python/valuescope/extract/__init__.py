@@ -1,5 +1,13 @@
-"""LLM feature extraction: conversations in, feature-schema Parquet out (``run_extract``)."""
+"""The extraction stage: chat logs in, one structured LLM call per conversation, features out.
 
-from valuescope.extract.runner import ExtractError, ExtractOptions, Summary, run_extract
+conversations (readers of the chat-log formats) -> prompts (rendering) -> providers (wire formats)
+-> calls (one conversation: HTTP through the shared retry policy, validation, re-asks; answer,
+cache, pricing, ratelimit, redact serve it) -> batch (Anthropic's Message Batches) -> run (the
+stage: concurrency, features and rejects written by output). on_dask spreads files over a cluster.
+"""
+
+from valuescope.errors import ExtractError
+from valuescope.extract.options import ExtractOptions, Summary
+from valuescope.extract.run import run_extract
 
 __all__ = ["ExtractError", "ExtractOptions", "Summary", "run_extract"]

@@ -9,53 +9,44 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-from valuescope.conversations import FieldMap, Rejected, read_conversations
+from valuescope._http import RetriesExhausted, arequest
+from valuescope.extract.answer import FEATURE_SCHEMA, AnswerError, parse_json, validate_features
+from valuescope.extract.calls import Runner
+from valuescope.extract.conversations import FieldMap, Rejected, read_conversations
+from valuescope.extract.failures import Failure, Fatal
+from valuescope.extract.prompts import render, user_message
 from valuescope.extract.providers import ResponseShapeError, parse_anthropic
-from valuescope.extract.runner import RETRY_STATUSES, _Failure, _Fatal, retry_after_seconds
-from valuescope.extract.schema import FEATURE_SCHEMA, AnswerError, parse_json, validate_features
-from valuescope.prompts import render, user_message
-
-if TYPE_CHECKING:
-    from valuescope.extract.runner import Runner
 
 BATCH_PRICE_FACTOR = 0.5
 
 
 async def _http(runner: Runner, method: str, url: str, body: Any = None) -> httpx.Response:
     assert runner.client is not None
-    left = runner.opts.transport_retries
-    attempt = 0
-    while True:
-        hint = None
-        try:
-            resp = await runner.client.request(
-                method, url, json=body, headers=runner.provider.headers()
-            )
-        except httpx.TimeoutException:
-            last = "request timed out"
-        except httpx.TransportError as exc:
-            last = f"connection error ({type(exc).__name__})"
-        else:
-            if resp.status_code == 200:
-                return resp
-            last = f"HTTP {resp.status_code}: {runner.clean(resp.text[:300])}"
-            if resp.status_code in (401, 403):
-                raise _Fatal(f"authentication refused (HTTP {resp.status_code})")
-            if resp.status_code not in RETRY_STATUSES and resp.status_code < 500:
-                raise _Failure(f"batch request failed: {last}")
-            hint = retry_after_seconds(resp.headers.get("retry-after"))
-        if left <= 0:
-            raise _Failure(f"batch request failed after retries: {last}")
-        left -= 1
-        delay = min(runner.opts.backoff_max, runner.opts.backoff_base * 2**attempt)
-        if hint is not None:
-            delay = max(delay, min(hint, runner.opts.max_retry_after))
-        attempt += 1
-        await asyncio.sleep(delay)
+
+    def describe(resp: httpx.Response) -> str:
+        return f"HTTP {resp.status_code}: {runner.clean(resp.text[:300])}"
+
+    try:
+        resp = await arequest(
+            runner.client,
+            method,
+            url,
+            runner.opts.retry_policy(),
+            describe,
+            json=body,
+            headers=runner.provider.headers(),
+        )
+    except RetriesExhausted as exc:
+        raise Failure(f"batch request failed after retries: {exc.last}") from None
+    if resp.status_code == 200:
+        return resp
+    if resp.status_code in (401, 403):
+        raise Fatal(f"authentication refused (HTTP {resp.status_code})")
+    raise Failure(f"batch request failed: {describe(resp)}")
 
 
 async def _submit(runner: Runner, requests: list[dict[str, Any]]) -> None:
@@ -63,7 +54,7 @@ async def _submit(runner: Runner, requests: list[dict[str, Any]]) -> None:
     resp = await _http(runner, "POST", url, {"requests": requests})
     batch_id = resp.json().get("id")
     if not isinstance(batch_id, str):
-        raise _Failure("batch submission answered without an id")
+        raise Failure("batch submission answered without an id")
     runner.cache.add_batch(batch_id, "anthropic", [r["custom_id"] for r in requests])
     runner.summary.batch_ids.append(batch_id)
     runner.summary.requests += 1

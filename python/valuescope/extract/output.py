@@ -11,21 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from valuescope.atomic import atomic_open
+from valuescope.schema import arrow_fields
 
-_STR_LIST = pa.list_(pa.string())
+#: The feature columns (the extractor always writes an id), then the row's provenance: which
+#: extractor produced it, so that mixed files stay interpretable.
 FEATURES_SCHEMA = pa.schema(
     [
-        pa.field("conversation_id", pa.string(), nullable=False),
-        pa.field("user_id", pa.string()),
-        pa.field("model", pa.string()),
-        pa.field("subjective", pa.bool_()),
-        pa.field("task", pa.string()),
-        pa.field("task_cluster", pa.string()),
-        pa.field("ai_values", _STR_LIST),
-        pa.field("ai_values_explicit", _STR_LIST),
-        pa.field("human_values", _STR_LIST),
-        pa.field("response_type", pa.string()),
-        # Provenance: which extractor produced the row, so mixed files stay interpretable.
+        *arrow_fields(non_null=("conversation_id",)),
         pa.field("extraction_model", pa.string()),
         pa.field("prompt_version", pa.string()),
         pa.field("truncated", pa.bool_()),
@@ -33,7 +25,7 @@ FEATURES_SCHEMA = pa.schema(
 )
 
 
-def write_features(path: str, rows: list[dict[str, Any]]) -> None:
+def write_extracted_features(path: str, rows: list[dict[str, Any]]) -> None:
     table = pa.Table.from_pylist(rows, schema=FEATURES_SCHEMA)
     with atomic_open(path, "wb") as fh:
         pq.write_table(table, fh)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from valuescope import layout
 from valuescope.atomic import write_text
 from valuescope.report.html import render_html
 from valuescope.report.load import Analysis, load_analysis
@@ -31,7 +32,7 @@ def write_report(analysis_dir: str | Path) -> tuple[Path, Path]:
         f"at least {num(a.summary.get('thresholds', {}).get('min_conversations'))} conversations "
         f"from {num(a.summary.get('thresholds', {}).get('min_users'))} users."
     )
-    html_path, md_path = d / "report.html", d / "report.md"
+    html_path, md_path = d / layout.REPORT_HTML, d / layout.REPORT_MD
     write_text(html_path, render_html(sections, TITLE, subtitle))
     write_text(md_path, render_markdown(sections, TITLE, subtitle))
     return html_path, md_path

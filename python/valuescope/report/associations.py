@@ -23,6 +23,7 @@ from valuescope.report.model import (
     new_section,
     not_computed,
 )
+from valuescope.schema import DEFAULT_ALPHA
 
 # -- associations --------------------------------------------------------------------------------
 
@@ -108,7 +109,7 @@ def _heat(t: CrossTable) -> tuple[list[str], list[str], list[list[float | None]]
 
 def associations(a: Analysis) -> Section:
     s = new_section("associations")
-    alpha = a.summary.get("thresholds", {}).get("alpha", 0.05)
+    alpha = a.summary.get("thresholds", {}).get("alpha", DEFAULT_ALPHA)
     task = a.table("ai_values__task_cluster", "ai_values__task")
     hv = a.table("human_values__ai_values")
     if task is None and hv is None:

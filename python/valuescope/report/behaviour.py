@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from statistics import NormalDist
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from valuescope._core import bonferroni_threshold
 from valuescope.report import figures as fg
 from valuescope.report import text as tx
 from valuescope.report.load import Analysis
 from valuescope.report.model import (
     CV_N,
     MAX_MODELS,
-    RESPONSE_TYPES,
     TOP,
     Section,
     Table,
@@ -23,6 +22,7 @@ from valuescope.report.model import (
     new_section,
     not_computed,
 )
+from valuescope.schema import DEFAULT_ALPHA, RESPONSE_TYPES
 
 # -- response types and mirroring ----------------------------------------------------------------
 
@@ -257,8 +257,9 @@ def models(a: Analysis) -> Section:
     cmp = a.model_comparison
     if cmp is not None and cmp.num_rows:
         m = cmp.num_rows
-        alpha = float(a.summary.get("thresholds", {}).get("alpha", 0.05))
-        zstar = NormalDist().inv_cdf(1 - alpha / (2 * m))
+        alpha = float(a.summary.get("thresholds", {}).get("alpha", DEFAULT_ALPHA))
+        # the engine's threshold: exact where 1 - alpha/2m rounds to 1 in floating point
+        zstar = bonferroni_threshold(alpha, m)
         c = cmp.filter(pc.is_valid(cmp["z"]))
         c = c.append_column("absz", pc.abs(c["z"]))
         k = min(TOP, c.num_rows)

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from valuescope import layout
 from valuescope.errors import UserError
 
 # Columns that hold names (values, models, clusters): always strings, never null, never inferred.
@@ -136,20 +137,21 @@ class Analysis:
 
 def load_analysis(path: str | Path) -> Analysis:
     d = Path(path)
-    summary_path = d / "summary.json"
+    summary_path = d / layout.SUMMARY
     if not summary_path.is_file():
-        raise FileNotFoundError(f"{summary_path}: not an analysis directory (no summary.json)")
+        raise FileNotFoundError(f"{summary_path}: not an analysis directory (no {layout.SUMMARY})")
+    files = {key: d / name for key, name in layout.RESULT_FILES.items()}
     a = Analysis(path=d, summary=read_json(summary_path))
-    a.ai_values = rows(read_csv(d / "ai_values.csv"))
-    a.human_values = rows(read_csv(d / "human_values.csv"))
-    a.ai_values_explicit = rows(read_csv(d / "ai_values_explicit.csv"))
-    a.response_types = rows(read_csv(d / "response_types.csv"))
-    a.mirroring = rows(read_csv(d / "mirroring.csv"))
-    a.invariance = rows(read_csv(d / "invariance.csv"))
-    a.models = rows(read_csv(d / "models.csv"))
-    a.model_comparison = read_csv(d / "model_comparison.csv")
-    a.table_tests = rows(read_csv(d / "table_tests.csv"))
-    for meta_path in sorted((d / "tables").glob("*.json")):
+    a.ai_values = rows(read_csv(files["ai_values"]))
+    a.human_values = rows(read_csv(files["human_values"]))
+    a.ai_values_explicit = rows(read_csv(files["ai_values_explicit"]))
+    a.response_types = rows(read_csv(files["response_types"]))
+    a.mirroring = rows(read_csv(files["mirroring"]))
+    a.invariance = rows(read_csv(files["invariance"]))
+    a.models = rows(read_csv(files["models"]))
+    a.model_comparison = read_csv(files["model_comparison"])
+    a.table_tests = rows(read_csv(files["table_tests"]))
+    for meta_path in sorted((d / layout.TABLES_DIR).glob("*.json")):
         cells = meta_path.with_suffix(".csv")
         if not cells.is_file():
             continue
@@ -163,25 +165,19 @@ def load_analysis(path: str | Path) -> Analysis:
             path=cells,
             test=test,
         )
-    tree = _first(d, "values_tree.csv")
+    tree = _taxonomy_csv(d, layout.TREE)
     a.taxonomy = None if tree is None else tree.to_pylist()
-    for meta in (d / "taxonomy" / "taxonomy.json", d / "taxonomy.json"):
-        if meta.is_file():
-            a.taxonomy_meta = read_json(meta)
-            break
-    ref = _first(d, "reference_comparison.csv")
+    meta = layout.taxonomy_file(d, layout.TAXONOMY_SUMMARY)
+    if meta is not None:
+        a.taxonomy_meta = read_json(meta)
+    ref = _taxonomy_csv(d, layout.REFERENCE_COMPARISON)
     a.reference = None if ref is None else [_reference_row(r) for r in ref.to_pylist()]
     return a
 
 
-def _first(d: Path, name: str) -> pa.Table | None:
-    """A taxonomy file: `valuescope taxonomy --out ANALYSIS_DIR/taxonomy` puts it there; an
-    analysis directory that is also the taxonomy's output has it at the top."""
-    for path in (d / "taxonomy" / name, d / name):
-        t = read_csv(path)
-        if t is not None:
-            return t
-    return None
+def _taxonomy_csv(d: Path, name: str) -> pa.Table | None:
+    path = layout.taxonomy_file(d, name)
+    return None if path is None else read_csv(path)
 
 
 def _reference_row(r: dict[str, Any]) -> dict[str, Any]:

@@ -7,15 +7,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-RESPONSE_TYPES = (
-    "strong support",
-    "mild support",
-    "neutral acknowledgment",
-    "reframing",
-    "mild resistance",
-    "strong resistance",
-    "no values",
-)
 TOP = 20  # bars in a top-values chart, rows in a table
 PANELS = 6  # small multiples in an association figure
 PER_PANEL = 5  # values per panel

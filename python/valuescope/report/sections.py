@@ -284,7 +284,7 @@ def privacy(a: Analysis) -> Section:
 
 
 def method(a: Analysis) -> Section:
-    from valuescope import __version__
+    from valuescope._core import __version__
 
     s = new_section("method")
     m = a.summary

@@ -41,9 +41,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Deserialize;
 
+use crate::schema::RESPONSE_TYPES;
 use crate::task_text::{TaskTextSpec, TaskTexts};
-
-pub use crate::schema::RESPONSE_TYPES;
 const NO_VALUES: usize = 6;
 
 /// Rows per independently seeded chunk: the unit of determinism and of parallel work.
@@ -590,7 +589,8 @@ impl Synth {
             .task_texts
             .as_ref()
             .map(|t| TaskTexts::new(t, &cluster_names))
-            .transpose()?;
+            .transpose()
+            .map_err(|e| bad(e.to_string()))?;
 
         Ok(Synth {
             names,

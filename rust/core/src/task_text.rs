@@ -15,10 +15,13 @@ use rand_chacha::rand_core::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 
-use crate::synth::SynthError;
+/// A template that cannot be compiled: the message says which and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TemplateError(String);
 
-fn bad(msg: impl Into<String>) -> SynthError {
-    SynthError::Spec(msg.into())
+fn bad(msg: impl Into<String>) -> TemplateError {
+    TemplateError(msg.into())
 }
 
 /// Templates of one task category (its name is that of a synth cluster).
@@ -70,7 +73,7 @@ fn parse(
     slots: &mut Vec<Vec<String>>,
     slot_ids: &mut HashMap<(bool, String, usize), u32>,
     category: usize,
-) -> Result<Vec<Part>, SynthError> {
+) -> Result<Vec<Part>, TemplateError> {
     let mut parts = Vec::new();
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -111,7 +114,7 @@ fn parse(
 impl TaskTexts {
     /// Compiles the templates for the synth clusters `clusters` (every cluster needs a category of
     /// the same name, with at least one template).
-    pub fn new(spec: &TaskTextSpec, clusters: &[String]) -> Result<TaskTexts, SynthError> {
+    pub fn new(spec: &TaskTextSpec, clusters: &[String]) -> Result<TaskTexts, TemplateError> {
         let mut slots = Vec::new();
         let mut slot_ids = HashMap::new();
         let mut templates = Vec::with_capacity(clusters.len());

@@ -23,7 +23,7 @@ pub fn csv_bytes<'py>(
         let cols = columns.as_deref();
         let mut out = Vec::new();
         // the header comes from the schema, so that a table without rows still has one
-        valuescope_core::csv::write_csv(
+        valuescope_core::io::csv::write_csv(
             &RecordBatch::new_empty(reader.schema()),
             cols,
             header,
@@ -33,7 +33,7 @@ pub fn csv_bytes<'py>(
         for batch in reader {
             let batch = batch.map_err(|e| PyValueError::new_err(e.to_string()))?;
             check_arrow_data(&batch)?;
-            valuescope_core::csv::write_csv(&batch, cols, false, &mut out).map_err(to_py)?;
+            valuescope_core::io::csv::write_csv(&batch, cols, false, &mut out).map_err(to_py)?;
         }
         Ok(out)
     })?;

@@ -8,7 +8,8 @@ use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyDict, PyString};
 use valuescope_core::kmeans::{
-    Float, Init, KMeans, KMeansConfig, KMeansError, KMeansState, LloydConfig, MiniBatchKMeans,
+    Float, Init, KMeans, KMeansConfig, KMeansError, KMeansState, LloydConfig, LloydState,
+    MiniBatchKMeans,
 };
 
 fn to_py(e: KMeansError) -> PyErr {
@@ -1179,24 +1180,28 @@ impl PyKMeans {
         let config = self.config.clone();
         self.model = Some(match dtype.as_str() {
             "float32" => FullModel::F32(
-                KMeans::from_parts(
+                KMeans::from_state(
                     config,
-                    n_features,
-                    item(f, "centers")?.extract()?,
-                    labels,
-                    inertia,
-                    n_iter,
+                    LloydState {
+                        n_features,
+                        centers: item(f, "centers")?.extract()?,
+                        labels,
+                        inertia,
+                        n_iter,
+                    },
                 )
                 .map_err(to_py)?,
             ),
             "float64" => FullModel::F64(
-                KMeans::from_parts(
+                KMeans::from_state(
                     config,
-                    n_features,
-                    item(f, "centers")?.extract()?,
-                    labels,
-                    inertia,
-                    n_iter,
+                    LloydState {
+                        n_features,
+                        centers: item(f, "centers")?.extract()?,
+                        labels,
+                        inertia,
+                        n_iter,
+                    },
                 )
                 .map_err(to_py)?,
             ),

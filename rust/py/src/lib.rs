@@ -332,7 +332,7 @@ impl PyEngine {
 /// NFKC, lower case, trimmed, inner white space collapsed: how the engine keys values.
 #[pyfunction]
 fn normalize(value: &str) -> String {
-    valuescope_core::normalize::normalize(value)
+    valuescope_core::engine::normalize::normalize(value)
 }
 
 /// Two-sided Bonferroni threshold Phi^-1(1 - alpha / (2 m)).
@@ -340,7 +340,7 @@ fn normalize(value: &str) -> String {
 fn bonferroni_threshold(alpha: f64, n_tests: i128) -> PyResult<f64> {
     let refuse = || PyValueError::new_err("need 0 < alpha < 1 and n_tests >= 1");
     let n_tests = u64::try_from(n_tests).map_err(|_| refuse())?;
-    valuescope_core::stats::bonferroni_threshold(alpha, n_tests).ok_or_else(refuse)
+    valuescope_core::report::stats::bonferroni_threshold(alpha, n_tests).ok_or_else(refuse)
 }
 
 #[pymodule]
@@ -358,7 +358,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     error::register(m)?;
     m.add(
         "STATE_FORMAT_VERSION",
-        valuescope_core::codec::FORMAT_VERSION,
+        valuescope_core::engine::codec::FORMAT_VERSION,
     )?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     add_schema(m)

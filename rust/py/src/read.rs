@@ -8,7 +8,7 @@ use arrow_array::{ArrayRef, RecordBatch, StructArray};
 use arrow_schema::{Field, SchemaRef};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyTuple};
-use valuescope_core::read::{Batches, FeatureFile, ReadError};
+use valuescope_core::io::parquet::{Batches, FeatureFile, ReadError};
 
 use crate::error::ParquetReadError;
 

@@ -1,0 +1,91 @@
+"""Where each stage puts its files: the names every writer and every reader (the report, the demo's
+summary, `run`) use, so that a file is never written under one name and looked for under another.
+
+A run directory (`valuescope run`, `valuescope demo`) holds the features and the analysis; the
+analysis directory holds the statistics, the taxonomy below it, and the report::
+
+    RUN/features.parquet
+    RUN/analysis/summary.json, ai_values.csv, ..., rejects.csv, report.html, report.md
+    RUN/analysis/tables/<A>__<B>.csv and .json
+    RUN/analysis/taxonomy/values_tree.csv, taxonomy.json, features_clustered.parquet, ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# -- a run directory ------------------------------------------------------------------------------
+
+#: Where `valuescope analyze` writes, and `valuescope report` reads, when no directory is given.
+DEFAULT_ANALYSIS_OUT = "valuescope-analysis"
+
+#: The features that extraction (or synthesis) writes.
+FEATURES = "features.parquet"
+#: The analysis directory inside a run directory.
+ANALYSIS_DIR = "analysis"
+
+# -- an analysis directory (valuescope analyze) ---------------------------------------------------
+
+#: Written last: its presence means every other analysis file is there.
+SUMMARY = "summary.json"
+#: Every row that broke the schema, with its file, row and reason.
+REJECTS = "rejects.csv"
+#: Engine.result() key -> file name, in the order they are written.
+RESULT_FILES = {
+    "ai_values": "ai_values.csv",
+    "human_values": "human_values.csv",
+    "ai_values_explicit": "ai_values_explicit.csv",
+    "response_types": "response_types.csv",
+    "mirroring": "mirroring.csv",
+    "invariance": "invariance.csv",
+    "models": "models.csv",
+    "model_comparison": "model_comparison.csv",
+    "table_tests": "table_tests.csv",
+}
+#: One CSV (cells) and one JSON (the table's test) per co-occurrence table.
+TABLES_DIR = "tables"
+#: `analyze --checkpoint-every`: the state and position of an unfinished run.
+CHECKPOINT_DIR = ".valuescope-checkpoint"
+
+
+def table_csv(out: Path, name: str) -> Path:
+    return out / TABLES_DIR / f"{name}.csv"
+
+
+def table_json(out: Path, name: str) -> Path:
+    return out / TABLES_DIR / f"{name}.json"
+
+
+# -- the taxonomy (valuescope taxonomy; ANALYSIS_DIR/taxonomy in a run) ---------------------------
+
+TAXONOMY_DIR = "taxonomy"
+TREE = "values_tree.csv"
+#: The features with task clusters and value-cluster columns added: the analysis's input.
+CLUSTERED_FEATURES = "features_clustered.parquet"
+REFERENCE_COMPARISON = "reference_comparison.csv"
+REFERENCE_MAPPING = "reference_mapping.csv"
+TAXONOMY_SUMMARY = "taxonomy.json"
+
+
+def taxonomy_file(analysis: Path, name: str) -> Path | None:
+    """A taxonomy file of an analysis directory: in its taxonomy/ folder (where `run`, `demo` and
+    `taxonomy --out ANALYSIS_DIR/taxonomy` put it), or at its top (an analysis directory that is
+    also the taxonomy's output); None when neither has it."""
+    for path in (analysis / TAXONOMY_DIR / name, analysis / name):
+        if path.is_file():
+            return path
+    return None
+
+
+# -- the report (valuescope report) ---------------------------------------------------------------
+
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+
+# -- extraction ----------------------------------------------------------------------------------
+
+#: The answer cache, beside the features unless --cache says otherwise.
+EXTRACT_CACHE_DIR = ".valuescope-cache"
+EXTRACT_CACHE_DB = "extract.sqlite3"
+#: Appended to the features path for the rejects file's default name.
+EXTRACT_REJECTS_SUFFIX = ".rejects.jsonl"
