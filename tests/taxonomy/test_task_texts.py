@@ -137,8 +137,15 @@ def test_static_vectors_are_the_weighted_mean_of_token_vectors(static):
     got = static.embed(TEXTS)
     tok = bert_tokenizer(VOCAB_FILE)  # a tokenizer of its own, not the embedder's
     table = static.table(static.token_ids(TEXTS)[0])  # the rows these texts need
-    vocab = tok.get_vocab_size()
-    weights = np.log(2.0 + np.maximum(np.arange(vocab) - 1996, 0))
+    per_text = [tok.encode(t, add_special_tokens=False).ids for t in TEXTS]
+    uses: dict[int, int] = defaultdict(int)  # SIF: a / (a + share of all the token uses)
+    for ids in per_text:
+        for i in ids:
+            uses[i] += 1
+    total = sum(uses.values())
+    weights = np.ones(len(table))
+    for i, c in uses.items():
+        weights[i] = 1e-3 / (1e-3 + c / total)
     for text, row in zip(TEXTS, got, strict=True):
         ids = tok.encode(text, add_special_tokens=False).ids
         if not ids:
@@ -154,8 +161,9 @@ def test_static_vectors_are_deterministic(static, tmp_path):
     a = static.embed(TEXTS)
     b = static.embed(list(reversed(TEXTS)))[::-1]
     np.testing.assert_array_equal(a, b)
-    fresh = StaticMiniLM(tmp_path)  # an empty cache: its tokens are computed again
-    np.testing.assert_array_equal(fresh.embed(TEXTS[:2] + ["unrelated words first"])[:2], a[:2])
+    fresh = StaticMiniLM(tmp_path)  # an empty cache: its tokens are computed again,
+    fresh.embed(["unrelated words first"])  # some of them beside other tokens
+    np.testing.assert_array_equal(fresh.embed(TEXTS), a)
     again = StaticMiniLM(tmp_path)  # a full cache: nothing computed
     np.testing.assert_array_equal(again.embed(TEXTS), a)
     assert again.tokens_built == 0 and fresh.tokens_built > 0
@@ -168,10 +176,7 @@ def test_token_rows_are_the_model_embedding_of_the_token_alone(static):
     for t in ids:
         want = l2_normalise(model.run_ids(np.array([[101, t, 102]])))[0]
         np.testing.assert_array_equal(table[t], want)
-    # in a batch the int8 activations are quantised together: close, not equal
-    seqs = np.stack([np.full(4, 101), ids, np.full(4, 102)], axis=1)
-    cos = (table[ids] * l2_normalise(model.run_ids(seqs))).sum(1)
-    assert cos.min() > 0.99, cos
+    # the int8 MiniLM itself: cosine with its fp32 original is held elsewhere (test_embed)
 
 
 # --- offline task-cluster names ---------------------------------------------------------------
@@ -257,9 +262,18 @@ def test_every_name_term_passes_both_thresholds(spec, min_conv, min_users):
 def test_offline_names_in_the_taxonomy(corpus, tmp_path, static):
     opts = TaxonomyOptions(levels="20,5", task_clusters="17")
     run_taxonomy([corpus], tmp_path, opts, embedder=static, task_embedder=static)
-    names = set(pq.read_table(tmp_path / "features_clustered.parquet")["task_cluster"].to_pylist())
-    assert not any(n.startswith("task cluster") for n in names if n)
-    assert sum("python" in n or "javascript" in n or "rust" in n for n in names if n) >= 1
+    rows = pq.read_table(tmp_path / "features_clustered.parquet", columns=["task", "task_cluster"])
+    pairs = list(zip(rows["task"].to_pylist(), rows["task_cluster"].to_pylist(), strict=True))
+    names = {c for _, c in pairs if c}
+    assert len(names) > 5 and not any(n.startswith("task cluster") for n in names)
+    # each name's first term distinguishes its cluster: used there at least twice as often as
+    # in the whole corpus (plain counting over the texts)
+    for name in names:
+        term = name.split(", ")[0]
+        inside = [t for t, c in pairs if c == name]
+        rate_in = sum(term in t.lower() for t in inside) / len(inside)
+        rate_all = sum(term in t.lower() for t, _ in pairs) / len(pairs)
+        assert rate_in >= 2 * rate_all, (name, rate_in, rate_all)
 
 
 # --- automatic levels -------------------------------------------------------------------------
@@ -288,3 +302,29 @@ def test_weighted_sums_match_a_plain_sum(rows, n, chunk, seed):
     for row, lab, wt in zip(x, labels, w, strict=True):
         want[lab] += row.astype(np.float64) * wt
     np.testing.assert_allclose(weighted_sums(x, labels, w, n, chunk=chunk), want, atol=1e-9)
+
+
+def test_rust_wordpiece_gives_the_tokenizers_ids():
+    """The Rust tokeniser against the tokenizers library: synthetic tasks, the published values,
+    random ASCII (control characters, punctuation, over-long words)."""
+    import random
+
+    from valuescope._core import wordpiece_ids
+
+    vocab = VOCAB_FILE.read_text(encoding="utf-8").splitlines()
+    tok = bert_tokenizer(VOCAB_FILE)
+    tok.no_padding()
+    tok.no_truncation()
+    rng = random.Random(0)
+    texts = synth.synth_batches(3000, 1, task_texts=True).read_all()["task"].to_pylist()
+    texts += [v for v, _ in synth.published_values() if v.isascii()]
+    texts += [
+        "".join(chr(rng.randrange(128)) for _ in range(rng.randrange(40))) for _ in range(2000)
+    ]
+    texts += ["x" * 101, "a" * 100 + " b", "", "  "]
+    ids, offsets = wordpiece_ids(vocab, texts)
+    encodings = tok.encode_batch(texts, add_special_tokens=False)
+    for i, (text, enc) in enumerate(zip(texts, encodings, strict=True)):
+        assert ids[offsets[i] : offsets[i + 1]].tolist() == enc.ids, repr(text)
+    with pytest.raises(ValueError, match="text 1 is not ASCII"):
+        wordpiece_ids(vocab, ["ok", "café"])

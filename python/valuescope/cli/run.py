@@ -40,7 +40,7 @@ from valuescope.cli.options import statistics_options
 )
 @click.option(
     "--task-embedder",
-    default="minilm-static",
+    default="minilm",
     show_default=True,
     help="Embedder for the task texts (same choices; see valuescope taxonomy --help).",
 )

@@ -42,8 +42,7 @@ pub fn wordpiece_ids<'py>(
     vocab: Vec<String>,
     texts: Vec<String>,
 ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
-    if let Some(t) = texts.iter().find(|t| !t.is_ascii()) {
-        let at = texts.iter().position(|x| std::ptr::eq(x, t)).unwrap_or(0);
+    if let Some(at) = texts.iter().position(|t| !t.is_ascii()) {
         return Err(PyValueError::new_err(format!(
             "text {at} is not ASCII: tokenise it with the tokenizers library"
         )));
