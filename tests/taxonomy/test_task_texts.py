@@ -317,7 +317,7 @@ def test_rust_wordpiece_gives_the_tokenizers_ids():
     tok.no_truncation()
     rng = random.Random(0)
     texts = synth.synth_batches(3000, 1, task_texts=True).read_all()["task"].to_pylist()
-    texts += [v for v, _ in synth.published_values() if v.isascii()]
+    texts += [v for v, _ in synth.published_value_frequencies() if v.isascii()]
     texts += [
         "".join(chr(rng.randrange(128)) for _ in range(rng.randrange(40))) for _ in range(2000)
     ]

@@ -146,7 +146,7 @@ pub fn pool(
     ids: &[u32],
     offsets: &[usize],
 ) -> Result<Vec<f32>, StaticEmbedError> {
-    if dim == 0 || table.len() % dim != 0 {
+    if dim == 0 || !table.len().is_multiple_of(dim) {
         return Err(StaticEmbedError::Table(table.len(), dim));
     }
     let n_tokens = table.len() / dim;

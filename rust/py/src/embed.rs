@@ -34,6 +34,9 @@ pub fn static_embed<'py>(
     PyArray1::from_vec(py, out).reshape([n, dim])
 }
 
+/// Token ids of many texts, concatenated, and each text's offsets into them.
+type IdsAndOffsets<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>);
+
 /// BERT uncased WordPiece ids of ASCII texts (see `valuescope_core::static_embed::WordPiece`):
 /// the ids concatenated and each text's offsets. `vocab` lists the tokens in id order.
 #[pyfunction]
@@ -41,7 +44,7 @@ pub fn wordpiece_ids<'py>(
     py: Python<'py>,
     vocab: Vec<String>,
     texts: Vec<String>,
-) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
+) -> PyResult<IdsAndOffsets<'py>> {
     if let Some(at) = texts.iter().position(|t| !t.is_ascii()) {
         return Err(PyValueError::new_err(format!(
             "text {at} is not ASCII: tokenise it with the tokenizers library"
