@@ -191,3 +191,19 @@ def test_normalize_matches_python(raw):
     assert normalize(raw) == " ".join(
         __import__("unicodedata").normalize("NFKC", raw).lower().split()
     )
+
+
+def test_model_differences_are_judged_under_one_bonferroni_threshold(case):
+    """The engine decides significance: |z| against Phi^-1(1 - alpha / 2m), m = every
+    comparison in the table (pairs of models x values, both features), threshold by scipy."""
+    _, _, r, _ = case
+    rows = r["model_comparison"].to_pylist()
+    assert rows
+    alpha = r["summary"]["thresholds"]["alpha"]
+    zstar = scipy.stats.norm.isf(alpha / (2 * len(rows)))
+    for d in rows:
+        assert math.isclose(d["threshold"], zstar, rel_tol=1e-9)
+        if d["z"] is None:
+            assert d["significant"] is None
+        else:
+            assert d["significant"] == (abs(d["z"]) > zstar)

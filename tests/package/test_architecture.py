@@ -5,22 +5,19 @@ module level, inside functions or under `if TYPE_CHECKING`, becomes an edge to t
 (`from pkg import name` names the submodule pkg.name when there is one). The graph must have no
 cycle. Imports done by string (`importlib.import_module`, the CLI's lazy commands) are not edges.
 
-Rust: every `use crate::...`, `use super::...` and `use self::...` of rust/core/src (test modules
-left out) becomes an edge to the module that defines the item, following `pub use` re-exports to
-the module they come from; that graph must have no cycle either.
+The Rust core's layers are checked the same way, from its `use` paths, in
+test_architecture_rust.py.
 """
 
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "python" / "valuescope"
-CORE = ROOT / "rust" / "core" / "src"
 
 
 # -- graphs -----------------------------------------------------------------------------------
@@ -145,139 +142,6 @@ def test_stages_do_not_import_the_layers_above_them():
             continue
         up = sorted(d for d in deps if d.startswith(above))
         assert not up, f"{name} imports {up}"
-
-
-# -- Rust ---------------------------------------------------------------------------------------
-
-
-def rust_modules(src: Path) -> dict[str, Path]:
-    mods = {}
-    for path in src.rglob("*.rs"):
-        rel = path.relative_to(src).with_suffix("").parts
-        if rel in (("lib",), ("main",)):
-            name = "crate"
-        else:
-            parts = list(rel[:-1]) if rel[-1] == "mod" else list(rel)
-            name = "::".join(["crate", *parts])
-        mods[name] = path
-    return mods
-
-
-def _expand(tree: str) -> list[str]:
-    """`a::{b, c::{d, e}}` -> ['a::b', 'a::c::d', 'a::c::e'] (`self` in a group: the prefix)."""
-    tree = re.sub(r"\s+as\s+\w+", "", tree)
-    tree = re.sub(r"\s+", "", tree)
-    i = tree.find("{")
-    if i < 0:
-        return [tree]
-    prefix, body = tree[:i], tree[i + 1 : tree.rindex("}")]
-    items, depth, cur = [], 0, ""
-    for ch in body:
-        if ch == "," and depth == 0:
-            items.append(cur)
-            cur = ""
-            continue
-        depth += (ch == "{") - (ch == "}")
-        cur += ch
-    items.append(cur)
-    out = []
-    for item in filter(None, items):
-        for sub in _expand(item):
-            out.append(prefix.rstrip(":") if sub == "self" else prefix + sub)
-    return out
-
-
-_USE = re.compile(r"\b(pub(?:\([a-z]+\))?\s+)?use\s+([a-z_]\w*::[^;]+);")
-
-
-def rust_uses(name: str, path: Path, mods: set[str]) -> list[tuple[bool, list[str]]]:
-    """(is a re-export, absolute path as segments) for each use of the module of the crate
-    (other crates left out), tests left out."""
-    text = re.sub(r"//[^\n]*", "", path.read_text(encoding="utf-8"))
-    cut = re.search(r"#\[cfg\(test\)\]\s*(pub\s+)?mod\s+\w+\s*\{", text)
-    if cut:
-        text = text[: cut.start()]
-    here = name.split("::")
-    out = []
-    for m in _USE.finditer(text):
-        for used in _expand(m.group(2)):
-            segs = used.split("::")
-            if segs[0] == "self":
-                segs = here + segs[1:]
-            elif segs[0] == "super":
-                base = here
-                while segs[0] == "super":
-                    base, segs = base[:-1], segs[1:]
-                segs = base + segs
-            elif segs[0] != "crate":
-                if "::".join([*here, segs[0]]) not in mods:
-                    continue  # another crate (std, arrow, ...)
-                segs = here + segs  # a path relative to this module: one of its children
-            out.append((bool(m.group(1)), segs))
-    return out
-
-
-def rust_graph(src: Path = CORE) -> dict[str, set[str]]:
-    mods = rust_modules(src)
-    uses = {name: rust_uses(name, path, set(mods)) for name, path in mods.items()}
-    exports: dict[str, dict[str, list[str]]] = {name: {} for name in mods}
-    for name, items in uses.items():
-        for is_pub, segs in items:
-            if is_pub and segs[-1] != "*":
-                exports[name][segs[-1]] = segs
-
-    def resolve(segs: list[str], seen: int = 0) -> str:
-        k = len(segs)
-        while k > 1 and "::".join(segs[:k]) not in mods:
-            k -= 1
-        module = "::".join(segs[:k])
-        rest = segs[k:]
-        if rest and rest[0] in exports.get(module, {}) and seen < 20:
-            target = exports[module][rest[0]]
-            if target != segs:
-                return resolve(target + rest[1:], seen + 1)
-        return module
-
-    graph: dict[str, set[str]] = {}
-    for name, items in uses.items():
-        deps = {resolve(segs) for _pub, segs in items}
-        deps.discard(name)
-        graph[name] = deps
-    return graph
-
-
-def test_rust_use_reader_follows_groups_and_re_exports(tmp_path):
-    src = tmp_path / "src"
-    (src / "engine").mkdir(parents=True)
-    (src / "lib.rs").write_text("pub mod engine;\npub mod io;\npub use engine::Engine;\n")
-    (src / "engine" / "mod.rs").write_text(
-        "mod plan;\nmod ingest;\npub use self::plan::{Plan, AI};\n"
-        "use crate::engine::ingest::feed;\npub struct Engine;\n"
-    )
-    (src / "engine" / "plan.rs").write_text("pub struct Plan;\npub const AI: usize = 0;\n")
-    (src / "engine" / "ingest.rs").write_text(
-        "use crate::engine::{Plan,\n    AI};\nuse super::plan::Plan as P;\n"
-        "#[cfg(test)]\nmod tests {\n    use crate::io::read;\n}\n"
-    )
-    (src / "io.rs").write_text("use crate::Engine;\n")
-    g = rust_graph(src)
-    assert g["crate::engine"] == {"crate::engine::plan", "crate::engine::ingest"}
-    assert g["crate::engine::ingest"] == {"crate::engine::plan"}  # through the re-export
-    assert g["crate::io"] == {"crate::engine"}  # lib.rs re-exports engine's Engine
-    assert find_cycle(g) is None
-    (src / "engine" / "plan.rs").write_text("use crate::io::x;\npub struct Plan;\n")
-    assert find_cycle(rust_graph(src)) is not None
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine <-> ingest, engine <-> report, report <-> spill: being broken on rust-layout",
-)
-def test_the_rust_core_modules_import_downwards_only():
-    graph = rust_graph()
-    assert len(graph) > 10 and "crate" in graph
-    cycle = find_cycle(graph)
-    assert cycle is None, "use cycle: " + " -> ".join(cycle or [])
 
 
 # -- one error base, one public API -------------------------------------------------------------

@@ -78,7 +78,7 @@ impl Analysis {
                     || invariance(plan, st, cells, &published, pv),
                 )
             },
-            || model_comparison(plan, st, cells, pv),
+            || model_comparison(plan, config.alpha, st, cells, pv),
         );
         let (results, inv, cmp) = (results?, inv?, cmp?);
         let mut suppressed_cells = serde_json::Map::new();
@@ -239,5 +239,51 @@ mod tests {
         assert_eq!(suppressed["ai_values"], 1);
         assert_eq!(suppressed["models"], 1);
         assert_eq!(suppressed["response_types"], 1);
+    }
+
+    #[test]
+    fn model_differences_are_significant_under_the_bonferroni_threshold() {
+        // per model 40 conversations: (strong support, mild support, no values)
+        let mut rows = Vec::new();
+        for (model, counts) in [("m1", [30, 6, 4]), ("m2", [10, 5, 25])] {
+            for (rt, n) in ["strong support", "mild support", "no values"]
+                .into_iter()
+                .zip(counts)
+            {
+                for _ in 0..n {
+                    rows.push(conversation(rows.len(), model, &[], rt));
+                }
+            }
+        }
+        let mut e = engine(3, 2, None);
+        e.update(&batch(&rows)).unwrap();
+        let a = e.analysis().unwrap();
+        let cmp = table(&a, "model_comparison");
+        // most frequent first: strong support (40), no values (29), mild support (11)
+        assert_eq!(
+            strings(cmp, "value"),
+            ["strong support", "no values", "mild support"]
+        );
+        // pooled two-proportion z by hand: (p1 - p2) / sqrt(p (1 - p) (1/40 + 1/40))
+        let z: Vec<f64> = floats(cmp, "z").into_iter().map(Option::unwrap).collect();
+        for (got, want) in z
+            .iter()
+            .zip([4.47213595499958, -4.884051123325139, 0.32465650237178256])
+        {
+            assert!((got - want).abs() < 1e-9, "{z:?}");
+        }
+        // three comparisons: z* = Phi^-1(1 - 0.05 / (2 * 3)) = 2.3939797998185104
+        for th in floats(cmp, "threshold") {
+            assert!((th.unwrap() - 2.3939797998185104).abs() < 1e-9);
+        }
+        let sig = cmp
+            .column_by_name("significant")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow_array::BooleanArray>()
+            .unwrap()
+            .iter()
+            .collect::<Vec<_>>();
+        assert_eq!(sig, [Some(true), Some(true), Some(false)]);
     }
 }

@@ -1,10 +1,12 @@
 //! Per-model shares and the model-to-model comparison, with its significance decided here.
 
-use arrow_array::RecordBatch;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
 use hashbrown::HashMap;
 
 use super::publish::{batch, by_count_then_name, f64s, pct, strs, u64s, Privacy};
-use super::stats::two_proportion_z;
+use super::stats::{bonferroni_threshold, two_proportion_z};
 use crate::engine::state::{pack, unpack};
 use crate::engine::users::Counter;
 use crate::engine::{Plan, State, TableCells, AI, MODEL, RT};
@@ -58,8 +60,13 @@ pub(super) fn models(st: &State, pv: Privacy) -> (RecordBatch, u64) {
 
 /// Every pair of publishable models, per response type and per AI value: shares and a pooled
 /// two-proportion z-test. Needs the `response_type x model` / `ai_values x model` tables.
+///
+/// A difference is `significant` when |z| exceeds the two-sided Bonferroni threshold over
+/// every comparison in the table (each pair of models times each value compared), at the
+/// engine's alpha: the `threshold` column. Where z is undefined (no variance), so is the verdict.
 pub(super) fn model_comparison(
     plan: &Plan,
+    alpha: f64,
     st: &State,
     cells: &TableCells,
     pv: Privacy,
@@ -122,6 +129,11 @@ pub(super) fn model_comparison(
             }
         }
     }
+    let threshold = bonferroni_threshold(alpha, out.len() as u64);
+    let significant: Vec<Option<bool>> = out
+        .iter()
+        .map(|r| r.z.zip(threshold).map(|((z, _), th)| z.abs() > th))
+        .collect();
     let pa = |r: &Row| pct(r.x.0, r.n.0);
     let pb = |r: &Row| pct(r.x.1, r.n.1);
     Ok(batch(vec![
@@ -147,6 +159,11 @@ pub(super) fn model_comparison(
         (
             "p_value",
             f64s(out.iter().map(|r| r.z.map(|z| z.1)).collect()),
+        ),
+        ("threshold", f64s(vec![threshold; out.len()])),
+        (
+            "significant",
+            Arc::new(BooleanArray::from(significant)) as ArrayRef,
         ),
     ]))
 }
