@@ -23,6 +23,8 @@ __all__ = [
     "MiniBatchKMeans",
     "KMeans",
     "synth_batches",
+    "static_embed",
+    "wordpiece_ids",
     "csv_bytes",
     "ParquetReader",
     "ParquetReadError",
@@ -168,6 +170,20 @@ def synth_batches(
     spec_json: str, n: int, seed: int, batch_size: int = 131072, dictionary: bool = True
 ) -> pa.RecordBatchReader:
     """Rows [0, n) of the synthetic corpus described by the JSON spec (see valuescope.synth)."""
+
+def static_embed(
+    table: npt.NDArray[np.float32],
+    weights: npt.NDArray[np.float32],
+    ids: npt.NDArray[np.uint32],
+    offsets: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float32]:
+    """Per text (ids[offsets[i]:offsets[i + 1]]) the weighted mean of its tokens' table rows,
+    L2-normalised; zeros for a text without weighted tokens."""
+
+def wordpiece_ids(
+    vocab: list[str], texts: list[str]
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
+    """BERT uncased WordPiece ids of ASCII texts, concatenated, and each text's offsets."""
 
 @final
 class MiniBatchKMeans:

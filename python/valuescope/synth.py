@@ -46,12 +46,22 @@ Published figures (Huang et al. 2025, arXiv 2504.15236, and the CC BY 4.0 releas
   10% of the conversations, while the median user has about three. Each of the 20 heaviest users
   has a pet value (``PET_VALUES``, not in the published list) in 30% of their conversations:
   frequent values from a single user, which the distinct-user threshold (10 users) must suppress.
+* **Task texts** (``task_texts=True``, ``valuescope synth --task-texts``): instead of one of a few
+  fixed strings, ``task`` holds a free-text task written the way an LLM extractor writes them
+  ("help me debug a Python script that reads CSV files step by step"), expanded in Rust from the
+  templates of ``valuescope/data/task_texts.json`` (per category: four templates of four to six
+  slots, a dozen phrases each, plus shared lead-ins and manners; 4 to 15 words; millions of
+  possible texts per category, so 308,210 conversations give about 300,000 distinct texts).
+  ``task_cluster`` is then null, and the planted category, the ground truth, goes to a side file
+  (``<name>.task_truth.csv``: ``conversation_id,task_category``) that no stage of the pipeline
+  reads. Every other column is the same as without texts (the texts use their own random stream).
 * ``ai_values_explicit``: each expressed value is also explicit with probability 0.2.
   ``subjective``: true, null (unknown) for 1% of rows; the analysis keeps both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -248,6 +258,23 @@ PET_VALUES = (
 )
 
 DEFAULT_BATCH_SIZE = 131_072
+#: The ground-truth column of a corpus with task texts (set aside by ``write_corpus``).
+TRUE_TASK_CLUSTER = "true_task_cluster"
+TRUTH_SUFFIX = ".task_truth.csv"
+
+
+def truth_path(corpus: str | os.PathLike[str]) -> Path:
+    """Where ``write_corpus(..., task_texts=True)`` puts the planted task categories."""
+    p = Path(corpus)
+    return p.with_name(p.stem + TRUTH_SUFFIX)
+
+
+@lru_cache(maxsize=1)
+def task_text_templates() -> dict[str, Any]:
+    """The task-text templates (package data), as the Rust generator takes them."""
+    text = resources.files("valuescope").joinpath("data/task_texts.json").read_text("utf-8")
+    spec = json.loads(text)
+    return {k: spec[k] for k in ("shared", "categories", "min_words", "max_words")}
 
 
 @lru_cache(maxsize=1)
@@ -304,7 +331,7 @@ def human_vocabulary() -> list[dict[str, Any]]:
     return vocab
 
 
-def build_spec(models: Sequence[str] = DEFAULT_MODELS) -> dict[str, Any]:
+def build_spec(models: Sequence[str] = DEFAULT_MODELS, task_texts: bool = False) -> dict[str, Any]:
     """The calibration as the Rust generator takes it (see the module docstring)."""
     values = published_value_frequencies()
     names = {v for v, _ in values}
@@ -335,6 +362,7 @@ def build_spec(models: Sequence[str] = DEFAULT_MODELS) -> dict[str, Any]:
             "pet_rate": 0.3,
         },
         "subjective_null_rate": 0.01,
+        "task_texts": task_text_templates() if task_texts else None,
     }
 
 
@@ -344,15 +372,17 @@ def synth_batches(
     batch_size: int = DEFAULT_BATCH_SIZE,
     models: Sequence[str] = DEFAULT_MODELS,
     dictionary: bool = True,
+    task_texts: bool = False,
 ) -> pa.RecordBatchReader:
     """Rows [0, n) of the synthetic corpus as a RecordBatchReader, generated on demand.
 
     ``dictionary=True`` gives dictionary-encoded string columns (smaller, faster to write and to
-    analyse); ``False`` gives plain strings.
+    analyse); ``False`` gives plain strings. ``task_texts=True``: free-text tasks, a null
+    ``task_cluster`` and the ground truth in a last column, ``TRUE_TASK_CLUSTER``.
     """
     if n < 0 or seed < 0:
         raise ValueError("n and seed must be non-negative")
-    spec = json.dumps(build_spec(models))
+    spec = json.dumps(build_spec(models, task_texts))
     return _core.synth_batches(spec, n, seed, batch_size, dictionary)
 
 
@@ -364,30 +394,52 @@ def write_corpus(
     progress: bool = True,
     models: Sequence[str] = DEFAULT_MODELS,
     compression: str = "zstd",
+    task_texts: bool = False,
 ) -> Path:
     """Writes n synthetic conversations to a Parquet file, one row group per batch.
 
     The file appears atomically (written beside the target, then renamed). Returns its path.
+    With ``task_texts``, the planted task categories go to ``truth_path(out_path)`` instead.
     """
+    import pyarrow.csv as pcsv
     from tqdm.auto import tqdm
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    reader = synth_batches(n, seed, batch_size, models, dictionary=True)
+    truth = truth_path(out)
+    truth_tmp = truth.with_name(f".{truth.name}.{os.getpid()}.tmp")
+    reader = synth_batches(n, seed, batch_size, models, dictionary=True, task_texts=task_texts)
+    schema = reader.schema
+    if task_texts:
+        schema = schema.remove(schema.get_field_index(TRUE_TASK_CLUSTER))
+    truth_schema = pa.schema([("conversation_id", pa.string()), ("task_category", pa.string())])
     bar = tqdm(total=n, unit="conv", unit_scale=True, desc="synth", disable=not progress)
     try:
         # store_schema=False: readers see plain strings (DuckDB, polars and pandas alike);
         # pyarrow can still ask for dictionaries with read_dictionary.
-        with pq.ParquetWriter(
-            tmp, reader.schema, compression=compression, store_schema=False
-        ) as writer:
+        with contextlib.ExitStack() as stack:
+            writer = stack.enter_context(
+                pq.ParquetWriter(tmp, schema, compression=compression, store_schema=False)
+            )
+            truth_writer = (
+                stack.enter_context(pcsv.CSVWriter(truth_tmp, truth_schema)) if task_texts else None
+            )
             for batch in reader:
+                if truth_writer is not None:
+                    cats = batch.column(TRUE_TASK_CLUSTER).cast(pa.string())
+                    truth_writer.write_batch(
+                        pa.record_batch([batch.column("conversation_id"), cats], truth_schema)
+                    )
+                    batch = batch.drop_columns([TRUE_TASK_CLUSTER])
                 writer.write_batch(batch, row_group_size=batch.num_rows)
                 bar.update(batch.num_rows)
+        if task_texts:
+            os.replace(truth_tmp, truth)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        truth_tmp.unlink(missing_ok=True)
         raise
     finally:
         bar.close()

@@ -35,7 +35,14 @@ from valuescope.cli.options import statistics_options
     "--embedder",
     default="minilm",
     show_default=True,
-    help="minilm (offline), sentence-transformers[:MODEL] or openai:MODEL.",
+    help="Embedder for the values: minilm (offline), minilm-static, "
+    "sentence-transformers[:MODEL] or openai:MODEL.",
+)
+@click.option(
+    "--task-embedder",
+    default="minilm",
+    show_default=True,
+    help="Embedder for the task texts (same choices; see valuescope taxonomy --help).",
 )
 @click.option(
     "--taxonomy/--no-taxonomy",
@@ -60,6 +67,7 @@ def run_command(conversations: tuple[str, ...], out: Path, **kw: Any) -> None:
         taxonomy = TaxonomyOptions(
             levels=rest["levels"],
             embedder=rest["embedder"],
+            task_embedder=rest["task_embedder"],
             min_conversations=rest["min_conversations"],
             min_users=rest["min_users"],
             reference="vitw",

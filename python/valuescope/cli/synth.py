@@ -58,6 +58,15 @@ from valuescope.synth import DEFAULT_BATCH_SIZE, DEFAULT_MODELS, write_corpus
     show_default=True,
     help="Parquet compression codec.",
 )
+@click.option(
+    "--task-texts/--task-labels",
+    default=False,
+    show_default=True,
+    help="--task-texts: one free-text task per conversation (4-15 words, templates per planted "
+    "category), task_cluster left empty for `valuescope taxonomy` to find, and the planted "
+    "categories written beside the file to NAME.task_truth.csv (ground truth, read by no "
+    "stage). --task-labels: a few fixed task strings and the planted task_cluster filled in.",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 def synth_command(
     n: int,
@@ -66,6 +75,7 @@ def synth_command(
     batch_size: int,
     models: str,
     compression: str,
+    task_texts: bool,
     progress: bool,
 ) -> None:
     """Generate N conversations' extracted features in the feature schema.
@@ -89,9 +99,14 @@ def synth_command(
             progress=progress,
             models=names,
             compression=compression,
+            task_texts=task_texts,
         )
     except OSError as exc:
         raise UserError(f"{out}: {exc.strerror or exc}") from None
     elapsed = time.perf_counter() - start
     size = path.stat().st_size / 1e6
     click.echo(f"wrote {n:,} conversations to {path} ({size:.1f} MB) in {elapsed:.1f} s")
+    if task_texts:
+        from valuescope.synth import truth_path
+
+        click.echo(f"planted task categories (ground truth): {truth_path(path)}")

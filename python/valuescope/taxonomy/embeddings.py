@@ -8,6 +8,10 @@ Backends (all return L2-normalised rows, so a dot product is a cosine):
 - ``sentence-transformers[:MODEL]`` (extra ``valuescope[st]``): the reference implementation.
 - ``openai:MODEL`` : any OpenAI-compatible ``/v1/embeddings`` server (OpenAI, vLLM, Ollama,
   llama.cpp, text-embeddings-inference), over httpx.
+- ``minilm-static`` (the fast option for task texts): a static embedding distilled from the MiniLM:
+  each vocabulary token embedded once by the model on its own, a text's vector the weighted mean
+  of its tokens' vectors (pooled in Rust, ``valuescope._core.static_embed``). Token vectors are
+  computed on first use, each alone, and cached on disk; no download.
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ VOCAB_FILE = Path(__file__).resolve().parents[1] / "models" / "all-MiniLM-L6-v2.
 VOCAB_SHA256 = "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
 MAX_TOKENS = 256  # the model's max_seq_length in its sentence-transformers config
 DEFAULT_EMBEDDER = "minilm"
+STATIC_EMBEDDER = "minilm-static"
+#: The default for task texts stays the transformer: on synthetic tasks the static embedder's
+#: reconstruction of the planted categories is 0.07 NMI lower (benches/taxonomy_scale.py), more
+#: than the 0.02 it was allowed to lose; it is the fast option (--task-embedder minilm-static).
+DEFAULT_TASK_EMBEDDER = DEFAULT_EMBEDDER
 
 
 def l2_normalise(x: npt.NDArray[Any]) -> Matrix:
@@ -125,11 +134,154 @@ class MiniLMOnnx(Embedder):
         enc = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in enc], dtype=np.int64)
         mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        return self.run_ids(ids, mask)
+
+    def run_ids(
+        self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64] | None = None
+    ) -> Matrix:
+        """Mean-pooled (not normalised) outputs for rows of token ids, [CLS]/[SEP] included."""
+        if self._session is None:
+            self._load()
+        if mask is None:
+            mask = np.ones_like(ids)
         hidden = self._session.run(
             None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         )[0]
         w = mask[:, :, None].astype(np.float32)
         return (hidden * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-9)
+
+
+#: Tokens computed in one go are written to the cache as one chunk of at most this many, so a
+#: killed run keeps what it computed.
+STATIC_CHUNK = 512
+STATIC_VERSION = 1
+#: The smoothing of the SIF weights a / (a + p(token)) (Arora et al. 2017): about the share of a
+#: token that appears once in every few hundred tokens. Chosen on synthetic task texts
+#: (benches/taxonomy_scale.py): 1e-3 and 3e-3 reconstruct the planted categories best.
+SIF_A = 1e-3
+
+
+def sif_weights(ids: npt.NDArray[np.uint32], vocab_size: int) -> npt.NDArray[np.float32]:
+    """Per-token pooling weights a / (a + p), p the token's share of all the token uses in the
+    texts embedded together: words every text uses ("help", "a", "the", "step by step") weigh
+    little, the ones that tell texts apart weigh more."""
+    freq = np.bincount(ids, minlength=vocab_size).astype(np.float64)
+    p = freq / max(freq.sum(), 1.0)
+    return (SIF_A / (SIF_A + p)).astype(np.float32)
+
+
+class StaticMiniLM(Embedder):
+    """A static embedding distilled from all-MiniLM-L6-v2 (int8 ONNX): every vocabulary token's
+    vector is the model's own sentence embedding of ``[CLS] token [SEP]``; a text is its WordPiece
+    tokens' vectors averaged with ``sif_weights`` (frequencies from the texts embedded together,
+    so one call should hold the whole corpus) and L2-normalised. Tokens are embedded on
+    first use and kept in ``<cache>/<model_id>/``. The sequences all have three tokens (no
+    padding), and the model's rows do not depend on each other (the tests hold a token's row
+    equal, bit for bit, to the model run on that token alone), so a token's vector depends on
+    its id only, never on which other tokens a run needed."""
+
+    model_id = f"all-MiniLM-L6-v2-static-v{STATIC_VERSION}"
+
+    def __init__(self, cache_dir: Path | None = None, model: MiniLMOnnx | None = None) -> None:
+        self._dir = (cache_dir or default_cache_dir()) / self.model_id
+        self._model = model or MiniLMOnnx()
+        self._tokenizer: Any = None
+        self._table: Matrix | None = None
+        self._have: npt.NDArray[np.bool_] | None = None
+        self.tokens_built = 0  # tokens this instance had to compute (cache misses)
+
+    def _load(self) -> None:
+        tok = bert_tokenizer(VOCAB_FILE)
+        tok.no_padding()
+        tok.no_truncation()
+        self._tokenizer = tok
+        size = tok.get_vocab_size()
+        self._vocab = VOCAB_FILE.read_text(encoding="utf-8").splitlines()
+        if len(self._vocab) != size:
+            raise UserError(f"{VOCAB_FILE}: {len(self._vocab)} lines for {size} tokens")
+        self._table = np.zeros((size, 384), dtype=np.float32)
+        self._have = np.zeros(size, dtype=bool)
+        for chunk in sorted(self._dir.glob("tokens-*.npz")):
+            try:
+                with np.load(chunk) as z:
+                    ids, vecs = z["ids"], z["vectors"]
+            except (OSError, ValueError, KeyError):
+                continue  # a damaged chunk is only a cache miss
+            if vecs.shape != (len(ids), 384) or len(ids) and (ids.min() < 0 or ids.max() >= size):
+                continue
+            self._table[ids] = vecs
+            self._have[ids] = True
+
+    def token_ids(
+        self, texts: Sequence[str]
+    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
+        """The texts' WordPiece ids (no [CLS]/[SEP]), concatenated, and each text's offsets.
+        ASCII texts are tokenised in Rust (``valuescope._core.wordpiece_ids``, the same ids as
+        the tokenizers library); the others by the tokenizers library."""
+        from valuescope._core import wordpiece_ids
+
+        if self._tokenizer is None:
+            self._load()
+        texts = list(texts)
+        if all(t.isascii() for t in texts):
+            return wordpiece_ids(self._vocab, texts)
+        ascii_rows = [i for i, t in enumerate(texts) if t.isascii()]
+        ids_a, off_a = wordpiece_ids(self._vocab, [texts[i] for i in ascii_rows])
+        per_text: list[list[int] | npt.NDArray[np.uint32]] = [[] for _ in texts]
+        for j, i in enumerate(ascii_rows):
+            per_text[i] = ids_a[off_a[j] : off_a[j + 1]]
+        other = [i for i, t in enumerate(texts) if not t.isascii()]
+        enc = self._tokenizer.encode_batch([texts[i] for i in other], add_special_tokens=False)
+        for i, e in zip(other, enc, strict=True):
+            per_text[i] = e.ids
+        lengths = np.fromiter((len(p) for p in per_text), dtype=np.int64, count=len(texts))
+        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.concatenate([np.asarray(p, dtype=np.uint32) for p in per_text])
+        return flat.astype(np.uint32, copy=False), offsets
+
+    def table(self, ids: npt.NDArray[np.uint32] | None = None) -> Matrix:
+        """The token table, with at least the rows of ``ids`` (all rows when None) computed."""
+        if self._tokenizer is None:
+            self._load()
+        assert self._table is not None and self._have is not None
+        need = np.arange(len(self._have)) if ids is None else np.unique(ids)
+        missing = need[~self._have[need]]
+        for start in range(0, len(missing), STATIC_CHUNK):
+            self._build(missing[start : start + STATIC_CHUNK].astype(np.int64))
+        return self._table
+
+    def _build(self, ids: npt.NDArray[np.int64]) -> None:
+        assert self._table is not None and self._have is not None
+        cls, sep = self._tokenizer.token_to_id("[CLS]"), self._tokenizer.token_to_id("[SEP]")
+        seqs = np.stack([np.full(len(ids), cls), ids, np.full(len(ids), sep)], axis=1)
+        vecs = l2_normalise(
+            np.concatenate(
+                [self._model.run_ids(seqs[i : i + 128]) for i in range(0, len(seqs), 128)]
+            )
+        )
+        self._dir.mkdir(parents=True, exist_ok=True)
+        name = f"tokens-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
+        tmp = self._dir / (name + ".tmp")
+        with tmp.open("wb") as f:
+            np.savez(f, ids=ids, vectors=vecs)
+        tmp.replace(self._dir / name)
+        self._table[ids] = vecs
+        self._have[ids] = True
+        self.tokens_built += len(ids)
+
+    def _embed(self, texts: list[str]) -> Matrix:
+        return self.embed(texts)
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        from valuescope._core import static_embed
+
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        ids, offsets = self.token_ids(texts)
+        table = self.table(ids)
+        return static_embed(table, sif_weights(ids, len(table)), ids, offsets)
 
 
 def bert_tokenizer(vocab: Path) -> Any:
@@ -308,9 +460,12 @@ def make_embedder(
     cache_dir: Path | None = None,
     cache: bool = True,
 ) -> Embedder:
-    """``minilm`` | ``sentence-transformers[:MODEL]`` | ``openai:MODEL`` (with ``base_url``)."""
+    """``minilm`` | ``minilm-static`` | ``sentence-transformers[:MODEL]`` | ``openai:MODEL``
+    (with ``base_url``). The static embedder keeps its own token cache, not a per-text one."""
     name, _, arg = spec.partition(":")
     inner: Embedder
+    if name == STATIC_EMBEDDER and not arg:
+        return StaticMiniLM(cache_dir)
     if name == "minilm" and not arg:
         inner = MiniLMOnnx()
     elif name in ("sentence-transformers", "st"):
@@ -324,6 +479,7 @@ def make_embedder(
         )
     else:
         raise UserError(
-            f"unknown embedder {spec!r}: use minilm, sentence-transformers[:MODEL] or openai:MODEL"
+            f"unknown embedder {spec!r}: use minilm, minilm-static, "
+            "sentence-transformers[:MODEL] or openai:MODEL"
         )
     return CachedEmbedder(inner, cache_dir) if cache else inner

@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from valuescope.schema import DEFAULT_MIN_CONVERSATIONS, DEFAULT_MIN_USERS
+from valuescope.taxonomy.embeddings import DEFAULT_TASK_EMBEDDER
 
 
 @dataclass
 class TaxonomyOptions:
     levels: str = "auto"  # "auto" or sizes such as "266,26,5"
-    embedder: str = "minilm"
+    embedder: str = "minilm"  # for the values
+    task_embedder: str = DEFAULT_TASK_EMBEDDER  # for the task texts
     embed_url: str | None = None
     cache_dir: Path | None = None
     namer: str = "none"  # none | anthropic | openai
@@ -34,6 +36,7 @@ class TaxonomySummary:
     levels: list[int]
     embedder: str
     weighted: bool
+    task_embedder: str = ""
     n_task_clusters: int = 0
     n_task_clusters_folded: int = 0
     files: dict[str, str] = field(default_factory=dict)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from valuescope.taxonomy.reference import (
     load_reference,
 )
 from valuescope.taxonomy.scan import RowScan, publishable_ai_values, scan_rows
-from valuescope.taxonomy.tasks import TaskClusters, cluster_tasks
+from valuescope.taxonomy.tasks import TaskClusters, cluster_tasks, stage
 from valuescope.taxonomy.tree import Namer, build_tree, leaf_paths, parse_levels, write_tree
 
 
@@ -45,8 +45,12 @@ def run_taxonomy(
     opts: TaxonomyOptions | None = None,
     *,
     embedder: Embedder | None = None,
+    task_embedder: Embedder | None = None,
+    stages: MutableMapping[str, float] | None = None,
 ) -> TaxonomySummary:
-    """Build everything into ``out``; the entry point for the CLI, ``demo`` and ``run``."""
+    """Build everything into ``out``; the entry point for the CLI, ``demo`` and ``run``.
+    ``embedder`` / ``task_embedder`` replace the ones the options name (tests pass private
+    caches); ``stages`` receives the wall time of each stage in seconds."""
     opts = opts or TaxonomyOptions()
     files = expand_paths(features)
     out = Path(out)
@@ -56,45 +60,57 @@ def run_taxonomy(
     )
     namer = _make_namer(opts)
 
-    values, counts, n_suppressed = publishable_ai_values(files, opts)
+    with stage(stages, "read values"):
+        values, counts, n_suppressed = publishable_ai_values(files, opts)
     if not values:
         raise UserError(
             "no value passes the privacy thresholds "
             f"({opts.min_conversations} conversations, {opts.min_users} users): nothing to cluster"
         )
     levels = parse_levels(opts.levels, len(values))
-    nodes = build_tree(
-        values,
-        counts,
-        emb.embed(values),
-        levels,
-        weighted=opts.weighted,
-        seed=opts.seed,
-        namer=namer,
-    )
-    write_tree(nodes, out / TREE)
+    with stage(stages, "embed values"):
+        vectors = emb.embed(values)
+    with stage(stages, "cluster values"):
+        nodes = build_tree(
+            values,
+            counts,
+            vectors,
+            levels,
+            weighted=opts.weighted,
+            seed=opts.seed,
+            namer=namer,
+        )
+    with stage(stages, "write"):
+        write_tree(nodes, out / TREE)
     summary = TaxonomySummary(len(values), n_suppressed, levels, emb.model_id, opts.weighted)
     summary.files["tree"] = TREE
 
     if not opts.clustered_copy:
-        return _finish(values, counts, opts, emb, summary, out)
-    scan = scan_rows(files)
+        return _finish(values, counts, opts, emb, summary, out, stages)
+    with stage(stages, "read tasks"):
+        scan = scan_rows(files)
     tasks: TaskClusters | None = None
     n_tasks = int((scan.task_ids >= 0).sum())
     # auto: keep task clusters the input already has (all rows with a task labelled)
     keep = opts.task_clusters == "auto" and n_tasks and scan.n_prelabelled == n_tasks
     if opts.task_clusters != "none" and n_tasks and not keep:
-        tasks = cluster_tasks(scan, emb, opts, namer)
+        temb = task_embedder or make_embedder(
+            opts.task_embedder, base_url=opts.embed_url, cache_dir=opts.cache_dir
+        )
+        tasks = cluster_tasks(scan, temb, opts, namer, stages)
+        summary.task_embedder = temb.model_id
         summary.n_task_clusters = len(tasks.names)
         summary.n_task_clusters_folded = tasks.n_folded
-    paths = value_paths(nodes, scan.values, emb)
-    write_clustered_features(files, out / CLUSTERED_FEATURES, scan, tasks, paths, len(levels))
+    with stage(stages, "embed values"):
+        paths = value_paths(nodes, scan.values, emb)
+    with stage(stages, "write"):
+        write_clustered_features(files, out / CLUSTERED_FEATURES, scan, tasks, paths, len(levels))
     summary.files["features"] = CLUSTERED_FEATURES
     # the extraction's summary goes with its features, for the report of a later analysis
     carried = merge_summaries(files)
     if carried:
         write_summary(summary_path(str(out / CLUSTERED_FEATURES)), carried)
-    return _finish(values, counts, opts, emb, summary, out)
+    return _finish(values, counts, opts, emb, summary, out, stages)
 
 
 def _finish(
@@ -104,10 +120,12 @@ def _finish(
     emb: Embedder,
     summary: TaxonomySummary,
     out: Path,
+    stages: MutableMapping[str, float] | None = None,
 ) -> TaxonomySummary:
     """The reference comparison (when asked for) and taxonomy.json."""
     if opts.reference:
-        mapping, rows = compare(values, counts, load_reference(opts.reference), emb)
+        with stage(stages, "reference"):
+            mapping, rows = compare(values, counts, load_reference(opts.reference), emb)
         summary.n_reference_mapped = sum(1 for _, m, _ in mapping if m)
         summary.n_reference_unmapped = len(mapping) - summary.n_reference_mapped
         summary.reference_min_similarity = MIN_SIMILARITY

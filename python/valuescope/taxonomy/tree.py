@@ -51,15 +51,23 @@ class Node:
     children: list[str] = field(default_factory=list)
 
 
+#: An automatic tree keeps an upper level only if it has at least this many clusters: a top level
+#: of one or two clusters says nothing (593 values in the paper's ratios gave 48, 5, 1).
+MIN_TOP_CLUSTERS = 3
+
+
 def auto_levels(n_values: int) -> list[int]:
     """Level sizes in the paper's ratios to the number of values; each at least 1 and at most the
-    level below."""
+    level below; upper levels of fewer than ``MIN_TOP_CLUSTERS`` clusters are left out (the first
+    level always stays)."""
     sizes: list[int] = []
     below = n_values
     for paper in PAPER_SIZES[1:]:
         k = max(1, min(below, round(n_values * paper / PAPER_SIZES[0])))
         sizes.append(k)
         below = k
+    while len(sizes) > 1 and sizes[-1] < MIN_TOP_CLUSTERS:
+        sizes.pop()
     return sizes
 
 

@@ -14,7 +14,9 @@
 //! in `engine::cells`, overflowing to `engine::spill`); engines merge, and `engine::codec` saves
 //! and loads the state; `report` turns the merged counts into the published tables (statistics
 //! in `report::stats`), and `io::csv` writes them out. `kmeans` clusters embeddings for the
-//! taxonomy and `synth` makes synthetic corpora; `schema` holds the facts all of them share.
+//! taxonomy (`static_embed` pools static token vectors into text embeddings for it) and `synth`
+//! makes synthetic corpora (`task_text` writes their free-text tasks); `schema` holds the facts
+//! all of them share.
 //!
 //! ## Layers
 //!
@@ -24,6 +26,7 @@
 //!
 //! ```text
 //! synth io::csv io::parquet
+//! task_text static_embed
 //! report
 //! report::cooccurrence report::frequencies report::models
 //! report::publish report::stats
@@ -49,7 +52,9 @@ pub mod io;
 pub mod kmeans;
 pub mod report;
 pub mod schema;
+pub mod static_embed;
 pub mod synth;
+pub mod task_text;
 
 pub use engine::{Engine, EngineConfig, Reject};
 pub use error::EngineError;

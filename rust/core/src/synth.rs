@@ -42,6 +42,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::schema::RESPONSE_TYPES;
+use crate::task_text::{TaskTextSpec, TaskTexts};
 const NO_VALUES: usize = 6;
 
 /// Rows per independently seeded chunk: the unit of determinism and of parallel work.
@@ -150,7 +151,19 @@ pub struct SynthSpec {
     /// Share of rows whose `subjective` verdict is null (unknown); the rest are true.
     #[serde(default)]
     pub subjective_null_rate: f64,
+    /// Templates for free-text tasks. With them, `task` holds one generated text per conversation,
+    /// `task_cluster` is null (the taxonomy has to find the clusters) and the planted category is
+    /// the extra column [`TRUE_TASK_CLUSTER`], the ground truth, for the caller to set aside.
+    #[serde(default)]
+    pub task_texts: Option<TaskTextSpec>,
 }
+
+/// The ground-truth column of a corpus with generated task texts.
+pub const TRUE_TASK_CLUSTER: &str = "true_task_cluster";
+
+/// Task texts draw from their own random stream, so turning them on leaves every other column of a
+/// row as it was.
+const TEXT_STREAM_SALT: u64 = 0x7461_736b_7465_7874;
 
 // ---------------------------------------------------------------------------------------------
 // Samplers
@@ -309,6 +322,7 @@ pub struct Synth {
     subjective_null_rate: f64,
     /// Background inclusion probability of each AI value (solved from the plants), for inspection.
     pub background_rates: Vec<f64>,
+    task_texts: Option<TaskTexts>,
 }
 
 fn rt_index(name: &str) -> Result<usize, SynthError> {
@@ -570,6 +584,13 @@ impl Synth {
         }
         check_prob("explicit_rate", spec.explicit_rate)?;
         check_prob("subjective_null_rate", spec.subjective_null_rate)?;
+        let cluster_names: Vec<String> = spec.clusters.iter().map(|c| c.name.clone()).collect();
+        let task_texts = spec
+            .task_texts
+            .as_ref()
+            .map(|t| TaskTexts::new(t, &cluster_names))
+            .transpose()
+            .map_err(|e| bad(e.to_string()))?;
 
         Ok(Synth {
             names,
@@ -596,6 +617,7 @@ impl Synth {
             pet_rate: u.pet_rate,
             subjective_null_rate: spec.subjective_null_rate,
             background_rates,
+            task_texts,
         })
     }
 
@@ -604,26 +626,38 @@ impl Synth {
         Synth::new(&spec)
     }
 
-    /// The Arrow schema of the rows: dictionary-encoded or plain strings.
-    pub fn schema(dictionary: bool) -> SchemaRef {
+    /// How many distinct texts each task category can produce (None without task texts).
+    pub fn task_variety(&self) -> Option<Vec<f64>> {
+        let t = self.task_texts.as_ref()?;
+        Some((0..self.clusters.len()).map(|c| t.variety(c)).collect())
+    }
+
+    /// The Arrow schema of the rows: dictionary-encoded or plain strings. With task texts, `task`
+    /// is always plain (nearly every text is distinct) and [`TRUE_TASK_CLUSTER`] comes last.
+    pub fn schema(&self, dictionary: bool) -> SchemaRef {
         let s = if dictionary {
             DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
         } else {
             DataType::Utf8
         };
         let list = DataType::List(Arc::new(Field::new("item", s.clone(), true)));
-        Arc::new(Schema::new(vec![
+        let texts = self.task_texts.is_some();
+        let mut fields = vec![
             Field::new("conversation_id", DataType::Utf8, false),
             Field::new("user_id", DataType::Utf8, true),
             Field::new("model", s.clone(), true),
             Field::new("subjective", DataType::Boolean, true),
-            Field::new("task", s.clone(), true),
+            Field::new("task", if texts { DataType::Utf8 } else { s.clone() }, true),
             Field::new("task_cluster", s.clone(), true),
             Field::new("ai_values", list.clone(), true),
             Field::new("ai_values_explicit", list.clone(), true),
             Field::new("human_values", list.clone(), true),
-            Field::new("response_type", s, true),
-        ]))
+            Field::new("response_type", s.clone(), true),
+        ];
+        if texts {
+            fields.push(Field::new(TRUE_TASK_CLUSTER, s, false));
+        }
+        Arc::new(Schema::new(fields))
     }
 
     fn n_users(&self, n: u64) -> u64 {
@@ -633,6 +667,8 @@ impl Synth {
     fn gen_chunk(&self, seed: u64, n: u64, chunk: u64, lo: usize, hi: usize, out: &mut Cols) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(chunk);
+        let mut text_rng = ChaCha8Rng::seed_from_u64(seed ^ TEXT_STREAM_SALT);
+        text_rng.set_stream(chunk);
         let n_users = self.n_users(n);
         let mut ai: Vec<u32> = Vec::with_capacity(16);
         let mut human: Vec<u32> = Vec::with_capacity(8);
@@ -669,6 +705,15 @@ impl Synth {
             human.clear();
             if rt != NO_VALUES && uniform(&mut rng) < self.human_p {
                 self.draw_human(&mut rng, rt, &ai, &mut human, &mut weights);
+            }
+            if let Some(t) = &self.task_texts {
+                if i >= lo {
+                    t.write(c, &mut text_rng, &mut out.text_bytes);
+                    out.text_off.push(out.text_bytes.len() as i32);
+                } else {
+                    let mut skip = Vec::new();
+                    t.write(c, &mut text_rng, &mut skip);
+                }
             }
             if i < lo {
                 continue;
@@ -802,19 +847,49 @@ impl Synth {
             BooleanBuffer::from_iter(c.subjective.iter().map(|&s| s == 1)),
             Some(NullBuffer::from_iter(c.subjective.iter().map(|&s| s != 2))),
         );
-        let columns: Vec<ArrayRef> = vec![
+        let texts = self.task_texts.is_some();
+        let (task, cluster) = if texts {
+            let nulls = NullBuffer::new_null(c.cluster.len());
+            let cluster: ArrayRef = if dictionary {
+                let keys =
+                    Int32Array::new(ScalarBuffer::from(vec![0; c.cluster.len()]), Some(nulls));
+                let values = Arc::new(StringArray::from_iter_values(&self.clusters));
+                Arc::new(
+                    DictionaryArray::<Int32Type>::try_new(keys, values).expect("keys in range"),
+                )
+            } else {
+                let empty = OffsetBuffer::new(ScalarBuffer::from(vec![0i32; c.cluster.len() + 1]));
+                Arc::new(
+                    StringArray::try_new(empty, Buffer::from(Vec::<u8>::new()), Some(nulls))
+                        .expect("nulls"),
+                )
+            };
+            let offsets = OffsetBuffer::new(ScalarBuffer::from(c.text_off.clone()));
+            let task = StringArray::try_new(offsets, Buffer::from(c.text_bytes.as_slice()), None)
+                .expect("templates are UTF-8");
+            (Arc::new(task) as ArrayRef, cluster)
+        } else {
+            (
+                scalar(&c.task, &self.tasks),
+                scalar(&c.cluster, &self.clusters),
+            )
+        };
+        let mut columns: Vec<ArrayRef> = vec![
             text(&c.conv_off, &c.conv_bytes),
             text(&c.user_off, &c.user_bytes),
             scalar(&c.model, &self.models),
             Arc::new(subjective),
-            scalar(&c.task, &self.tasks),
-            scalar(&c.cluster, &self.clusters),
+            task,
+            cluster,
             list(&c.ai_off, &c.ai),
             list(&c.ex_off, &c.ex),
             list(&c.hu_off, &c.hu),
             scalar(&c.rt, &rt_names),
         ];
-        RecordBatch::try_new(Synth::schema(dictionary), columns).expect("columns match the schema")
+        if texts {
+            columns.push(scalar(&c.cluster, &self.clusters));
+        }
+        RecordBatch::try_new(self.schema(dictionary), columns).expect("columns match the schema")
     }
 
     /// Streams a corpus of n rows in batches, generated one batch ahead on a background thread.
@@ -827,6 +902,7 @@ impl Synth {
     ) -> SynthStream {
         let (tx, rx) = sync_channel(1);
         let bs = batch_size.max(1) as u64;
+        let schema = self.schema(dictionary);
         let handle = std::thread::spawn(move || {
             let mut lo = 0;
             while lo < n {
@@ -838,7 +914,7 @@ impl Synth {
             }
         });
         SynthStream {
-            schema: Synth::schema(dictionary),
+            schema,
             rx: Some(rx),
             handle: Some(handle),
         }
@@ -905,6 +981,9 @@ struct Cols {
     ex: Vec<u32>,
     hu_off: Vec<i32>,
     hu: Vec<u32>,
+    /// Generated task texts (only with task templates).
+    text_off: Vec<i32>,
+    text_bytes: Vec<u8>,
 }
 
 fn push_id(bytes: &mut Vec<u8>, prefix: u8, x: u64, width: usize) {
@@ -939,6 +1018,8 @@ impl Cols {
             ex: Vec::with_capacity(rows),
             hu_off: Vec::with_capacity(rows + 1),
             hu: Vec::with_capacity(rows),
+            text_off: Vec::new(),
+            text_bytes: Vec::new(),
         };
         for off in [
             &mut c.conv_off,
@@ -946,6 +1027,7 @@ impl Cols {
             &mut c.ai_off,
             &mut c.ex_off,
             &mut c.hu_off,
+            &mut c.text_off,
         ] {
             off.push(0);
         }
@@ -1007,6 +1089,8 @@ impl Cols {
         self.ex.extend_from_slice(&o.ex);
         offsets(&mut self.hu_off, &o.hu_off);
         self.hu.extend_from_slice(&o.hu);
+        offsets(&mut self.text_off, &o.text_off);
+        self.text_bytes.extend_from_slice(&o.text_bytes);
     }
 }
 
@@ -1101,6 +1185,58 @@ mod tests {
         assert_eq!(whole.slice(12_345, 30_000 - 12_345), b);
         let other_seed = s.batch(43, 30_000, 0, 30_000, false);
         assert_ne!(whole, other_seed);
+    }
+
+    #[test]
+    fn task_texts_change_only_the_task_columns() {
+        let plain = Synth::new(&spec()).unwrap();
+        let mut with = spec();
+        with.task_texts = Some(
+            serde_json::from_value(serde_json::json!({
+                "shared": {"lead": ["", "help me", "please"]},
+                "categories": [
+                    {"name": "x", "templates": ["{lead} fix the {n} bug"],
+                     "slots": {"n": ["1", "2", "3", "4", "5", "6", "7"]}},
+                    {"name": "y", "templates": ["{lead} plan a {n} day trip"],
+                     "slots": {"n": ["1", "2", "3"]}}
+                ]
+            }))
+            .unwrap(),
+        );
+        let texts = Synth::new(&with).unwrap();
+        let a = plain.batch(9, 20_000, 0, 20_000, false);
+        let b = texts.batch(9, 20_000, 0, 20_000, false);
+        for name in [
+            "conversation_id",
+            "user_id",
+            "model",
+            "ai_values",
+            "response_type",
+        ] {
+            assert_eq!(a.column_by_name(name), b.column_by_name(name), "{name}");
+        }
+        assert_eq!(
+            b.column_by_name("task_cluster").unwrap().null_count(),
+            20_000
+        );
+        // the ground truth is the planted cluster, and each text comes from its templates
+        let truth = b.column_by_name(TRUE_TASK_CLUSTER).unwrap();
+        assert_eq!(truth, a.column_by_name("task_cluster").unwrap());
+        let truth = truth.as_string::<i32>();
+        let task = b.column_by_name("task").unwrap().as_string::<i32>();
+        for i in 0..task.len() {
+            let (t, c) = (task.value(i), truth.value(i));
+            let ok = match c {
+                "x" => t.ends_with(" bug") && t.contains("fix the"),
+                _ => t.ends_with(" day trip") && t.contains("plan a"),
+            };
+            assert!(ok && !t.starts_with(' ') && !t.contains("  "), "{c}: {t:?}");
+        }
+        // rows still do not depend on batch boundaries
+        let part = texts.batch(9, 20_000, 8_000, 20_000, true);
+        let whole = texts.batch(9, 20_000, 0, 20_000, true);
+        assert_eq!(whole.slice(8_000, 12_000), part);
+        assert_eq!(texts.task_variety().unwrap(), vec![21.0, 9.0]);
     }
 
     #[test]

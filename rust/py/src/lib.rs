@@ -1,10 +1,11 @@
 //! Thin PyO3 bindings for valuescope-core, building the private module `valuescope._core`:
 //! argument conversion, Arrow in and out through the PyCapsule interface, the GIL released while
 //! the core works. No statistics live here. This file only registers what the modules define:
-//! `engine` (Engine, normalize), `kmeans`, `io` (Parquet reader, CSV), `synth`, and `error`
+//! `engine` (Engine, normalize), `kmeans`, `io` (Parquet reader, CSV), `synth`, `embed` (the static embedder's pooling and WordPiece), and `error`
 //! (the exceptions and the one mapping of core errors to them); `arrow` is shared plumbing.
 
 mod arrow;
+mod embed;
 mod engine;
 mod error;
 mod io;
@@ -22,6 +23,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     kmeans::register(m)?;
     io::register(m)?;
     synth::register(m)?;
+    embed::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     add_schema(m)
 }
