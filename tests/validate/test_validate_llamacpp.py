@@ -18,6 +18,11 @@ from valuescope.validate.compare import compare
 from valuescope.validate.judge import judge
 from valuescope.validate.privacy import auditor_accuracy
 
+#: Items judged: the judge's prompts are long for a CPU-bound 135M model (27 items took over 5
+#: minutes on a busy 2-core machine), so CI judges a stratified few.
+JUDGED = 8
+AUDITED = 24  # labelled strings given to the privacy auditor, half identifying
+
 TOPICS = [
     (
         "Should I tell my friend her partner is cheating?",
@@ -126,18 +131,19 @@ def test_extract_twice_compare_judge_audit(
             tmp_path / "judge.json",
             features=[str(a)],
             conversation_files=[str(logs)],
-            n=30,
+            n=JUDGED,
             cache_dir=str(tmp_path / "cache"),
         )
         # complete: every sampled item is judged or has its failure reason
-        assert len(data["judgments"]) + len(data["failed"]) == min(30, na)
+        assert len(data["judgments"]) + len(data["failed"]) == min(JUDGED, na)
         for f in data["failed"]:
             assert f["reason"].startswith("invalid answer"), f
         print(f"judge: {len(data['judgments'])} judged, {len(failures)} invalid answers")
+    labelled = LABELLED[: AUDITED // 2] + LABELLED[-AUDITED // 2 :]
     acc = auditor_accuracy(
-        LABELLED, _opts(llama_server, tmp_path, 0.0, False), str(tmp_path / "cache")
+        labelled, _opts(llama_server, tmp_path, 0.0, False), str(tmp_path / "cache")
     )
-    assert acc["n"] == len(LABELLED)
+    assert acc["n"] == len(labelled)
     print(
         f"privacy auditor on {acc['n']} labelled strings: accuracy {acc['accuracy']}, "
         f"{acc['confusion']}"
