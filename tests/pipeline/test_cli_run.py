@@ -58,7 +58,12 @@ def test_run_end_to_end(fake: FakeLLM, tmp_path: Path):
         assert (analysis / name).is_file(), name
     summary = json.loads((analysis / "summary.json").read_text())
     assert summary["n_conversations"] == 60
-    assert summary["extraction"] == {"model": "openai:fake-model", "prompt_version": "v1"}
+    extraction = summary["extraction"]  # carried from the extraction's summary, through taxonomy
+    assert extraction["model"] == "openai:fake-model"
+    assert extraction["prompt_version"] == "v1"
+    assert (extraction["records"], extraction["extracted"], extraction["rejected"]) == (60, 60, 0)
+    assert extraction["reject_reasons"] == {}
+    assert extraction["interrupted"] is False
     assert "openai:fake-model" in (analysis / "report.md").read_text()
     ai = (analysis / "ai_values.csv").read_text()
     assert "honesty" in ai and "empathy" in ai
