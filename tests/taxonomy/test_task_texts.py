@@ -4,6 +4,7 @@ automatic tree levels."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 from collections import defaultdict
@@ -136,7 +137,9 @@ TEXTS = [
 def test_static_vectors_are_the_weighted_mean_of_token_vectors(static):
     got = static.embed(TEXTS)
     tok = bert_tokenizer(VOCAB_FILE)  # a tokenizer of its own, not the embedder's
-    table = static.table(static.token_ids(TEXTS)[0])  # the rows these texts need
+    used, vectors = static.token_vectors(TEXTS)  # the rows these texts need
+    table = np.zeros((int(used.max()) + 1, vectors.shape[1]), dtype=np.float32)
+    table[used] = vectors
     per_text = [tok.encode(t, add_special_tokens=False).ids for t in TEXTS]
     uses: dict[int, int] = defaultdict(int)  # SIF: a / (a + share of all the token uses)
     for ids in per_text:
@@ -167,6 +170,62 @@ def test_static_vectors_are_deterministic(static, tmp_path):
     again = StaticMiniLM(tmp_path)  # a full cache: nothing computed
     np.testing.assert_array_equal(again.embed(TEXTS), a)
     assert again.tokens_built == 0 and fresh.tokens_built > 0
+    assert again.contexts_built == 0 and fresh.contexts_built > 0
+
+
+def _outputs_by_token(texts: list[str]) -> dict[int, list[np.ndarray]]:
+    """Each token's last-layer outputs, one text at a time through the model (no batch, no
+    padding), [CLS] and [SEP] left out."""
+    model = MiniLMOnnx()
+    tok = bert_tokenizer(VOCAB_FILE)
+    out: dict[int, list[np.ndarray]] = defaultdict(list)
+    for text in texts:
+        ids = np.array([tok.encode(text).ids], dtype=np.int64)
+        hidden = model.hidden_states(ids, np.ones_like(ids))[0]
+        for pos in range(1, ids.shape[1] - 1):
+            out[int(ids[0, pos])].append(hidden[pos].astype(np.float64))
+    return out
+
+
+def test_token_vectors_in_context_are_the_models_outputs_averaged(static):
+    """Every text is in the sample here (fewer than CONTEXT_SAMPLE), so each token's vector is
+    its outputs' mean in the texts, normalised."""
+    texts = [t for t in TEXTS if t]
+    outputs = _outputs_by_token(texts)
+    used, vectors = static.token_vectors(texts)
+    assert sorted(outputs) == used.tolist()
+    for t, row in zip(used, vectors, strict=True):
+        mean = np.mean(outputs[int(t)], axis=0)
+        np.testing.assert_allclose(row, mean / np.linalg.norm(mean), atol=1e-5)
+
+
+def test_tokens_outside_the_sample_get_the_ridge_map_of_their_vector_alone(static, monkeypatch):
+    from valuescope.taxonomy import embeddings
+
+    monkeypatch.setattr(embeddings, "CONTEXT_SAMPLE", 3)
+    texts = [t for t in TEXTS if t] + ["water the garden plants", "plan a birthday party"]
+    digest = {hashlib.sha256(t.encode()).digest(): t for t in texts}
+    sample = [digest[k] for k in sorted(digest)[:3]]
+    assert static.context_sample(list(reversed(texts))) == sample
+    outputs = _outputs_by_token(sample)
+    seen = sorted(outputs)
+    used, vectors = static.token_vectors(texts)
+    rest = [t for t in used.tolist() if t not in outputs]
+    assert rest, "the sample should miss some tokens"
+    ctx = np.array([np.mean(outputs[t], axis=0) for t in seen])
+    ctx /= np.linalg.norm(ctx, axis=1, keepdims=True)
+    row = {int(t): v for t, v in zip(used, vectors, strict=True)}
+    np.testing.assert_allclose([row[t] for t in seen], ctx, atol=1e-5)
+    # ridge regression as an augmented least-squares problem (not the normal equations)
+    alone = static.table(np.array(used, dtype=np.uint32)).astype(np.float64)
+    x = np.hstack([alone[seen], np.ones((len(seen), 1))])
+    lam = embeddings.CONTEXT_RIDGE
+    x_aug = np.vstack([x, np.sqrt(lam) * np.eye(x.shape[1])])
+    y_aug = np.vstack([ctx, np.zeros((x.shape[1], ctx.shape[1]))])
+    w = np.linalg.lstsq(x_aug, y_aug, rcond=None)[0]
+    want = np.hstack([alone[rest], np.ones((len(rest), 1))]) @ w
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose([row[t] for t in rest], want, atol=1e-5)
 
 
 def test_token_rows_are_the_model_embedding_of_the_token_alone(static):

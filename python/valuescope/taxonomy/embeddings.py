@@ -8,10 +8,11 @@ Backends (all return L2-normalised rows, so a dot product is a cosine):
 - ``sentence-transformers[:MODEL]`` (extra ``valuescope[st]``): the reference implementation.
 - ``openai:MODEL`` : any OpenAI-compatible ``/v1/embeddings`` server (OpenAI, vLLM, Ollama,
   llama.cpp, text-embeddings-inference), over httpx.
-- ``minilm-static`` (the fast option for task texts): a static embedding distilled from the MiniLM:
-  each vocabulary token embedded once by the model on its own, a text's vector the weighted mean
-  of its tokens' vectors (pooled in Rust, ``valuescope._core.static_embed``). Token vectors are
-  computed on first use, each alone, and cached on disk; no download.
+- ``minilm-static`` (the fast option for task texts): a static embedding distilled from the MiniLM on
+  the texts it embeds: a token's vector is the mean of the model's outputs for it in a fixed
+  sample of those texts (the model alone, mapped, for tokens the sample lacks), a text's vector
+  the weighted mean of its tokens' vectors (pooled in Rust, ``valuescope._core.static_embed``).
+  Everything the model computes is cached on disk; no download.
 """
 
 from __future__ import annotations
@@ -144,17 +145,34 @@ class MiniLMOnnx(Embedder):
             self._load()
         if mask is None:
             mask = np.ones_like(ids)
-        hidden = self._session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        )[0]
+        hidden = self.hidden_states(ids, mask)
         w = mask[:, :, None].astype(np.float32)
         return (hidden * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-9)
+
+    def hidden_states(
+        self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        """The model's last layer, one 384-float row per token position (padding included)."""
+        if self._session is None:
+            self._load()
+        out = self._session.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        )[0]
+        return np.asarray(out, dtype=np.float32)
 
 
 #: Tokens computed in one go are written to the cache as one chunk of at most this many, so a
 #: killed run keeps what it computed.
 STATIC_CHUNK = 512
-STATIC_VERSION = 1
+STATIC_VERSION = 2
+#: How many of the distinct texts embedded together the model reads in full to give the tokens
+#: their vectors in context: those with the smallest sha256, so the sample is a function of the
+#: set of texts (not their order) and a uniform draw from them. On synthetic tasks 1,024 texts
+#: see about 99% of the token uses of 5,000 to 300,000 distinct texts (benches/taxonomy_scale.py).
+CONTEXT_SAMPLE = 1024
+#: Ridge penalty of the linear map from a token's vector alone to its vector in context, fitted
+#: on the tokens the sample has and applied to the ones it lacks.
+CONTEXT_RIDGE = 1.0
 #: The smoothing of the SIF weights a / (a + p(token)) (Arora et al. 2017): about the share of a
 #: token that appears once in every few hundred tokens. Chosen on synthetic task texts
 #: (benches/taxonomy_scale.py): 1e-3 and 3e-3 reconstruct the planted categories best.
@@ -171,14 +189,23 @@ def sif_weights(ids: npt.NDArray[np.uint32], vocab_size: int) -> npt.NDArray[np.
 
 
 class StaticMiniLM(Embedder):
-    """A static embedding distilled from all-MiniLM-L6-v2 (int8 ONNX): every vocabulary token's
-    vector is the model's own sentence embedding of ``[CLS] token [SEP]``; a text is its WordPiece
-    tokens' vectors averaged with ``sif_weights`` (frequencies from the texts embedded together,
-    so one call should hold the whole corpus) and L2-normalised. Tokens are embedded on
-    first use and kept in ``<cache>/<model_id>/``. The sequences all have three tokens (no
-    padding), and the model's rows do not depend on each other (the tests hold a token's row
-    equal, bit for bit, to the model run on that token alone), so a token's vector depends on
-    its id only, never on which other tokens a run needed."""
+    """A static embedding distilled from all-MiniLM-L6-v2 (int8 ONNX) on the texts it embeds.
+
+    A token's vector is, when the token occurs in the context sample (the ``CONTEXT_SAMPLE``
+    distinct texts of the call with the smallest sha256), the L2-normalised mean of the model's
+    last-layer outputs at its occurrences there ([CLS] and [SEP] left out): the model's own
+    reading of the word in this corpus, which it averages into its sentence vectors. A token
+    the sample lacks gets its vector alone (the model's sentence embedding of ``[CLS] token
+    [SEP]``, ``table``) through a ridge-regression map to the in-context vectors, fitted on the
+    tokens the sample has, then normalised. A text is its WordPiece tokens' vectors averaged
+    with ``sif_weights`` (frequencies from the texts embedded together, so one call should hold
+    the whole corpus) and L2-normalised.
+
+    Tokens alone are embedded on first use and kept in ``<cache>/<model_id>/tokens-*.npz``;
+    the sample's in-context vectors in ``context-<sha256 of the sample>.npz``. A token's vector
+    alone depends on its id only (three-token sequences, no padding; the tests hold a token's
+    row equal, bit for bit, to the model run on that token alone); the in-context vectors on the
+    sample only, which depends on the set of texts only."""
 
     model_id = f"all-MiniLM-L6-v2-static-v{STATIC_VERSION}"
 
@@ -189,6 +216,7 @@ class StaticMiniLM(Embedder):
         self._table: Matrix | None = None
         self._have: npt.NDArray[np.bool_] | None = None
         self.tokens_built = 0  # tokens this instance had to compute (cache misses)
+        self.contexts_built = 0  # sample texts this instance had to run through the model
 
     def _load(self) -> None:
         tok = bert_tokenizer(VOCAB_FILE)
@@ -273,6 +301,84 @@ class StaticMiniLM(Embedder):
     def _embed(self, texts: list[str]) -> Matrix:
         return self.embed(texts)
 
+    def context_sample(self, texts: Sequence[str]) -> list[str]:
+        """The distinct non-empty texts with the ``CONTEXT_SAMPLE`` smallest sha256, in that
+        order."""
+        distinct = {hashlib.sha256(t.encode("utf-8")).digest(): t for t in texts if t.strip()}
+        return [distinct[k] for k in sorted(distinct)[:CONTEXT_SAMPLE]]
+
+    def context_vectors(self, sample: Sequence[str]) -> tuple[npt.NDArray[np.int64], Matrix]:
+        """The tokens of the sample's texts (sorted ids) and their vectors in context: the
+        normalised mean of the model's outputs at their occurrences. Cached per sample."""
+        if self._tokenizer is None:
+            self._load()
+        if not sample:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 384), dtype=np.float32)
+        key = hashlib.sha256(f"context-v{STATIC_VERSION}".encode())
+        for t in sample:
+            key.update(hashlib.sha256(t.encode("utf-8")).digest())
+        path = self._dir / f"context-{key.hexdigest()}.npz"
+        try:
+            with np.load(path) as z:
+                return z["ids"], z["vectors"]
+        except (OSError, ValueError, KeyError):
+            pass  # absent or damaged: computed again
+        tok = bert_tokenizer(VOCAB_FILE)  # truncated at MAX_TOKENS as the model reads texts
+        enc = tok.encode_batch(list(sample), add_special_tokens=True)
+        lengths = [sum(e.attention_mask) for e in enc]
+        order = sorted(range(len(sample)), key=lambda i: (lengths[i], i))
+        parts_ids, parts_vecs = [], []
+        for start in range(0, len(order), 64):
+            rows = order[start : start + 64]
+            width = max(lengths[i] for i in rows)
+            ids = np.array([enc[i].ids[:width] for i in rows], dtype=np.int64)
+            mask = np.array([enc[i].attention_mask[:width] for i in rows], dtype=np.int64)
+            hidden = self._model.hidden_states(ids, mask)
+            # every real position but the first ([CLS]) and the last ([SEP])
+            keep = mask.astype(bool)
+            keep[:, 0] = False
+            keep[np.arange(len(rows)), np.array([lengths[i] for i in rows]) - 1] = False
+            parts_ids.append(ids[keep])
+            parts_vecs.append(hidden[keep].astype(np.float64))
+        all_ids = np.concatenate(parts_ids)
+        all_vecs = np.concatenate(parts_vecs)
+        uniq, inv = np.unique(all_ids, return_inverse=True)
+        total = np.zeros((len(uniq), all_vecs.shape[1]))
+        np.add.at(total, inv, all_vecs)
+        vectors = l2_normalise(total)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._dir / f"{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+        with tmp.open("wb") as f:
+            np.savez(f, ids=uniq, vectors=vectors)
+        tmp.replace(path)
+        self.contexts_built += len(sample)
+        return uniq.astype(np.int64), vectors
+
+    def token_vectors(
+        self, texts: Sequence[str], ids: npt.NDArray[np.uint32] | None = None
+    ) -> tuple[npt.NDArray[np.int64], Matrix]:
+        """The tokens of ``texts`` (sorted ids; ``ids``: their token ids when already known)
+        and the vectors ``embed`` pools for them."""
+        if ids is None:
+            ids = self.token_ids(texts)[0]
+        used = np.unique(ids).astype(np.int64)
+        alone = self.table(ids)[used].astype(np.float64)
+        ctx_ids, ctx_vecs = self.context_vectors(self.context_sample(texts))
+        seen = np.isin(used, ctx_ids)
+        out = np.empty((len(used), alone.shape[1]), dtype=np.float32)
+        out[seen] = ctx_vecs[np.searchsorted(ctx_ids, used[seen])]
+        if (~seen).any():
+            if seen.any():
+                x = np.hstack([alone[seen], np.ones((int(seen.sum()), 1))])
+                y = out[seen].astype(np.float64)
+                lhs = x.T @ x + CONTEXT_RIDGE * np.eye(x.shape[1])
+                w = np.linalg.solve(lhs, x.T @ y)
+                rest = np.hstack([alone[~seen], np.ones((int((~seen).sum()), 1))]) @ w
+                out[~seen] = l2_normalise(rest)
+            else:  # no sample (no text has a token): the vectors alone
+                out[~seen] = alone[~seen]
+        return used, out
+
     def embed(self, texts: Sequence[str]) -> Matrix:
         from valuescope._core import static_embed
 
@@ -280,8 +386,12 @@ class StaticMiniLM(Embedder):
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         ids, offsets = self.token_ids(texts)
-        table = self.table(ids)
-        return static_embed(table, sif_weights(ids, len(table)), ids, offsets)
+        used, vectors = self.token_vectors(texts, ids)
+        # the table holds only the tokens these texts use: ids renumbered into it
+        index = np.zeros(int(ids.max()) + 1 if len(ids) else 1, dtype=np.uint32)
+        index[used] = np.arange(len(used), dtype=np.uint32)
+        compact = index[ids]
+        return static_embed(vectors, sif_weights(compact, len(used)), compact, offsets)
 
 
 def bert_tokenizer(vocab: Path) -> Any:
