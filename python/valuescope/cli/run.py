@@ -12,6 +12,7 @@ import click
 
 from valuescope.cli.extract import extract_from_cli, extract_options, split_extract_kwargs
 from valuescope.cli.options import statistics_options
+from valuescope.taxonomy.embeddings import DEFAULT_EMBEDDER, DEFAULT_TASK_EMBEDDER
 
 
 @click.command("run")
@@ -33,14 +34,14 @@ from valuescope.cli.options import statistics_options
 )
 @click.option(
     "--embedder",
-    default="minilm",
+    default=DEFAULT_EMBEDDER,
     show_default=True,
     help="Embedder for the values: minilm (offline), minilm-static, "
     "sentence-transformers[:MODEL] or openai:MODEL.",
 )
 @click.option(
     "--task-embedder",
-    default="minilm",
+    default=DEFAULT_TASK_EMBEDDER,
     show_default=True,
     help="Embedder for the task texts (same choices; see valuescope taxonomy --help).",
 )

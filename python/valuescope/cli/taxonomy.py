@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from valuescope.cli.options import privacy_options
+from valuescope.taxonomy.embeddings import DEFAULT_EMBEDDER, DEFAULT_TASK_EMBEDDER
 
 
 @click.command("taxonomy")
@@ -28,21 +29,21 @@ from valuescope.cli.options import privacy_options
 )
 @click.option(
     "--embedder",
-    default="minilm",
+    default=DEFAULT_EMBEDDER,
     show_default=True,
     help="Embedder for the values: minilm (offline transformer), minilm-static (offline, a "
-    "static embedding distilled from minilm: a text is the weighted mean of its tokens' "
-    "vectors; thousands of times faster, a little less faithful), sentence-transformers[:MODEL] "
-    "or openai:MODEL.",
+    "static embedding distilled from minilm on the texts themselves: a text is the weighted "
+    "mean of its tokens' vectors, each token's vector minilm's reading of it in a sample of "
+    "1,024 of the texts), sentence-transformers[:MODEL] or openai:MODEL.",
 )
 @click.option(
     "--task-embedder",
-    default="minilm",
+    default=DEFAULT_TASK_EMBEDDER,
     show_default=True,
-    help="Embedder for the task texts, same choices as --embedder. minilm takes about half an "
-    "hour for 300,000 distinct tasks on two cores (cached after); minilm-static takes seconds "
-    "but reconstructs planted task categories less well (NMI 0.71 against 0.78 on synthetic "
-    "tasks, benches/taxonomy_scale.py).",
+    help="Embedder for the task texts, same choices as --embedder. minilm-static runs minilm "
+    "on 1,024 texts only and takes seconds for 300,000 distinct tasks; minilm takes about half "
+    "an hour for them on two cores (cached after). Both reconstruct planted task categories "
+    "about as well (benches/taxonomy_scale.py, docs/taxonomy.md).",
 )
 @click.option("--embed-url", default=None, help="Base URL of an OpenAI-compatible server (…/v1).")
 @click.option(

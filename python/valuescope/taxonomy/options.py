@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from valuescope.schema import DEFAULT_MIN_CONVERSATIONS, DEFAULT_MIN_USERS
-from valuescope.taxonomy.embeddings import DEFAULT_TASK_EMBEDDER
+from valuescope.taxonomy.embeddings import DEFAULT_EMBEDDER, DEFAULT_TASK_EMBEDDER
 
 
 @dataclass
 class TaxonomyOptions:
     levels: str = "auto"  # "auto" or sizes such as "266,26,5"
-    embedder: str = "minilm"  # for the values
+    embedder: str = DEFAULT_EMBEDDER  # for the values
     task_embedder: str = DEFAULT_TASK_EMBEDDER  # for the task texts
     embed_url: str | None = None
     cache_dir: Path | None = None
