@@ -168,7 +168,7 @@ STATIC_VERSION = 2
 #: How many of the distinct texts embedded together the model reads in full to give the tokens
 #: their vectors in context: those with the smallest sha256, so the sample is a function of the
 #: set of texts (not their order) and a uniform draw from them. On synthetic tasks 1,024 texts
-#: see about 99% of the token uses of 5,000 to 300,000 distinct texts (benches/taxonomy_scale.py).
+#: see 98.6% of the token uses of 5,000 to 293,308 distinct texts (docs/taxonomy.md).
 CONTEXT_SAMPLE = 1024
 #: Ridge penalty of the linear map from a token's vector alone to its vector in context, fitted
 #: on the tokens the sample has and applied to the ones it lacks.
