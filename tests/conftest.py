@@ -7,3 +7,5 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers.llama import llama_server  # noqa: E402, F401  (the session's one llama.cpp server)

@@ -11,27 +11,27 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from helpers.llama import needs_llama, serve_llama
+from helpers.llama import needs_llama
 from valuescope import Engine
 from valuescope.extract import ExtractOptions, run_extract
 from valuescope.extract.answer import RESPONSE_TYPES
 
 SAMPLE = Path(__file__).parents[1] / "data" / "conversations_sample.jsonl"
+N = 10
 
 
-pytestmark = needs_llama
-
-
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory):
-    with serve_llama(tmp_path_factory.mktemp("llama")) as url:
-        yield url
+# one worker runs every llama.cpp test, against the one server it starts
+pytestmark = [needs_llama, pytest.mark.xdist_group("llama")]
 
 
 def test_extract_and_analyse_with_a_real_llm(
     llama_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # a local server needs none
+    # the first ten conversations hold all three input formats (OpenAI messages, ShareGPT,
+    # WildChat); each is a CPU-bound generation on the CI machine, so ten are enough for plumbing
+    logs = tmp_path / "conversations.jsonl"
+    logs.write_text("".join(SAMPLE.read_text().splitlines(keepends=True)[:N]))
     out = tmp_path / "features.parquet"
     opts = ExtractOptions(
         provider="openai",
@@ -46,8 +46,8 @@ def test_extract_and_analyse_with_a_real_llm(
         progress=False,
         cache_dir=str(tmp_path / "cache"),
     )
-    summary = run_extract([str(SAMPLE)], str(out), opts)
-    ids = [f"sample-{i:02d}" for i in range(1, 21)]
+    summary = run_extract([str(logs)], str(out), opts)
+    ids = [f"sample-{i:02d}" for i in range(1, N + 1)]
     rows = pq.read_table(out).to_pylist()
     rejects = [json.loads(x) for x in Path(f"{out}.rejects.jsonl").read_text().splitlines()]
     assert sorted([r["conversation_id"] for r in rows + rejects]) == sorted(ids)
@@ -66,5 +66,5 @@ def test_extract_and_analyse_with_a_real_llm(
         assert engine.update(pq.read_table(out)).num_rows == 0
         assert engine.result()["summary"]["n_rows"] == len(rows)
     # a second run is served from the cache
-    again = run_extract([str(SAMPLE)], str(out), opts)
+    again = run_extract([str(logs)], str(out), opts)
     assert again.cached == len(rows)

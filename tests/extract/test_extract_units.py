@@ -30,9 +30,9 @@ from valuescope.extract.conversations import (
     read_conversations,
 )
 from valuescope.extract.prompts import PROMPT_VERSION, load_prompt, render
-from valuescope.extract.providers import openai_body, parse_anthropic, parse_openai
 from valuescope.extract.ratelimit import TokenBucket
 from valuescope.extract.redact import redact
+from valuescope.providers import openai_body, parse_anthropic, parse_openai
 
 GOOD = {
     "subjective": True,
@@ -338,7 +338,7 @@ def test_json_array_files_are_read_with_array_positions(tmp_path: Path) -> None:
 
 
 def test_provider_repr_hides_the_key() -> None:
-    from valuescope.extract.providers import Provider
+    from valuescope.providers import Provider
 
     provider = Provider("openai", "http://127.0.0.1:1/v1", "sk-hidden-0123456789", "m")
     assert "sk-hidden" not in repr(provider) and "sk-hidden" not in str(provider)

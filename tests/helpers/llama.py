@@ -39,6 +39,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One server for the whole run (every llama.cpp test shares it; loading the model and
+    warming its prompt cache is paid once). Registered in tests/conftest.py."""
+    with serve_llama(tmp_path_factory.mktemp("llama")) as url:
+        yield url
+
+
 @contextlib.contextmanager
 def serve_llama(log_dir: Path) -> Iterator[str]:
     """Starts the server on 127.0.0.1 and yields its /v1 URL; stops it on exit."""

@@ -144,6 +144,30 @@ def test_stages_do_not_import_the_layers_above_them():
         assert not up, f"{name} imports {up}"
 
 
+#: What each stage may import of the other stages. A stage talks to the next through files
+#: (layout.py names them), and what two stages share sits below them all (schema, layout, errors,
+#: _http, providers, features, ...). validate re-runs the extraction's calls to measure them and
+#: writes the report's Validity section, so it alone builds on two stages.
+STAGE_IMPORTS = {
+    "extract": set(),
+    "taxonomy": set(),
+    "analyze": set(),
+    "report": set(),
+    "validate": {"extract", "report"},
+}
+
+
+def test_stages_talk_through_files_not_imports():
+    for name, deps in python_graph().items():
+        parts = name.split(".")
+        if len(parts) < 2 or parts[1] not in STAGE_IMPORTS:
+            continue
+        stage = parts[1]
+        others = {d.split(".")[1] for d in deps if d.split(".")[1:2] != [stage]}
+        reached = sorted((others & STAGE_IMPORTS.keys()) - STAGE_IMPORTS[stage])
+        assert not reached, f"{name} imports the stage(s) {reached}"
+
+
 # -- one error base, one public API -------------------------------------------------------------
 
 

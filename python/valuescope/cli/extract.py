@@ -15,8 +15,8 @@ from valuescope.cli.group import Group
 from valuescope.errors import ExtractIncomplete, ExtractInterrupted
 from valuescope.extract.conversations import FORMATS, FieldMap
 from valuescope.extract.options import ExtractOptions, Summary
-from valuescope.extract.providers import OPENAI_MODES
 from valuescope.extract.run import run_extract
+from valuescope.providers import OPENAI_MODES
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -26,7 +26,7 @@ from valuescope.extract.conversations import FieldMap, Rejected, read_conversati
 from valuescope.extract.failures import Failure, Fatal
 from valuescope.extract.options import in_sample
 from valuescope.extract.prompts import render, user_message
-from valuescope.extract.providers import ResponseShapeError, parse_anthropic
+from valuescope.providers import ResponseShapeError, parse_anthropic
 
 BATCH_PRICE_FACTOR = 0.5
 

@@ -48,15 +48,15 @@ from valuescope.extract.prompts import (
     load_prompt,
     render,
 )
-from valuescope.extract.providers import (
+from valuescope.extract.ratelimit import TokenBucket
+from valuescope.extract.redact import redact
+from valuescope.providers import (
     OPENAI_MODES,
     Answer,
     Provider,
     ResponseShapeError,
     default_base_url,
 )
-from valuescope.extract.ratelimit import TokenBucket
-from valuescope.extract.redact import redact
 
 # httpx's connection pool does work proportional to its size on every request, so many workers
 # share a few small pools (one per worker, through this context variable) instead of one big one.

@@ -29,9 +29,9 @@ from valuescope.extract.failures import Failure, Fatal
 from valuescope.extract.options import PROVIDERS, ExtractOptions, Summary, in_sample
 from valuescope.extract.output import write_extracted_features, write_rejects
 from valuescope.extract.prompts import PROMPT_VERSION
-from valuescope.extract.providers import OPENAI_MODES
 from valuescope.extraction_summary import reject_kind, summary_path, write_summary
 from valuescope.layout import EXTRACT_CACHE_DB, EXTRACT_CACHE_DIR, EXTRACT_REJECTS_SUFFIX
+from valuescope.providers import OPENAI_MODES
 
 
 def _row(

@@ -1,6 +1,6 @@
-"""Cluster names and one-sentence descriptions from an LLM, through the extraction client's wire
-formats (valuescope.extract.providers). Only strings that already passed the privacy thresholds are
-ever sent: the namer sees cluster members, never raw conversations."""
+"""Cluster names and one-sentence descriptions from an LLM, through the shared wire formats
+(valuescope.providers) and retry policy (valuescope._http). Only strings that already passed the
+privacy thresholds are ever sent: the namer sees cluster members, never raw conversations."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import httpx
 
 from valuescope._http import RetriesExhausted, RetryPolicy, request
 from valuescope.errors import UserError
-from valuescope.extract.providers import (
+from valuescope.providers import (
     OPENAI_MODES,
     Provider,
     ResponseShapeError,

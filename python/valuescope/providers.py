@@ -1,4 +1,6 @@
-"""Wire formats of the two provider families, as pure functions over JSON (no I/O here).
+"""Wire formats of the two provider families, as pure functions over JSON (no I/O here). Shared by
+every stage that calls an LLM: the extraction (extract/calls.py, extract/batch.py) and the
+taxonomy's cluster namer (taxonomy/namer.py), so neither stage imports the other for them.
 
 - ``anthropic``: Messages API; structured output through one forced tool whose input schema is
   the feature schema. Message Batches API for half-price bulk runs.
