@@ -65,6 +65,8 @@ CLUSTERED_FEATURES = "features_clustered.parquet"
 REFERENCE_COMPARISON = "reference_comparison.csv"
 REFERENCE_MAPPING = "reference_mapping.csv"
 TAXONOMY_SUMMARY = "taxonomy.json"
+#: Schwartz's and Rokeach's values placed on the tree (`taxonomy --frameworks`)
+FRAMEWORK_MAPPING = "framework_mapping.csv"
 
 
 def taxonomy_file(analysis: Path, name: str) -> Path | None:
@@ -81,6 +83,12 @@ def taxonomy_file(analysis: Path, name: str) -> Path | None:
 
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
+
+# -- valuescope diff A B --out DIR ---------------------------------------------------------------
+
+DIFF_CSV = "diff.csv"
+DIFF_HTML = "diff.html"
+DIFF_MD = "diff.md"
 
 # -- extraction ----------------------------------------------------------------------------------
 

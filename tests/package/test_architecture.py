@@ -154,6 +154,8 @@ STAGE_IMPORTS = {
     "analyze": set(),
     "report": set(),
     "validate": {"extract", "report"},
+    # diff reads two analyses' published files, with only the shared helpers below the stages
+    "diff": set(),
 }
 
 

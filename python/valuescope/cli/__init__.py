@@ -15,6 +15,7 @@ from valuescope.cli.group import Group
 LAZY_COMMANDS = {
     "analyze": "valuescope.cli.analyze:analyze_command",
     "demo": "valuescope.cli.demo:demo_command",
+    "diff": "valuescope.cli.diff:diff_command",
     "extract": "valuescope.cli.extract:extract_command",
     "report": "valuescope.cli.report:report_command",
     "run": "valuescope.cli.run:run_command",

@@ -9,6 +9,7 @@ import click
 
 from valuescope.cli.options import privacy_options
 from valuescope.taxonomy.embeddings import DEFAULT_EMBEDDER, DEFAULT_TASK_EMBEDDER
+from valuescope.taxonomy.frameworks import DEFAULT_FRAMEWORKS
 
 
 @click.command("taxonomy")
@@ -76,6 +77,13 @@ from valuescope.taxonomy.embeddings import DEFAULT_EMBEDDER, DEFAULT_TASK_EMBEDD
     default=None,
     help="vitw (the published tree) or a values_tree.csv: map the values onto it and compare.",
 )
+@click.option(
+    "--frameworks",
+    default=DEFAULT_FRAMEWORKS,
+    show_default=True,
+    help="Value frameworks to place on the tree (framework_mapping.csv): a comma-separated "
+    "list of schwartz, schwartz-refined (Schwartz's 19 values) and rokeach, or none.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 def taxonomy_command(
     features: tuple[Path, ...],
@@ -93,6 +101,7 @@ def taxonomy_command(
     weighted: bool,
     task_clusters: str,
     reference: str | None,
+    frameworks: str,
     seed: int,
 ) -> None:
     """Cluster the AI values of FEATURES (Parquet files or directories) into a tree shaped like
@@ -118,6 +127,7 @@ def taxonomy_command(
         weighted=weighted,
         task_clusters=task_clusters,
         reference=reference,
+        frameworks=frameworks,
         seed=seed,
     )
     t0 = time.perf_counter()

@@ -14,6 +14,7 @@ from valuescope.report import figures as fg
 from valuescope.report import text as tx
 from valuescope.report.associations import associations
 from valuescope.report.behaviour import invariance, mirroring, models, response_types
+from valuescope.report.frameworks import frameworks
 from valuescope.report.load import Analysis
 from valuescope.report.model import (
     CLOSE_PP,
@@ -452,7 +453,7 @@ def method(a: Analysis) -> Section:
     return s
 
 
-BUILDERS: list[Callable[[Analysis], Section]] = [
+BUILDERS: list[Callable[[Analysis], Section | None]] = [
     headline,
     top_values,
     long_tail,
@@ -463,6 +464,7 @@ BUILDERS: list[Callable[[Analysis], Section]] = [
     mirroring,
     models,
     reference,
+    frameworks,  # None (left out) without framework_mapping.csv
     privacy,
     validity,
     method,
@@ -470,4 +472,4 @@ BUILDERS: list[Callable[[Analysis], Section]] = [
 
 
 def build_sections(a: Analysis) -> list[Section]:
-    return [build(a) for build in BUILDERS]
+    return [s for s in (build(a) for build in BUILDERS) if s is not None]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from valuescope.schema import DEFAULT_MIN_CONVERSATIONS, DEFAULT_MIN_USERS
 from valuescope.taxonomy.embeddings import DEFAULT_EMBEDDER, DEFAULT_TASK_EMBEDDER
+from valuescope.taxonomy.frameworks import DEFAULT_FRAMEWORKS
 
 
 @dataclass
@@ -24,6 +25,7 @@ class TaxonomyOptions:
     weighted: bool = False  # weight values by conversation counts (lowered agreement: docs)
     task_clusters: str = "auto"  # auto | none | K
     reference: str | None = None  # "vitw" or a values_tree.csv path
+    frameworks: str = DEFAULT_FRAMEWORKS  # "none" or names such as "schwartz,rokeach"
     seed: int = 0
     #: Write the clustered copy of the features (demo skips it: its corpus has task clusters).
     clustered_copy: bool = True

@@ -21,12 +21,14 @@ from valuescope.extraction_summary import merge_summaries, summary_path, write_s
 from valuescope.features import expand_paths, iter_record_batches, open_parquet
 from valuescope.layout import (
     CLUSTERED_FEATURES,
+    FRAMEWORK_MAPPING,
     REFERENCE_COMPARISON,
     REFERENCE_MAPPING,
     TAXONOMY_SUMMARY,
     TREE,
 )
 from valuescope.taxonomy.embeddings import Embedder, make_embedder
+from valuescope.taxonomy.frameworks import parse_frameworks, write_framework_mapping
 from valuescope.taxonomy.options import TaxonomyOptions, TaxonomySummary
 from valuescope.taxonomy.reference import (
     COMPARISON_COLUMNS,
@@ -53,6 +55,7 @@ def run_taxonomy(
     caches); ``stages`` receives the wall time of each stage in seconds."""
     opts = opts or TaxonomyOptions()
     files = expand_paths(features)
+    frameworks = parse_frameworks(opts.frameworks)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     emb = embedder or make_embedder(
@@ -84,6 +87,9 @@ def run_taxonomy(
         write_tree(nodes, out / TREE)
     summary = TaxonomySummary(len(values), n_suppressed, levels, emb.model_id, opts.weighted)
     summary.files["tree"] = TREE
+    with stage(stages, "frameworks"):
+        if write_framework_mapping(nodes, frameworks, emb, out / FRAMEWORK_MAPPING):
+            summary.files["framework_mapping"] = FRAMEWORK_MAPPING
 
     if not opts.clustered_copy:
         return _finish(values, counts, opts, emb, summary, out, stages)
