@@ -144,16 +144,22 @@ def reading(d: Diff) -> str:
     return "Largest significant changes: " + "; ".join(parts) + "."
 
 
-def _md_cell(x: object) -> str:
-    s = str(x).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+def _md_text(x: object) -> str:
+    """A paragraph: names cannot open HTML tags in a renderer that passes HTML through."""
+    s = str(x).replace("\n", " ").replace("&", "&amp;")
     return s.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _md_cell(x: object) -> str:
+    """A table cell: also no pipe or backslash that would end or change the cell."""
+    return _md_text(str(x).replace("\\", "\\\\").replace("|", "\\|"))
 
 
 def markdown(d: Diff) -> str:
     lines = [f"# {TITLE}", ""]
-    lines += [f"- {_md_cell(s)}" for s in _inputs(d)] + [""]
-    lines += [f"**{_md_cell(w)}**\n" for w in warnings(d)]
-    lines += [_md_cell(_method(d)), "", _md_cell(reading(d)), ""]
+    lines += [f"- {_md_text(s)}" for s in _inputs(d)] + [""]
+    lines += [f"**{_md_text(w)}**\n" for w in warnings(d)]
+    lines += [_md_text(_method(d)), "", _md_text(reading(d)), ""]
     if d.rows:
         lines += [f"## Largest changes (top {min(TOP, len(d.rows))} of {d.n_tests:,})", ""]
         lines.append("| " + " | ".join(TOP_HEADER) + " |")
@@ -164,7 +170,7 @@ def markdown(d: Diff) -> str:
     if only:
         lines += ["## Published on one side only", ""]
         for counts, names in only:
-            lines.append(f"- {_md_cell(counts)}" + (f" {_md_cell(names)}." if names else ""))
+            lines.append(f"- {_md_text(counts)}" + (f" {_md_text(names)}." if names else ""))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
