@@ -18,9 +18,8 @@ from valuescope.cli import Group
 from valuescope.cli.taxonomy import taxonomy_command
 from valuescope.errors import UserError
 from valuescope.report import TITLES, write_report
-from valuescope.taxonomy.frameworks import load_framework, map_frameworks, parse_frameworks
+from valuescope.taxonomy.frameworks import parse_frameworks
 from valuescope.taxonomy.run import TaxonomyOptions, run_taxonomy
-from valuescope.taxonomy.tree import Node
 
 DATA = Path(valuescope.__file__).parent / "data"
 FRAMEWORKS = DATA / "frameworks"
@@ -189,32 +188,6 @@ def test_cli_option(tmp_path):
     assert res.exit_code == 2 and "Traceback" not in res.output
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and "--frameworks 'maslow'" in lines[0], res.output
-
-
-def test_stimulation_lands_near_curiosity_on_the_published_tree(embedder):
-    """The paper: Schwartz's stimulation falls in "intellectual curiosity and exploration" and
-    "playfulness and humor". The published tree's structure, this project's embedder."""
-    tree = read(DATA / "values_tree.csv")
-    by_id = {r["cluster_id"]: r for r in tree}
-    leaves = [r for r in tree if r["level"] == "0"]
-    vectors = embedder.embed([r["name"] for r in leaves])
-    nodes = [
-        Node(r["name"], r["name"], "", 0, 1.0, [r["name"]], v)
-        for r, v in zip(leaves, vectors, strict=True)
-    ]
-    members: dict[str, list[str]] = {}
-    for r in leaves:
-        node = r
-        while node["parent_cluster_id"]:
-            node = by_id[node["parent_cluster_id"]]
-            members.setdefault(node["cluster_id"], []).append(r["name"])
-    for cid, names in members.items():
-        r = by_id[cid]
-        nodes.append(Node(cid, r["name"], "", int(r["level"]), 1.0, names, vectors[0]))
-    stim = [fv for fv in load_framework("schwartz") if fv.value == "stimulation"]
-    rows = map_frameworks(nodes, stim, embedder)
-    near = " ".join(r[4].lower() for r in rows if r[2] in (1, 2))
-    assert re.search(r"curiosity|playful|humor|novelty|adventure|exploration", near), rows
 
 
 # -- the report ---------------------------------------------------------------------------------

@@ -54,8 +54,8 @@ def run_taxonomy(
     ``embedder`` / ``task_embedder`` replace the ones the options name (tests pass private
     caches); ``stages`` receives the wall time of each stage in seconds."""
     opts = opts or TaxonomyOptions()
+    frameworks = parse_frameworks(opts.frameworks)  # a bad option fails before any work
     files = expand_paths(features)
-    frameworks = parse_frameworks(opts.frameworks)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     emb = embedder or make_embedder(
