@@ -150,7 +150,7 @@ def test_suppressed_and_one_sided_names(pair, result):
     assert [ln.split(":", 1)[0] for ln in lines] == ["- AI values", "- human values"]
     for line in lines:
         assert line.count(SPLIT) == 1
-        assert SPLIT in line.split("in A only: ", 1)[1].split("; in B only", 1)[0]
+        assert SPLIT in line.split("In A only: ", 1)[1].split("; In B only", 1)[0]
     a_only, b_only = d.only["ai_values"]
     pa, pb = _published(pair[0]), _published(pair[1])
     assert a_only == sorted(

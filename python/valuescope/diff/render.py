@@ -122,7 +122,7 @@ def _only_lines(d: Diff) -> list[tuple[str, str]]:
         for label, listed in (("A", in_a), ("B", in_b)):
             if listed:
                 more = f" and {len(listed) - LISTED:,} more" if len(listed) > LISTED else ""
-                names.append(f"in {label} only: " + ", ".join(listed[:LISTED]) + more)
+                names.append(f"In {label} only: " + ", ".join(listed[:LISTED]) + more)
         out.append((counts, "; ".join(names)))
     return out
 

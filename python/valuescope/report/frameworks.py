@@ -88,12 +88,13 @@ def frameworks(a: Analysis) -> Section | None:
                 + tx.listing([f"{v} lands nearest {c} ({sim:.2f})" for sim, v, c in best[:3]], 3)
             )
         tables.append(_table(title, values, levels))
-    if panels:
+    for title, labels, sims, color in panels:
+        # one figure per framework: small multiples would give ten values the height of 20
         s.figure(
-            fg.barh_panels(panels, xlabel="cosine similarity", fmt="{:.2f}", ncols=1, col_width=7),
-            f"Each framework value's nearest cluster at level {show} of this analysis's value "
-            "tree, by the cosine similarity of its embedded name and definition to the cluster's "
-            f"mean value vector; the {TOP} closest per framework.",
+            fg.barh(labels, sims, xlabel="cosine similarity", color=color, fmt="{:.2f}"),
+            f"{title}: each value's nearest cluster at level {show} of this analysis's value "
+            "tree, by the cosine similarity of its embedded name and definition to the "
+            f"cluster's mean value vector (the {len(labels)} closest).",
         )
     s.para(
         "Each value of the frameworks, embedded as its name with a short definition, is matched "
@@ -101,7 +102,7 @@ def frameworks(a: Analysis) -> Section | None:
         "level in taxonomy/framework_mapping.csv). "
         + ". ".join(readings)
         + f". Similarities below {WEAK:g} mean no cluster is close: the framework value is "
-        "little expressed in this analysis, or in other words."
+        "rarely expressed here, or expressed in words the embedder does not relate to it."
     )
     for t in tables:
         s.table(t)
