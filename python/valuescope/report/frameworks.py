@@ -8,13 +8,15 @@ Only cluster names that the tree itself publishes are shown: a mapping row namin
 
 from __future__ import annotations
 
+import csv
 from collections import defaultdict
 from typing import Any
 
 from valuescope import layout
+from valuescope.errors import UserError
 from valuescope.report import figures as fg
 from valuescope.report import text as tx
-from valuescope.report.load import Analysis, _taxonomy_dirs, _taxonomy_path, read_csv, rows
+from valuescope.report.load import Analysis, _taxonomy_dirs, _taxonomy_path
 from valuescope.report.model import TOP, Section, Table
 
 TITLE = "Value frameworks"
@@ -38,13 +40,20 @@ def load_mapping(a: Analysis) -> list[dict[str, Any]]:
         return []
     published = {(int(r.get("level") or 0), r.get("name")) for r in a.taxonomy}
     out = []
-    for r in rows(read_csv(path)):
-        try:
-            key = (int(r["level"]), str(r["cluster"]))
-        except (KeyError, TypeError, ValueError):
-            continue
-        if key in published and r.get("framework") and r.get("framework_value"):
-            out.append(r)
+    try:
+        # plain csv: every field a string, so that a cluster called "null" or "1" stays itself
+        with path.open(encoding="utf-8", newline="") as fh:
+            for r in csv.DictReader(fh):
+                try:
+                    key = (int(r["level"]), r["cluster"])
+                    r["similarity"] = float(r["similarity"])
+                    r["rank"] = int(r["rank"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if key in published and r.get("framework") and r.get("framework_value"):
+                    out.append(r)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"{path}: damaged taxonomy file ({type(exc).__name__})") from None
     return out
 
 
@@ -58,13 +67,14 @@ def frameworks(a: Analysis) -> Section | None:
         lambda: defaultdict(lambda: defaultdict(list))
     )
     for r in mapping:
-        sim = float(r["similarity"]) if r.get("similarity") is not None else float("nan")
         tree[r["framework"]][r["framework_value"]][int(r["level"])].append(
-            (int(r.get("rank") or 0), str(r["cluster"]), sim)
+            (r["rank"], r["cluster"], r["similarity"])
         )
     levels = sorted({int(r["level"]) for r in mapping})
     show = levels[1] if len(levels) > 1 else levels[0]  # the finest cluster level
-    panels, tables, readings = [], [], []
+    panels: list[tuple[str, list[str], list[float], str]] = []
+    tables: list[Table] = []
+    readings: list[str] = []
     for fw, values in tree.items():
         best = []
         for value, by_level in values.items():
