@@ -28,6 +28,8 @@ RARE = "zqx rare diff marker"
 SPLIT = "zqx split diff marker"
 #: planted at 5% of A's rows and 15% of B's: the change the diff must find
 SHIFT = "zqx shifted value"
+#: published on both sides: the writers must escape it
+PROBE = "<b>bold</b> | pipe & amp"
 FILES = {"ai_values": "ai_values.csv", "human_values": "human_values.csv"}
 
 
@@ -56,6 +58,8 @@ def pair(tmp_path_factory) -> tuple[Path, Path]:
     _plant(b, RARE, range(10, 15), 1, "rare")
     _plant(a, SHIFT, range(100, 250), 30, "shift")
     _plant(b, SHIFT, range(100, 580), 30, "shift")
+    _plant(a, PROBE, range(600, 700), 20, "probe")
+    _plant(b, PROBE, range(600, 720), 20, "probe")
     return _analysis(tmp, "a", a), _analysis(tmp, "b", b)
 
 
@@ -170,6 +174,15 @@ def test_reports_show_both_ns_and_the_threshold(pair, result):
         assert "Warning" not in text  # same thresholds, neither small
         assert SHIFT in text
     assert "<script" not in page.lower() and "http" not in page
+
+
+def test_names_are_escaped(result):
+    _, out, rows = result
+    assert PROBE in {r["name"] for r in rows}  # csv: the name itself
+    page = (out / "diff.html").read_text(encoding="utf-8")
+    md = (out / "diff.md").read_text(encoding="utf-8")
+    assert "<b>" not in page and "&lt;b&gt;bold&lt;/b&gt; | pipe &amp; amp" in page
+    assert "<b>" not in md and "&lt;b&gt;bold&lt;/b&gt; \\| pipe &amp; amp" in md
 
 
 def test_warns_on_different_thresholds_and_a_small_analysis(pair, tmp_path):
