@@ -26,7 +26,7 @@ from valuescope.diff import run_diff
 RARE = "zqx rare diff marker"
 #: published in A, suppressed in B: counted as A-only, never paired
 SPLIT = "zqx split diff marker"
-#: planted at 5% of A's rows and 15% of B's: the change the diff must find
+#: planted in 150 of A's rows and 800 of B's: the change the diff must find
 SHIFT = "zqx shifted value"
 #: published on both sides: the writers must escape it
 PROBE = "<b>bold</b> | pipe & amp"
@@ -57,9 +57,9 @@ def pair(tmp_path_factory) -> tuple[Path, Path]:
     _plant(b, SPLIT, range(0, 5), 1, "split")
     _plant(b, RARE, range(10, 15), 1, "rare")
     _plant(a, SHIFT, range(100, 250), 30, "shift")
-    _plant(b, SHIFT, range(100, 580), 30, "shift")
+    _plant(b, SHIFT, range(100, 900), 30, "shift")
     _plant(a, PROBE, range(600, 700), 20, "probe")
-    _plant(b, PROBE, range(600, 720), 20, "probe")
+    _plant(b, PROBE, range(600, 1000), 20, "probe")
     return _analysis(tmp, "a", a), _analysis(tmp, "b", b)
 
 
