@@ -399,9 +399,9 @@ def dotplot(
 
 def forest(
     labels: Sequence[str],
-    estimates: Sequence[float],
-    lows: Sequence[float],
-    highs: Sequence[float],
+    estimates: Sequence[float | None],
+    lows: Sequence[float | None],
+    highs: Sequence[float | None],
     colors: Sequence[str],
     *,
     xlabel: str,
@@ -412,16 +412,18 @@ def forest(
         fig = _figure(7.5, _bar_height(len(labels), per_row=0.26))
         ax = fig.add_subplot()
         y = list(range(len(labels)))[::-1]
-        pos = [
-            v for v in [*estimates, *lows, *highs] if v is not None and math.isfinite(v) and v > 0
-        ]
+
+        def usable(v: float | None) -> float | None:
+            return v if v is not None and math.isfinite(v) and v > 0 else None
+
+        pos = [u for v in [*estimates, *lows, *highs] if (u := usable(v)) is not None]
         lo, hi = (min(pos), max(pos)) if pos else (0.5, 2.0)
         for yi, e, a, b, c in zip(y, estimates, lows, highs, colors, strict=True):
-            ok = [v is not None and math.isfinite(v) and v > 0 for v in (a, b)]
-            if all(ok):
-                ax.plot([a, b], [yi, yi], color=c, lw=1.6, solid_capstyle="butt")
-            if e is not None and math.isfinite(e) and e > 0:
-                ax.scatter([e], [yi], color=c, s=22, zorder=3)
+            ua, ub, ue = usable(a), usable(b), usable(e)
+            if ua is not None and ub is not None:
+                ax.plot([ua, ub], [yi, yi], color=c, lw=1.6, solid_capstyle="butt")
+            if ue is not None:
+                ax.scatter([ue], [yi], color=c, s=22, zorder=3)
         ax.axvline(1.0, color="#555", lw=0.8)
         ax.set_xscale("log")
         ax.set_xlim(min(lo, 1.0) / 1.3, max(hi, 1.0) * 1.3)

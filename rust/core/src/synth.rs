@@ -1400,7 +1400,9 @@ mod tests {
         // in every cluster
         sp.models[1].task_clusters = Some(vec![0.1, 0.9]);
         sp.models[0].value_multipliers.insert("value 3".into(), 0.5);
-        sp.models[1].value_multipliers.insert("value 20".into(), 2.0);
+        sp.models[1]
+            .value_multipliers
+            .insert("value 20".into(), 2.0);
         let s = Synth::new(&sp).unwrap();
         let n = 200_000u64;
         let b = s.batch(3, n, 0, n, false);
@@ -1439,9 +1441,15 @@ mod tests {
         let s = Synth::new(&sp).unwrap();
         let n = 100_000u64;
         let b = s.batch(8, n, 0, n, false);
-        let rt = b.column_by_name("response_type").unwrap().as_string::<i32>();
+        let rt = b
+            .column_by_name("response_type")
+            .unwrap()
+            .as_string::<i32>();
         let ai = b.column_by_name("ai_values").unwrap().as_list::<i32>();
-        let ex = b.column_by_name("ai_values_explicit").unwrap().as_list::<i32>();
+        let ex = b
+            .column_by_name("ai_values_explicit")
+            .unwrap()
+            .as_list::<i32>();
         let mut tally = [(0u64, 0u64); 7];
         for i in 0..b.num_rows() {
             let r = rt_index(rt.value(i)).unwrap();
