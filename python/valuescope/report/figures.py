@@ -426,7 +426,15 @@ def forest(
                 ax.scatter([ue], [yi], color=c, s=22, zorder=3)
         ax.axvline(1.0, color="#555", lw=0.8)
         ax.set_xscale("log")
-        ax.set_xlim(min(lo, 1.0) / 1.3, max(hi, 1.0) * 1.3)
+        left, right = min(lo, 1.0) / 1.3, max(hi, 1.0) * 1.3
+        ax.set_xlim(left, right)
+        # plain numbers (0.5, 1, 2) rather than powers of ten: ratios read better so
+        steps = [m * 10.0**k for k in range(-4, 5) for m in (1, 2, 5)]
+        ticks = [t for t in steps if left <= t <= right]
+        if len(ticks) > 9:
+            ticks = [t for t in ticks if f"{t:g}".lstrip("0.").startswith("1")]
+        ax.minorticks_off()
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.set_yticks(y, [short(s, 52) for s in labels])
         ax.tick_params(axis="y", length=0)
         ax.set_ylim(-0.6, len(labels) - 0.4)

@@ -74,8 +74,11 @@ def within_tasks(a: Analysis) -> Section:
         f"{'holds' if len(holds) == 1 else 'hold'} within tasks and {tx.num(len(explained))} "
         f"{'does' if len(explained) == 1 else 'do'} not: "
         + (
-            f"those, such as {tx.listing([_label(r) for r in explained], 3)}, are differences "
-            "between the models' users' tasks more than between the models."
+            f"{_label(explained[0])} is a difference between the models' users' tasks more "
+            "than between the models."
+            if len(explained) == 1
+            else f"those, such as {tx.listing([_label(r) for r in explained], 3)}, are "
+            "differences between the models' users' tasks more than between the models."
             if explained
             else "every raw difference survives the control for the task."
         )
