@@ -214,3 +214,18 @@ def test_a_bad_watch_file_is_one_line(watched, tmp_path):
     assert res.exit_code == 2, res.output
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and "binary.txt" in lines[0], res.output
+
+
+def test_watched_values_list_their_value_pairs(analysis, tmp_path):
+    d = tmp_path / "an"
+    shutil.copytree(analysis, d)
+    write_paper_files(d)
+    watch = tmp_path / "watch.txt"
+    watch.write_text("honesty\n", encoding="utf-8")
+    write_report(d, watch=watch)
+    out = pd.read_csv(d / layout.VALUES_TO_WATCH, keep_default_na=False)
+    paired = out[out["context"].str.startswith("paired")]
+    want = {(f"paired human value ({r[7]})", r[0]) for r in VALUE_PAIRS if r[1] == "honesty"}
+    assert want and set(zip(paired["context"], paired["category"], strict=True)) == want
+    md = (d / layout.REPORT_MD).read_text()
+    assert "deception" in section(md, "Values to watch")
