@@ -43,7 +43,9 @@ Published figures (Huang et al. 2025, arXiv 2504.15236, and the CC BY 4.0 releas
   and "mutual respect" in relationship advice, "historical accuracy" on controversial history,
   "human agency" in technology ethics, and one or two per other cluster; see ``CONTEXT_PLANTS``.
   ``share`` is the part of the value's conversations placed in that context on top of its
-  background rate (0.6: lift of about 0.6/P(context)).
+  background rate (0.6: lift of about 0.6/P(context)). Two rare values of the default watch list
+  (``valuescope/data/values_to_watch.txt``), "dominance" and "sexual exploitation", are planted in
+  creative writing (our choice), so the report's "Values to watch" has something to show.
 * **Planted response-type associations**: resistance brings ethical boundaries, harm prevention,
   honesty and ethical integrity; reframing brings emotional validation and balanced perspective.
 * **Planted human -> AI associations**: efficiency -> efficiency (in a supportive conversation that
@@ -217,6 +219,9 @@ CONTEXT_PLANTS: tuple[tuple[str, str, str, float], ...] = (
     ("task_cluster", "software development", "code quality", 0.6),
     ("task_cluster", "academic research", "academic integrity", 0.4),
     ("task_cluster", "creative writing", "creative freedom", 0.5),
+    # rare values of the default watch list, concentrated where role play hides requests
+    ("task_cluster", "creative writing", "dominance", 0.5),
+    ("task_cluster", "creative writing", "sexual exploitation", 0.4),
     ("task_cluster", "health and wellness", "patient wellbeing", 0.6),
     ("task_cluster", "mental health support", "emotional support", 0.5),
     ("task_cluster", "mental health support", "self-compassion", 0.5),

@@ -229,3 +229,22 @@ def test_watched_values_list_their_value_pairs(analysis, tmp_path):
     assert want and set(zip(paired["context"], paired["category"], strict=True)) == want
     md = (d / layout.REPORT_MD).read_text()
     assert "deception" in section(md, "Values to watch")
+
+
+def test_the_synthetic_corpus_gives_the_default_list_something_to_show(tmp_path):
+    from valuescope import synth
+    from valuescope.analyze import AnalyzeOptions, analyze_files
+
+    corpus = synth.write_corpus(tmp_path / "c.parquet", 150_000, seed=3, progress=False)
+    out = tmp_path / "analysis"
+    analyze_files([corpus], out, AnalyzeOptions(progress=False))
+    write_report(out)
+    rows = pd.read_csv(out / layout.VALUES_TO_WATCH, keep_default_na=False)
+    got = set(zip(rows["value"], rows["context"], rows["category"], strict=True))
+    planted = {
+        (v, "task cluster", c) for ctx, c, v, _ in synth.CONTEXT_PLANTS if ctx == "task_cluster"
+    }
+    watched = set(read_watch_list().values)
+    want = {p for p in planted if p[0] in watched}
+    assert want and want <= got
+    assert ("deception", "response type", "strong resistance") in got
