@@ -37,6 +37,15 @@ def corpus() -> pa.Table:
     return read(N, SEED, dictionary=False)
 
 
+@pytest.fixture(scope="module")
+def parquet_corpus(tmp_path_factory) -> pa.Table:
+    """The corpus as `valuescope synth` writes it, read back from the Parquet file."""
+    path = synth.write_corpus(
+        tmp_path_factory.mktemp("synth") / "c.parquet", N, SEED, progress=False
+    )
+    return pq.read_table(path)
+
+
 def flat(table: pa.Table, column: str) -> pd.DataFrame:
     """One row per (conversation index, value) of a list column."""
     col = table[column].combine_chunks()
@@ -359,9 +368,10 @@ def raw_z(tables: list[np.ndarray]) -> float:
     return (p1 - p2) / math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
 
 
-def test_confounded_and_within_task_model_differences(corpus):
+def test_confounded_and_within_task_model_differences(parquet_corpus):
     """The paper's B.5.3 in miniature: the expressive model's creative-writing users move its raw
     rate of a creative value, not its within-task rate; the other plant holds within tasks."""
+    corpus = parquet_corpus
     cluster, share = synth.CONFOUNDED_MIX
     models = corpus["model"].to_numpy(zero_copy_only=False)
     clusters = corpus["task_cluster"].to_numpy(zero_copy_only=False)
@@ -384,7 +394,8 @@ def test_confounded_and_within_task_model_differences(corpus):
     assert st.test_equal_odds().pvalue > 0.001  # the same ratio in every cluster
 
 
-def test_explicit_share_rises_in_resistance(corpus):
+def test_explicit_share_rises_in_resistance(parquet_corpus):
+    corpus = parquet_corpus
     ex_len = pc.list_value_length(corpus["ai_values_explicit"]).to_numpy(zero_copy_only=False)
     ai_len = pc.list_value_length(corpus["ai_values"]).to_numpy(zero_copy_only=False)
     df = pd.DataFrame(
@@ -400,7 +411,8 @@ def test_explicit_share_rises_in_resistance(corpus):
             assert share[resist] > share[support] + 0.05, (resist, support, share.to_dict())
 
 
-def test_deception_pairs_are_mostly_resistance(corpus):
+def test_deception_pairs_are_mostly_resistance(parquet_corpus):
+    corpus = parquet_corpus
     hv = flat(corpus, "human_values")
     ai = flat(corpus, "ai_values")
     rt = corpus["response_type"].to_numpy(zero_copy_only=False)
