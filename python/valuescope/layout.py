@@ -83,6 +83,9 @@ def taxonomy_file(analysis: Path, name: str) -> Path | None:
 
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
+#: `report --watch`: each watched value's significant tasks, response types and value pairs
+#: (from the published tables only), in the analysis directory.
+VALUES_TO_WATCH = "values_to_watch.csv"
 
 # -- valuescope diff A B --out DIR ---------------------------------------------------------------
 

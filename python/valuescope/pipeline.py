@@ -43,10 +43,12 @@ def run_pipeline(
     analyze: AnalyzeOptions,
     taxonomy: TaxonomyOptions | None = None,
     echo: Callable[[str], None] = print,
+    watch: Path | None = None,
 ) -> PipelineResult:
     """Runs the stages into `out`: `make_features(path)` writes the features (`source` says how,
     for the progress lines), `taxonomy` builds the value tree (None: no taxonomy), `analyze`
-    computes the statistics, then the report is written."""
+    computes the statistics, then the report is written (`watch`: the values to watch, None:
+    the default list)."""
     out.mkdir(parents=True, exist_ok=True)
     features = out / layout.FEATURES
     analysis = out / layout.ANALYSIS_DIR
@@ -62,7 +64,7 @@ def run_pipeline(
     echo("3/4 analysing")
     rep = analyze_files(inputs, analysis, analyze, summary_extra=provenance(features))
     echo("4/4 writing the report")
-    html, md = write_report(analysis)
+    html, md = write_report(analysis, watch=watch)
     return PipelineResult(features, analysis, Path(html), Path(md), rep.summary)
 
 

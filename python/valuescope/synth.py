@@ -22,6 +22,14 @@ Published figures (Huang et al. 2025, arXiv 2504.15236, and the CC BY 4.0 releas
   ``model-a`` and ``model-b`` are equal and opposite shifts around the remainder, so the overall mix
   is exactly the published one. With one model name the published mix is used; with two, the
   remainder mix and ``model-c``'s (90/10), again exact overall.
+* **Model differences within tasks** (the paper's appendix B.5.3, planted; ours): the expressive
+  model's users write much more creative text (creative writing is 30% of its conversations, and
+  the other models' mixes are lowered so the overall cluster shares stay as listed), so its raw rate
+  of "creative freedom" (planted in creative writing) is higher while within each task it is the
+  same: a confounded difference. With three models, ``model-b`` states "intellectual curiosity"
+  1.5 times and ``model-a`` 0.6 times as often as the published rate in every context (shares
+  0.4/0.5/0.1, so the overall share stays the published one): a difference that holds within
+  tasks. See ``CONFOUNDED_MIX`` and ``WITHIN_TASK_FACTORS``.
 * **Human values** in 45% of conversations (never under "no values"), 1.48 values on average
   (counts 1/2/3/4 with probabilities .62/.29/.07/.02). The published top three (authenticity 3.8%,
   efficiency 2.6%, clarity 2.2% of conversations) are targets; the order of the next ten is our
@@ -35,13 +43,16 @@ Published figures (Huang et al. 2025, arXiv 2504.15236, and the CC BY 4.0 releas
   and "mutual respect" in relationship advice, "historical accuracy" on controversial history,
   "human agency" in technology ethics, and one or two per other cluster; see ``CONTEXT_PLANTS``.
   ``share`` is the part of the value's conversations placed in that context on top of its
-  background rate (0.6: lift of about 0.6/P(context)).
+  background rate (0.6: lift of about 0.6/P(context)). Two rare values of the default watch list
+  (``valuescope/data/values_to_watch.txt``), "dominance" and "sexual exploitation", are planted in
+  creative writing (our choice), so the report's "Values to watch" has something to show.
 * **Planted response-type associations**: resistance brings ethical boundaries, harm prevention,
   honesty and ethical integrity; reframing brings emotional validation and balanced perspective.
 * **Planted human -> AI associations**: efficiency -> efficiency (in a supportive conversation that
   mirrors and whose AI values include efficiency, the user states efficiency with probability
   0.3); deception -> ethical integrity, harm prevention, honesty (deception is stated only in
-  resisted conversations whose AI values hold one of those three, with probability 0.35).
+  resisted conversations whose AI values hold one of those three, with probability 0.35): the
+  opposing pair, answered mostly by resistance.
 * **Users**: n/5 users; user index = floor(n_users * U^3), so the heaviest 0.1% of users hold about
   10% of the conversations, while the median user has about three. Each of the 20 heaviest users
   has a pet value (``PET_VALUES``, not in the published list) in 30% of their conversations:
@@ -55,7 +66,8 @@ Published figures (Huang et al. 2025, arXiv 2504.15236, and the CC BY 4.0 releas
   ``task_cluster`` is then null, and the planted category, the ground truth, goes to a side file
   (``<name>.task_truth.csv``: ``conversation_id,task_category``) that no stage of the pipeline
   reads. Every other column is the same as without texts (the texts use their own random stream).
-* ``ai_values_explicit``: each expressed value is also explicit with probability 0.2.
+* ``ai_values_explicit``: each expressed value is also explicit with a probability that rises in
+  reframing and resistance (``EXPLICIT_RATES``, ours; the paper's appendix B.6 reports the rise).
   ``subjective``: true, null (unknown) for 1% of rows; the analysis keeps both.
 """
 
@@ -82,6 +94,15 @@ PUBLISHED_RESPONSE_TYPES = (28.2, 14.5, 9.6, 6.6, 2.4, 3.0, 35.7)
 EXPRESSIVE_MIX = (43.8, 12.0, 6.0, 6.5, 3.0, 9.5, 19.2)
 EXPRESSIVE_SHARE = 0.10
 DEFAULT_MODELS = ("model-a", "model-b", "model-c")
+
+#: The confounded model's users: this cluster takes this share of its conversations.
+CONFOUNDED_MIX = ("creative writing", 0.30)
+#: A value planted in that cluster, whose raw rate the confounding moves.
+CONFOUNDED_VALUE = "creative freedom"
+#: With three models: (value, factor per model) on its inclusion probability, in every context.
+WITHIN_TASK_FACTORS = ("intellectual curiosity", (0.6, 1.5, 1.0))
+#: Probability that an expressed value is stated explicitly, per response type (ours).
+EXPLICIT_RATES = (0.15, 0.15, 0.15, 0.3, 0.35, 0.45, 0.15)
 
 #: Published mirroring for strong support, reframing, strong resistance; the others are ours.
 MIRRORING = (0.201, 0.15, 0.08, 0.153, 0.05, 0.012, 0.0)
@@ -198,6 +219,9 @@ CONTEXT_PLANTS: tuple[tuple[str, str, str, float], ...] = (
     ("task_cluster", "software development", "code quality", 0.6),
     ("task_cluster", "academic research", "academic integrity", 0.4),
     ("task_cluster", "creative writing", "creative freedom", 0.5),
+    # rare values of the default watch list, concentrated where role play hides requests
+    ("task_cluster", "creative writing", "dominance", 0.5),
+    ("task_cluster", "creative writing", "sexual exploitation", 0.4),
     ("task_cluster", "health and wellness", "patient wellbeing", 0.6),
     ("task_cluster", "mental health support", "emotional support", 0.5),
     ("task_cluster", "mental health support", "self-compassion", 0.5),
@@ -319,6 +343,36 @@ def model_mixes(models: Sequence[str] = DEFAULT_MODELS) -> list[dict[str, Any]]:
     raise ValueError("give one, two or three model names")
 
 
+def _confounded_task_mixes() -> tuple[list[float], list[float]]:
+    """(the expressive model's cluster weights, the other models'), whose mix at the expressive
+    share is the listed cluster shares exactly."""
+    cluster, share = CONFOUNDED_MIX
+    shares = [s for _, s, _ in CLUSTERS]
+    base = next(s for n, s, _ in CLUSTERS if n == cluster)
+    scale = (1 - share) / (1 - base)
+    expressive = [share if n == cluster else s * scale for n, s, _ in CLUSTERS]
+    rest = [
+        (s - EXPRESSIVE_SHARE * e) / (1 - EXPRESSIVE_SHARE)
+        for s, e in zip(shares, expressive, strict=True)
+    ]
+    return expressive, rest
+
+
+def plant_model_differences(mixes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Adds the task mixes and value factors of the module docstring to ``model_mixes``' output."""
+    if len(mixes) < 2:
+        return mixes
+    expressive, rest = _confounded_task_mixes()
+    out = [dict(m, task_clusters=rest) for m in mixes[:-1]]
+    out.append(dict(mixes[-1], task_clusters=expressive))
+    if len(mixes) == 3:
+        value, factors = WITHIN_TASK_FACTORS
+        for m, f in zip(out, factors, strict=True):
+            if f != 1.0:
+                m["value_multipliers"] = {value: f}
+    return out
+
+
 def human_vocabulary() -> list[dict[str, Any]]:
     """Human values with weights: the named targets, then the published AI values as a tail."""
     named = {k: v * HUMAN_TUNING.get(k, 1.0) for k, v in HUMAN_TARGETS.items()}
@@ -341,7 +395,7 @@ def build_spec(models: Sequence[str] = DEFAULT_MODELS, task_texts: bool = False)
     return {
         "ai_values": [v for v, _ in values],
         "ai_pct_convos": [p for _, p in values],
-        "models": model_mixes(models),
+        "models": plant_model_differences(model_mixes(models)),
         "clusters": [{"name": n, "share": s, "tasks": list(t)} for n, s, t in CLUSTERS],
         "plants": [
             {"context": c, "category": k, "value": v, "share": s} for c, k, v, s in CONTEXT_PLANTS
@@ -355,6 +409,7 @@ def build_spec(models: Sequence[str] = DEFAULT_MODELS, task_texts: bool = False)
         ],
         "mirroring": list(MIRRORING),
         "explicit_rate": 0.2,
+        "explicit_rates": list(EXPLICIT_RATES),
         "users": {
             "conversations_per_user": 5.0,
             "skew": 3.0,

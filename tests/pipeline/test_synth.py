@@ -17,7 +17,7 @@ import pytest
 import valuescope
 from click.testing import CliRunner
 from scipy.stats import norm
-from statsmodels.stats.contingency_tables import Table
+from statsmodels.stats.contingency_tables import StratifiedTable, Table
 from valuescope import schema, synth
 from valuescope.cli.synth import synth_command
 
@@ -35,6 +35,15 @@ def read(n: int, seed: int, **kw) -> pa.Table:
 @pytest.fixture(scope="module")
 def corpus() -> pa.Table:
     return read(N, SEED, dictionary=False)
+
+
+@pytest.fixture(scope="module")
+def parquet_corpus(tmp_path_factory) -> pa.Table:
+    """The corpus as `valuescope synth` writes it, read back from the Parquet file."""
+    path = synth.write_corpus(
+        tmp_path_factory.mktemp("synth") / "c.parquet", N, SEED, progress=False
+    )
+    return pq.read_table(path)
 
 
 def flat(table: pa.Table, column: str) -> pd.DataFrame:
@@ -117,10 +126,14 @@ def test_lists_hold_each_value_once_and_explicit_is_a_subset(corpus):
     ex = flat(corpus, "ai_values_explicit")
     both = ex.merge(ai, on=["conv", "value"], how="left", indicator=True)
     assert (both["_merge"] == "both").all()
-    assert abs(len(ex) / len(ai) - 0.2) < 0.005
+    # each expressed value is explicit at its response type's planted rate
+    rt = corpus["response_type"].to_numpy(zero_copy_only=False)
+    for r, rate in zip(RESPONSE_TYPES, synth.EXPLICIT_RATES, strict=True):
+        n_ai = int((rt[ai["conv"]] == r).sum())
+        n_ex = int((rt[ex["conv"]] == r).sum())
+        assert abs(z(n_ex / n_ai, rate, n_ai)) < 4.5, (r, n_ex / n_ai)
     # no human values under "no values"
     hv = flat(corpus, "human_values")
-    rt = corpus["response_type"].to_numpy(zero_copy_only=False)
     assert not (rt[hv["conv"].unique()] == "no values").any()
 
 
@@ -285,10 +298,10 @@ def test_planted_task_associations_are_strong_and_others_rare(corpus):
     assert dense.shape[0] >= 3307
     mask = dense.to_numpy() > 0
     np.testing.assert_allclose(mine.to_numpy()[mask], sm[mask], rtol=1e-9)
-    # values without a task plant are as likely in every cluster: few significant cells among
+    # values without a plant are as likely in every cluster: few significant cells among
     # those where the normal approximation holds (expected >= 5; tiny cells are what the
     # privacy thresholds withhold anyway)
-    planted = {v for c, _, v, _ in synth.CONTEXT_PLANTS if c == "task_cluster"}
+    planted = model_linked_values()
     free = cells[~cells["row"].isin(planted) & (cells["expected"] >= 5)]
     assert len(free) > 5000
     assert (free["r"].abs() > Z_STAR).sum() <= 3
@@ -312,6 +325,104 @@ def test_planted_human_to_ai_associations(corpus):
     assert len(dec) > 100 and len(dec & answered) / len(dec) > 0.95
 
 
+def model_linked_values() -> set[str]:
+    """Values whose rate may differ between clusters: planted in a cluster, planted in a response
+    type or multiplied per model (a model's task mix links its response types and its factors to
+    the clusters)."""
+    value, _ = synth.WITHIN_TASK_FACTORS
+    return {v for _, _, v, _ in synth.CONTEXT_PLANTS} | {value}
+
+
+def strata(corpus: pa.Table, value: str, model_a: str, model_b: str) -> list[np.ndarray]:
+    """One 2x2 table (model a/b x value present/absent) per task cluster, by plain counting."""
+    ai = flat(corpus, "ai_values")
+    has = np.zeros(corpus.num_rows, dtype=bool)
+    has[ai.loc[ai["value"] == value, "conv"].to_numpy()] = True
+    df = pd.DataFrame(
+        {
+            "model": corpus["model"].to_numpy(zero_copy_only=False),
+            "cluster": corpus["task_cluster"].to_numpy(zero_copy_only=False),
+            "has": has,
+        }
+    )
+    df = df[df["model"].isin([model_a, model_b])]
+    out = []
+    for _, g in df.groupby("cluster"):
+        t = np.array(
+            [
+                [((g["model"] == m) & g["has"]).sum(), ((g["model"] == m) & ~g["has"]).sum()]
+                for m in (model_a, model_b)
+            ],
+            dtype=float,
+        )
+        out.append(t)
+    return out
+
+
+def raw_z(tables: list[np.ndarray]) -> float:
+    """Two-proportion z of the pooled table (the raw test, ignoring the clusters)."""
+    t = sum(tables)
+    n1, n2 = t[0].sum(), t[1].sum()
+    p1, p2 = t[0, 0] / n1, t[1, 0] / n2
+    p = (t[0, 0] + t[1, 0]) / (n1 + n2)
+    return (p1 - p2) / math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
+
+
+def test_confounded_and_within_task_model_differences(parquet_corpus):
+    """The paper's B.5.3 in miniature: the expressive model's creative-writing users move its raw
+    rate of a creative value, not its within-task rate; the other plant holds within tasks."""
+    corpus = parquet_corpus
+    cluster, share = synth.CONFOUNDED_MIX
+    models = corpus["model"].to_numpy(zero_copy_only=False)
+    clusters = corpus["task_cluster"].to_numpy(zero_copy_only=False)
+    in_c = models == "model-c"
+    assert abs(z((clusters[in_c] == cluster).mean(), share, int(in_c.sum()))) < 4.5
+    # the overall cluster shares stay the listed ones
+    for name, want, _ in synth.CLUSTERS:
+        assert abs(z((clusters == name).mean(), want, N)) < 4.5, name
+    confounded = strata(corpus, synth.CONFOUNDED_VALUE, "model-c", "model-a")
+    assert abs(raw_z(confounded)) > Z_STAR
+    st = StratifiedTable(confounded)
+    assert st.test_null_odds(correction=False).pvalue > 0.05 / 3307
+    assert 0.7 < st.oddsratio_pooled < 1.4
+    value, factors = synth.WITHIN_TASK_FACTORS
+    within = strata(corpus, value, "model-b", "model-a")
+    st = StratifiedTable(within)
+    assert st.test_null_odds(correction=False).pvalue < 0.05 / 3307
+    want = factors[1] / factors[0]  # a rate ratio; the values are rare, so the odds ratio is near
+    assert abs(st.oddsratio_pooled - want) / want < 0.15, st.oddsratio_pooled
+    assert st.test_equal_odds().pvalue > 0.001  # the same ratio in every cluster
+
+
+def test_explicit_share_rises_in_resistance(parquet_corpus):
+    corpus = parquet_corpus
+    ex_len = pc.list_value_length(corpus["ai_values_explicit"]).to_numpy(zero_copy_only=False)
+    ai_len = pc.list_value_length(corpus["ai_values"]).to_numpy(zero_copy_only=False)
+    df = pd.DataFrame(
+        {
+            "rt": corpus["response_type"].to_numpy(zero_copy_only=False),
+            "explicit": ex_len > 0,
+            "any": ai_len > 0,
+        }
+    )
+    share = df[df["any"]].groupby("rt")["explicit"].mean()
+    for resist in ["strong resistance", "mild resistance", "reframing"]:
+        for support in ["strong support", "mild support"]:
+            assert share[resist] > share[support] + 0.05, (resist, support, share.to_dict())
+
+
+def test_deception_pairs_are_mostly_resistance(parquet_corpus):
+    corpus = parquet_corpus
+    hv = flat(corpus, "human_values")
+    ai = flat(corpus, "ai_values")
+    rt = corpus["response_type"].to_numpy(zero_copy_only=False)
+    dec = set(hv.loc[hv["value"] == "deception", "conv"])
+    for target in ["ethical integrity", "harm prevention", "honesty"]:
+        convs = np.array(sorted(dec & set(ai.loc[ai["value"] == target, "conv"])))
+        resisted = np.isin(rt[convs], ["mild resistance", "strong resistance"]).mean()
+        assert len(convs) > 50 and resisted > 0.9, (target, len(convs), resisted)
+
+
 def test_engine_recovers_the_calibration():
     """The engine on a synth corpus: published shares, response types, planted cells, privacy."""
     engine = valuescope.Engine()
@@ -327,7 +438,7 @@ def test_engine_recovers_the_calibration():
     table = result["tables/ai_values__task_cluster"].to_pandas().set_index(["row", "col"])
     assert table.loc[("healthy boundaries", "relationship advice"), "significant"]
     assert table.loc[("human agency", "technology ethics and ai"), "significant"]
-    planted = {v for c, _, v, _ in synth.CONTEXT_PLANTS if c == "task_cluster"}
+    planted = model_linked_values()
     free = table[~table.index.get_level_values("row").isin(planted) & (table["expected"] >= 5)]
     assert len(free) > 5000 and free["significant"].sum() <= 3
     # pet values: hundreds of conversations, one user each: suppressed by the user threshold

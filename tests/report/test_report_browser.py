@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.paper_files import write_paper_files
 from helpers.report import build_analysis
 from valuescope.report import TITLES, write_report
 
@@ -44,7 +45,9 @@ def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def html(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("browser")
-    html_path, _ = write_report(build_analysis(tmp))
+    analysis = build_analysis(tmp)
+    write_paper_files(analysis)  # the paper's further analyses, so their sections have content
+    html_path, _ = write_report(analysis)
     return html_path
 
 
@@ -68,3 +71,17 @@ def test_every_heading_in_dom(html: Path, tmp_path: Path):
     headings = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<h2[^>]*>(.*?)</h2>", res.stdout)]
     assert headings == list(TITLES.values()), res.stderr[-2000:]
     assert res.stdout.count("<svg") >= 10
+
+
+def test_the_paper_sections_render_their_figures_and_tables(html: Path, tmp_path: Path):
+    res = chromium(tmp_path, "--dump-dom", html.as_uri())
+    for sid in ("within_tasks", "explicit", "pairs", "watch"):
+        found = re.search(rf'<section id="{sid}">(.*?)</section>', res.stdout, re.S)
+        assert found, (sid, res.stderr[-2000:])
+        body = found.group(1)
+        assert "Not computed" not in body, sid
+        assert "<table" in body or sid == "watch", sid
+        if sid != "watch":
+            assert "<svg" in body, sid
+    watch = re.search(r'<section id="watch">(.*?)</section>', res.stdout, re.S)
+    assert watch and "not published (below the thresholds or absent)" in watch.group(1)

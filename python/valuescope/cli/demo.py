@@ -27,7 +27,14 @@ import click
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def demo_command(n, out, seed, quiet) -> None:
+@click.option(
+    "--watch",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Values to watch, one per line (see valuescope report --help) [default: a short list "
+    "from the paper].",
+)
+def demo_command(n, out, seed, quiet, watch) -> None:
     """Run the whole pipeline on a synthetic corpus calibrated on the published data.
 
     No data, network or API key needed: synthesises extracted features for N conversations
@@ -51,6 +58,7 @@ def demo_command(n, out, seed, quiet) -> None:
         # with the published taxonomy are needed, not a clustered copy of the features
         TaxonomyOptions(reference="vitw", seed=seed, clustered_copy=False),
         echo=click.echo,
+        watch=watch,
     )
     click.echo("")
     click.echo(headline(res.analysis))

@@ -30,7 +30,17 @@ from valuescope.layout import DEFAULT_ANALYSIS_OUT, SUMMARY
     help="The extracted features file, for the extraction model and its reject summary when "
     "the analysis does not carry them (only those columns and the summary beside it are read).",
 )
-def report_command(analysis_dir: Path, taxonomy_dir: Path | None, features: Path | None) -> None:
+@click.option(
+    "--watch",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Values to watch, one per line: each published one's significant tasks, response "
+    "types and value pairs go to ANALYSIS_DIR/values_to_watch.csv and the report "
+    "[default: a short list from the paper: deception, dominance, amorality, ...].",
+)
+def report_command(
+    analysis_dir: Path, taxonomy_dir: Path | None, features: Path | None, watch: Path | None
+) -> None:
     """Write ANALYSIS_DIR/report.html (one offline file, figures inline) and report.md.
 
     ANALYSIS_DIR is the output of `valuescope analyze` (and optionally `valuescope taxonomy`).
@@ -43,5 +53,5 @@ def report_command(analysis_dir: Path, taxonomy_dir: Path | None, features: Path
     if not (analysis_dir / SUMMARY).is_file():
         raise UserError(f"{analysis_dir}: not an analysis directory (no {SUMMARY})")
     t0 = time.perf_counter()
-    html_path, md_path = write_report(analysis_dir, taxonomy_dir, features)
+    html_path, md_path = write_report(analysis_dir, taxonomy_dir, features, watch)
     click.echo(f"wrote {html_path} and {md_path} in {time.perf_counter() - t0:.1f}s")

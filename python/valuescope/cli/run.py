@@ -52,6 +52,13 @@ from valuescope.taxonomy.embeddings import DEFAULT_EMBEDDER, DEFAULT_TASK_EMBEDD
     show_default=True,
     help="Build the value tree and task clusters before the analysis.",
 )
+@click.option(
+    "--watch",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Values to watch, one per line (see valuescope report --help) [default: a short list "
+    "from the paper].",
+)
 @extract_options
 def run_command(conversations: tuple[str, ...], out: Path, **kw: Any) -> None:
     """Extract features from CONVERSATIONS with an LLM, build the value taxonomy, analyse and
@@ -85,6 +92,7 @@ def run_command(conversations: tuple[str, ...], out: Path, **kw: Any) -> None:
         ),
         taxonomy,
         echo=lambda line: click.echo(line, err=True),
+        watch=rest["watch"],
     )
     s = res.summary
     click.echo(

@@ -16,6 +16,7 @@ from valuescope.report.markdown import render_markdown
 from valuescope.report.model import TITLES, Section
 from valuescope.report.sections import build_sections
 from valuescope.report.text import num, plural
+from valuescope.report.watch import read_watch_list, write_watch
 
 __all__ = ["TITLES", "Analysis", "Section", "build_sections", "load_analysis", "write_report"]
 
@@ -26,11 +27,15 @@ def write_report(
     analysis_dir: str | Path,
     taxonomy: str | Path | None = None,
     features: str | Path | None = None,
+    watch: str | Path | None = None,
 ) -> tuple[Path, Path]:
-    """Writes ANALYSIS_DIR/report.html and report.md (each atomically); returns their paths.
-    `taxonomy` and `features`: where those stages wrote, when the report cannot find them."""
+    """Writes ANALYSIS_DIR/report.html and report.md (each atomically), and values_to_watch.csv;
+    returns the report's paths. `taxonomy` and `features`: where those stages wrote, when the
+    report cannot find them; `watch`: a file of values to watch (None: the default list)."""
     d = Path(analysis_dir)
     a = load_analysis(d, taxonomy, features)
+    a.watch = read_watch_list(watch)
+    _, a.watch_rows = write_watch(a, a.watch)
     sections = build_sections(a)
     subtitle = (
         f"{num(a.summary.get('n_conversations'))} conversations analysed; every figure describes "

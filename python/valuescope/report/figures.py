@@ -237,7 +237,12 @@ def grouped_barh(
 
 
 def stacked_shares(
-    rows: Sequence[str], categories: Sequence[str], shares: Sequence[Sequence[float]]
+    rows: Sequence[str],
+    categories: Sequence[str],
+    shares: Sequence[Sequence[float]],
+    *,
+    xlabel: str = "% of the model's conversations",
+    label_width: int = 28,
 ) -> str:
     """One 100% bar per row (a model), split by category (response types), legend below."""
     with matplotlib.rc_context(RC):
@@ -253,10 +258,10 @@ def stacked_shares(
                 if v >= 6:  # label only segments wide enough to hold it
                     ax.text(lft + v / 2, yi, f"{v:.0f}", ha="center", va="center", fontsize=7)
             left = [a + b for a, b in zip(left, vals, strict=True)]
-        ax.set_yticks(y, [short(r, 28) for r in rows])
+        ax.set_yticks(y, [short(r, label_width) for r in rows])
         ax.tick_params(axis="y", length=0)
         ax.set_xlim(0, 100)
-        ax.set_xlabel("% of the model's conversations")
+        ax.set_xlabel(xlabel)
         fig.legend(loc="outside lower center", ncols=4, frameon=False, fontsize=8)
         return to_svg(fig)
 
@@ -389,4 +394,49 @@ def dotplot(
         ax.set_xlim(left=0)
         ax.set_xlabel(xlabel)
         fig.legend(loc="outside lower center", ncols=min(4, max(1, len(series))), frameon=False)
+        return to_svg(fig)
+
+
+def forest(
+    labels: Sequence[str],
+    estimates: Sequence[float | None],
+    lows: Sequence[float | None],
+    highs: Sequence[float | None],
+    colors: Sequence[str],
+    *,
+    xlabel: str,
+) -> str:
+    """Ratios with their intervals on a log axis, one row per label, a line at 1 (no
+    difference). Non-positive or missing bounds are left out (the point still shows)."""
+    with matplotlib.rc_context(RC):
+        fig = _figure(7.5, _bar_height(len(labels), per_row=0.26))
+        ax = fig.add_subplot()
+        y = list(range(len(labels)))[::-1]
+
+        def usable(v: float | None) -> float | None:
+            return v if v is not None and math.isfinite(v) and v > 0 else None
+
+        pos = [u for v in [*estimates, *lows, *highs] if (u := usable(v)) is not None]
+        lo, hi = (min(pos), max(pos)) if pos else (0.5, 2.0)
+        for yi, e, a, b, c in zip(y, estimates, lows, highs, colors, strict=True):
+            ua, ub, ue = usable(a), usable(b), usable(e)
+            if ua is not None and ub is not None:
+                ax.plot([ua, ub], [yi, yi], color=c, lw=1.6, solid_capstyle="butt")
+            if ue is not None:
+                ax.scatter([ue], [yi], color=c, s=22, zorder=3)
+        ax.axvline(1.0, color="#555", lw=0.8)
+        ax.set_xscale("log")
+        left, right = min(lo, 1.0) / 1.3, max(hi, 1.0) * 1.3
+        ax.set_xlim(left, right)
+        # plain numbers (0.5, 1, 2) rather than powers of ten: ratios read better so
+        steps = [m * 10.0**k for k in range(-4, 5) for m in (1, 2, 5)]
+        ticks = [t for t in steps if left <= t <= right]
+        if len(ticks) > 9:
+            ticks = [t for t in ticks if f"{t:g}".lstrip("0.").startswith("1")]
+        ax.minorticks_off()
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_yticks(y, [short(s, 52) for s in labels])
+        ax.tick_params(axis="y", length=0)
+        ax.set_ylim(-0.6, len(labels) - 0.4)
+        ax.set_xlabel(xlabel)
         return to_svg(fig)

@@ -37,6 +37,25 @@ STRING_COLUMNS = {
     "description",
     "name",
     "parent_cluster_id",
+    "kind",
+    "item",
+    "human_value",
+    "ai_value",
+    "dominant_response_type",
+    "pattern",
+}
+
+#: The paper's further analyses (model differences within tasks, value pairs, explicit values):
+#: Engine.result() key -> file name. layout.RESULT_FILES names them where the engine writes them;
+#: the names here only serve an analysis written before.
+PAPER_FILES = {
+    key: layout.RESULT_FILES.get(key, f"{key}.csv")
+    for key in (
+        "model_comparison_within_tasks",
+        "value_pairs",
+        "explicit_by_response_type",
+        "explicit_values",
+    )
 }
 
 
@@ -68,8 +87,9 @@ def _read_csv(path: Path, columns: list[str] | None) -> pa.Table:
     with path.open("rb") as fh:
         header = [c.strip('"') for c in fh.readline().decode("utf-8").strip().split(",")]
     types = {c: pa.string() for c in header if c in STRING_COLUMNS}
-    if "significant" in header:
-        types["significant"] = pa.bool_()
+    for c in header:
+        if c.startswith("significant"):
+            types[c] = pa.bool_()
     convert = pacsv.ConvertOptions(
         column_types=types,
         null_values=[""],
@@ -122,6 +142,15 @@ class Analysis:
     models: list[dict[str, Any]] = field(default_factory=list)
     model_comparison: pa.Table | None = None
     table_tests: list[dict[str, Any]] = field(default_factory=list)
+    # None: the file is absent (an older analysis, or too little to compute); [] : empty
+    within_tasks: list[dict[str, Any]] | None = None
+    value_pairs: list[dict[str, Any]] = field(default_factory=list)
+    has_value_pairs: bool = False
+    explicit_by_response_type: list[dict[str, Any]] | None = None
+    explicit_values: list[dict[str, Any]] | None = None
+    # set by write_report: the watch list and values_to_watch.csv's rows
+    watch: Any = None
+    watch_rows: list[dict[str, Any]] = field(default_factory=list)
     tables: dict[str, CrossTable] = field(default_factory=dict)
     taxonomy: list[dict[str, Any]] | None = None
     taxonomy_meta: dict[str, Any] = field(default_factory=dict)  # taxonomy.json
@@ -161,6 +190,12 @@ def load_analysis(
     a.models = rows(read_csv(files["models"]))
     a.model_comparison = read_csv(files["model_comparison"])
     a.table_tests = rows(read_csv(files["table_tests"]))
+    paper = {key: read_csv(d / name) for key, name in PAPER_FILES.items()}
+    a.within_tasks = _rows_or_none(paper["model_comparison_within_tasks"])
+    a.value_pairs = rows(paper["value_pairs"])
+    a.has_value_pairs = paper["value_pairs"] is not None
+    a.explicit_by_response_type = _rows_or_none(paper["explicit_by_response_type"])
+    a.explicit_values = _rows_or_none(paper["explicit_values"])
     for meta_path in sorted((d / layout.TABLES_DIR).glob("*.json")):
         cells = meta_path.with_suffix(".csv")
         if not cells.is_file():
@@ -191,6 +226,10 @@ def load_analysis(
             a.summary["n_rows_without_user_id"] = missing
     _load_validity(a, d)
     return a
+
+
+def _rows_or_none(table: pa.Table | None) -> list[dict[str, Any]] | None:
+    return None if table is None else table.to_pylist()
 
 
 def _load_validity(a: Analysis, d: Path) -> None:

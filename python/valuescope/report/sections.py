@@ -1,6 +1,8 @@
 """The report's sections in order, built once from an Analysis and rendered twice (HTML and
 Markdown). Here: headline, values, long tail, taxonomy, reference, privacy and method; the
-response-type, invariance and model sections are in behaviour.py, associations in associations.py.
+response-type, invariance and model sections are in behaviour.py, associations in associations.py,
+the paper's further analyses (within tasks, explicit values, value pairs, values to watch) in
+paper.py.
 Everything shown is capped (model.py), so the report's size and time do not grow with the corpus.
 """
 
@@ -28,6 +30,7 @@ from valuescope.report.model import (
     new_section,
     not_computed,
 )
+from valuescope.report.paper import explicit, pairs, watch, within_tasks
 from valuescope.report.validity import measured, validity
 
 # -- headline, values, tail ----------------------------------------------------------------------
@@ -463,6 +466,10 @@ BUILDERS: list[Callable[[Analysis], Section | None]] = [
     invariance,
     mirroring,
     models,
+    within_tasks,
+    explicit,
+    pairs,
+    watch,
     reference,
     frameworks,  # None (left out) without framework_mapping.csv
     privacy,

@@ -9,7 +9,8 @@
 //!    of the response type); task ~ uniform within the cluster; user ~ a skewed law (few heavy users).
 //! 2. AI values = the union of three independent Bernoulli sets: a background set over every value,
 //!    one extra set for the task cluster, one for the response type (the planted context
-//!    associations). Each set is drawn as a Poisson number of alias-table draws with rate
+//!    associations). A model may carry its own task-cluster mix (its users' tasks) and multipliers
+//!    of some values' inclusion probability (a difference that holds within every context). Each set is drawn as a Poisson number of alias-table draws with rate
 //!    `-ln(1 - q)` per value, so a value is present with probability exactly `q` and values are
 //!    independent, in O(values per row) instead of O(vocabulary). The background rates are solved
 //!    so that each value's overall share of conversations equals its published `pct_convos`.
@@ -24,7 +25,7 @@
 //! from the seed and the chunk index, so a row's content depends only on (spec, seed, n, row): not on
 //! the batch size nor the number of threads.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -67,6 +68,15 @@ pub struct ModelSpec {
     pub share: f64,
     /// Weights of the seven response types, in [`RESPONSE_TYPES`] order.
     pub response_types: Vec<f64>,
+    /// Weights of the task clusters among this model's users, in `clusters` order; None: the
+    /// clusters' shares. A different mix makes the model's raw rates differ where its
+    /// within-task rates do not.
+    #[serde(default)]
+    pub task_clusters: Option<Vec<f64>>,
+    /// AI value -> factor on its inclusion probability in this model's conversations, in every
+    /// context alike. Ordered, so that the draws do not depend on hashing.
+    #[serde(default)]
+    pub value_multipliers: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,6 +157,9 @@ pub struct SynthSpec {
     pub mirroring: Vec<f64>,
     /// Probability that an expressed AI value is also stated explicitly.
     pub explicit_rate: f64,
+    /// The same per response type, in [`RESPONSE_TYPES`] order; None: `explicit_rate` throughout.
+    #[serde(default)]
+    pub explicit_rates: Option<Vec<f64>>,
     pub users: UserSpec,
     /// Share of rows whose `subjective` verdict is null (unknown); the rest are true.
     #[serde(default)]
@@ -293,6 +306,35 @@ struct Trigger {
     probability: f64,
 }
 
+/// One model's factor on one AI value, with the value's inclusion probabilities in each context,
+/// so that the factor applies to the exact probability of the row's context.
+struct Multiplier {
+    value: u32,
+    factor: f64,
+    background: f64,
+    cluster: Vec<f64>,
+    rt: [f64; 7],
+}
+
+impl Multiplier {
+    /// Adds or removes the value so that P(present) = min(1, factor * P(present | context)).
+    #[inline]
+    fn apply(&self, rng: &mut ChaCha8Rng, c: usize, rt: usize, ai: &mut Vec<u32>) {
+        let absent = (1.0 - self.background) * (1.0 - self.cluster[c]) * (1.0 - self.rt[rt]);
+        let p0 = 1.0 - absent;
+        let u = uniform(rng);
+        match ai.iter().position(|&a| a == self.value) {
+            Some(i) if self.factor < 1.0 && u >= self.factor => {
+                ai.remove(i);
+            }
+            None if self.factor > 1.0 && absent > 0.0 && u < (self.factor - 1.0) * p0 / absent => {
+                ai.push(self.value);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// A spec turned into samplers. Cheap to share between threads.
 pub struct Synth {
     /// Every value string (AI values first, then human-only values and pets): the list children.
@@ -303,7 +345,10 @@ pub struct Synth {
     cluster_tasks: Vec<(u32, u32)>,
     model_alias: Alias,
     rt_alias: Vec<Alias>,
-    cluster_alias: Alias,
+    /// Per model: its users' task-cluster law.
+    cluster_alias: Vec<Alias>,
+    /// Per model: its value multipliers.
+    multipliers: Vec<Vec<Multiplier>>,
     background: BernoulliSet,
     cluster_sets: Vec<BernoulliSet>,
     rt_sets: Vec<BernoulliSet>,
@@ -314,7 +359,7 @@ pub struct Synth {
     mirror_weight: Vec<f64>,
     mirror_p: [f64; 7],
     triggers: Vec<Trigger>,
-    explicit_rate: f64,
+    explicit_rate: [f64; 7],
     skew: f64,
     conversations_per_user: f64,
     pets: Vec<u32>,
@@ -390,8 +435,27 @@ impl Synth {
         if spec.clusters.is_empty() {
             return Err(bad("at least one task cluster"));
         }
-        let cluster_total: f64 = spec.clusters.iter().map(|c| c.share).sum();
-        let cluster_alias = Alias::new(&spec.clusters.iter().map(|c| c.share).collect::<Vec<_>>())?;
+        let shares: Vec<f64> = spec.clusters.iter().map(|c| c.share).collect();
+        // P(cluster | model), and P(cluster) over the models' shares
+        let mut cluster_given_model: Vec<Vec<f64>> = Vec::new();
+        let mut cluster_alias = Vec::new();
+        let mut cluster_p = vec![0.0f64; spec.clusters.len()];
+        for m in &spec.models {
+            let w = m.task_clusters.as_ref().unwrap_or(&shares);
+            if w.len() != spec.clusters.len() {
+                return Err(bad(format!(
+                    "model {:?} needs one task-cluster weight per cluster",
+                    m.name
+                )));
+            }
+            cluster_alias.push(Alias::new(w)?);
+            let t: f64 = w.iter().sum();
+            let given: Vec<f64> = w.iter().map(|x| x / t).collect();
+            for (c, g) in given.iter().enumerate() {
+                cluster_p[c] += m.share / share_total * g;
+            }
+            cluster_given_model.push(given);
+        }
         let mut tasks = Vec::new();
         let mut cluster_tasks = Vec::new();
         for c in &spec.clusters {
@@ -425,11 +489,7 @@ impl Synth {
                         .iter()
                         .position(|c| c.name == plant.category)
                         .ok_or_else(|| bad(format!("unknown task cluster {:?}", plant.category)))?;
-                    (
-                        spec.clusters[c].share / cluster_total,
-                        &mut cluster_items[c],
-                        &mut mass_cluster,
-                    )
+                    (cluster_p[c], &mut cluster_items[c], &mut mass_cluster)
                 }
                 Context::ResponseType => {
                     let r = rt_index(&plant.category)?;
@@ -459,6 +519,42 @@ impl Synth {
                 .map(|(i, &r)| (i as u32, r))
                 .collect::<Vec<_>>(),
         )?;
+        let mut multipliers = Vec::new();
+        for m in &spec.models {
+            let mut list = Vec::new();
+            for (value, &factor) in &m.value_multipliers {
+                let v = *index
+                    .get(value)
+                    .filter(|&&v| (v as usize) < n_ai)
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "value multiplier {value:?} of model {:?} is not an AI value",
+                            m.name
+                        ))
+                    })?;
+                if !factor.is_finite() || factor < 0.0 {
+                    return Err(bad("value multipliers must be non-negative"));
+                }
+                let rate_in = |items: &[(u32, f64)]| {
+                    items
+                        .iter()
+                        .filter(|&&(i, _)| i == v)
+                        .fold(0.0, |acc: f64, &(_, q)| 1.0 - (1.0 - acc) * (1.0 - q))
+                };
+                let mut rt = [0.0; 7];
+                for (r, items) in rt_items.iter().enumerate() {
+                    rt[r] = rate_in(items);
+                }
+                list.push(Multiplier {
+                    value: v,
+                    factor,
+                    background: background_rates[v as usize],
+                    cluster: cluster_items.iter().map(|it| rate_in(it)).collect(),
+                    rt,
+                });
+            }
+            multipliers.push(list);
+        }
         let cluster_sets = cluster_items
             .iter()
             .map(|it| BernoulliSet::new(it))
@@ -569,20 +665,44 @@ impl Synth {
         if spec.mirroring.len() != 7 {
             return Err(bad("mirroring needs seven rates"));
         }
-        let e_cluster: f64 = spec
-            .clusters
+        // The cluster depends on the model, and so does the response type: average over the
+        // models given the response type.
+        let e_cluster_model: Vec<f64> = cluster_given_model
             .iter()
-            .zip(&cluster_sets)
-            .map(|(c, s)| c.share / cluster_total * (-s.lambda).exp())
-            .sum();
+            .map(|given| {
+                given
+                    .iter()
+                    .zip(&cluster_sets)
+                    .map(|(g, s)| g * (-s.lambda).exp())
+                    .sum()
+            })
+            .collect();
         let mut mirror_p = [0.0; 7];
         for r in 0..7 {
             check_prob("mirroring", spec.mirroring[r])?;
+            let (mut num, mut den) = (0.0, 0.0);
+            for (m, e) in spec.models.iter().zip(&e_cluster_model) {
+                let t: f64 = m.response_types.iter().sum();
+                let w = m.share * m.response_types[r] / t;
+                num += w * e;
+                den += w;
+            }
+            let e_cluster = if den > 0.0 { num / den } else { 1.0 };
             let nonempty =
                 1.0 - (-background.lambda).exp() * e_cluster * (-rt_sets[r].lambda).exp();
             mirror_p[r] = (spec.mirroring[r] / nonempty.max(1e-12)).min(1.0);
         }
         check_prob("explicit_rate", spec.explicit_rate)?;
+        let mut explicit_rate = [spec.explicit_rate; 7];
+        if let Some(rates) = &spec.explicit_rates {
+            if rates.len() != 7 {
+                return Err(bad("explicit_rates needs seven rates"));
+            }
+            for (r, &x) in rates.iter().enumerate() {
+                check_prob("explicit_rates", x)?;
+                explicit_rate[r] = x;
+            }
+        }
         check_prob("subjective_null_rate", spec.subjective_null_rate)?;
         let cluster_names: Vec<String> = spec.clusters.iter().map(|c| c.name.clone()).collect();
         let task_texts = spec
@@ -601,6 +721,7 @@ impl Synth {
             model_alias,
             rt_alias,
             cluster_alias,
+            multipliers,
             background,
             cluster_sets,
             rt_sets,
@@ -610,7 +731,7 @@ impl Synth {
             mirror_weight,
             mirror_p,
             triggers,
-            explicit_rate: spec.explicit_rate,
+            explicit_rate,
             skew: u.skew,
             conversations_per_user: u.conversations_per_user,
             pets,
@@ -677,7 +798,7 @@ impl Synth {
             let row = chunk * CHUNK_ROWS as u64 + i as u64;
             let m = self.model_alias.sample(&mut rng);
             let rt = self.rt_alias[m].sample(&mut rng);
-            let c = self.cluster_alias.sample(&mut rng);
+            let c = self.cluster_alias[m].sample(&mut rng);
             let (t0, tn) = self.cluster_tasks[c];
             let task = t0 + ((rng.next_u64() as u128 * tn as u128) >> 64) as u32;
             let user =
@@ -692,6 +813,9 @@ impl Synth {
             self.background.sample(&mut rng, &mut ai);
             self.cluster_sets[c].sample(&mut rng, &mut ai);
             self.rt_sets[rt].sample(&mut rng, &mut ai);
+            for mult in &self.multipliers[m] {
+                mult.apply(&mut rng, c, rt, &mut ai);
+            }
             if (user as usize) < self.pets.len() && uniform(&mut rng) < self.pet_rate {
                 let pet = self.pets[user as usize];
                 if !ai.contains(&pet) {
@@ -699,7 +823,7 @@ impl Synth {
                 }
             }
             let explicit_bits: u32 = ai.iter().enumerate().fold(0, |b, (j, _)| {
-                b | (((uniform(&mut rng) < self.explicit_rate) as u32) << j.min(31))
+                b | (((uniform(&mut rng) < self.explicit_rate[rt]) as u32) << j.min(31))
             });
 
             human.clear();
@@ -1237,6 +1361,117 @@ mod tests {
         let whole = texts.batch(9, 20_000, 0, 20_000, true);
         assert_eq!(whole.slice(8_000, 12_000), part);
         assert_eq!(texts.task_variety().unwrap(), vec![21.0, 9.0]);
+    }
+
+    /// Counts of (model, cluster) rows and of rows holding `value`, from a batch.
+    fn counts_by_model_cluster(
+        b: &RecordBatch,
+        value: &str,
+    ) -> HashMap<(String, String), (u64, u64)> {
+        let model = b.column_by_name("model").unwrap().as_string::<i32>();
+        let cluster = b.column_by_name("task_cluster").unwrap().as_string::<i32>();
+        let ai = b.column_by_name("ai_values").unwrap().as_list::<i32>();
+        let mut out: HashMap<(String, String), (u64, u64)> = HashMap::new();
+        for i in 0..b.num_rows() {
+            let values = ai.value(i);
+            let values = values.as_string::<i32>();
+            let has = (0..values.len()).any(|j| values.value(j) == value);
+            let e = out
+                .entry((model.value(i).to_string(), cluster.value(i).to_string()))
+                .or_default();
+            e.0 += 1;
+            e.1 += has as u64;
+        }
+        out
+    }
+
+    #[test]
+    fn old_specs_parse_without_the_new_fields() {
+        let s = spec();
+        assert!(s.models.iter().all(|m| m.task_clusters.is_none()));
+        assert!(s.models.iter().all(|m| m.value_multipliers.is_empty()));
+        assert!(s.explicit_rates.is_none());
+    }
+
+    #[test]
+    fn a_model_keeps_its_own_task_mix_and_value_factor() {
+        let mut sp = spec();
+        // model b: its users are mostly in cluster y; model a states "value 3" half as often,
+        // in every cluster
+        sp.models[1].task_clusters = Some(vec![0.1, 0.9]);
+        sp.models[0].value_multipliers.insert("value 3".into(), 0.5);
+        sp.models[1]
+            .value_multipliers
+            .insert("value 20".into(), 2.0);
+        let s = Synth::new(&sp).unwrap();
+        let n = 200_000u64;
+        let b = s.batch(3, n, 0, n, false);
+        let c = counts_by_model_cluster(&b, "value 3");
+        let get = |m: &str, k: &str| c.get(&(m.to_string(), k.to_string())).copied().unwrap();
+        let (bx, by) = (get("b", "x").0 as f64, get("b", "y").0 as f64);
+        let share_y = by / (bx + by);
+        assert!((share_y - 0.9).abs() < 0.01, "{share_y}");
+        let (ax, ay) = (get("a", "x").0 as f64, get("a", "y").0 as f64);
+        assert!((ay / (ax + ay) - 0.2).abs() < 0.01);
+        // "value 3" has no plants: its rate is p in b and p / 2 in a, in both clusters
+        let p = sp.ai_pct_convos[3] / 100.0;
+        for k in ["x", "y"] {
+            let (na, ha) = get("a", k);
+            let (nb, hb) = get("b", k);
+            let (ra, rb) = (ha as f64 / na as f64, hb as f64 / nb as f64);
+            let se = |q: f64, n: u64| (q * (1.0 - q) / n as f64).sqrt();
+            assert!((ra - p / 2.0).abs() < 4.5 * se(p / 2.0, na), "{k}: {ra}");
+            assert!((rb - p).abs() < 4.5 * se(p, nb), "{k}: {rb}");
+        }
+        // a factor above 1 on a planted value doubles its rate in each context
+        let c = counts_by_model_cluster(&b, "value 20");
+        for k in ["x", "y"] {
+            let (na, ha) = c[&("a".to_string(), k.to_string())];
+            let (nb, hb) = c[&("b".to_string(), k.to_string())];
+            let ratio = (hb as f64 / nb as f64) / (ha as f64 / na as f64);
+            assert!((ratio - 2.0).abs() < 0.35, "{k}: {ratio}");
+        }
+    }
+
+    #[test]
+    fn explicit_rates_follow_the_response_type() {
+        let mut sp = spec();
+        let rates = vec![0.1, 0.1, 0.1, 0.3, 0.4, 0.5, 0.1];
+        sp.explicit_rates = Some(rates.clone());
+        let s = Synth::new(&sp).unwrap();
+        let n = 100_000u64;
+        let b = s.batch(8, n, 0, n, false);
+        let rt = b
+            .column_by_name("response_type")
+            .unwrap()
+            .as_string::<i32>();
+        let ai = b.column_by_name("ai_values").unwrap().as_list::<i32>();
+        let ex = b
+            .column_by_name("ai_values_explicit")
+            .unwrap()
+            .as_list::<i32>();
+        let mut tally = [(0u64, 0u64); 7];
+        for i in 0..b.num_rows() {
+            let r = rt_index(rt.value(i)).unwrap();
+            tally[r].0 += ai.value_length(i) as u64;
+            tally[r].1 += ex.value_length(i) as u64;
+        }
+        for (r, &(n_ai, n_ex)) in tally.iter().enumerate() {
+            let got = n_ex as f64 / n_ai as f64;
+            let se = (rates[r] * (1.0 - rates[r]) / n_ai as f64).sqrt();
+            assert!((got - rates[r]).abs() < 4.5 * se, "{r}: {got}");
+        }
+        let mut bad_spec = spec();
+        bad_spec.explicit_rates = Some(vec![0.1; 6]);
+        assert!(Synth::new(&bad_spec).is_err());
+        let mut bad_spec = spec();
+        bad_spec.models[0].task_clusters = Some(vec![1.0]);
+        assert!(Synth::new(&bad_spec).is_err());
+        let mut bad_spec = spec();
+        bad_spec.models[0]
+            .value_multipliers
+            .insert("only human".into(), 2.0);
+        assert!(Synth::new(&bad_spec).is_err());
     }
 
     #[test]
