@@ -209,10 +209,28 @@ def test_report_section_present_only_with_a_mapping(built, tmp_path):
     html_path, md_path = write_report(analysis)
     html, md = html_path.read_text(), md_path.read_text()
     heads = re.findall(r"<h2>(.*?)</h2>", html)
-    assert heads == [*list(TITLES.values())[:10], "Value frameworks", *list(TITLES.values())[10:]]
+    # the frameworks section comes right after the reference comparison
+    cut = list(TITLES).index("reference") + 1
+    titles = list(TITLES.values())
+    assert heads == [*titles[:cut], "Value frameworks", *titles[cut:]]
     section = md.split("## Value frameworks\n", 1)[1].split("\n## ", 1)[0]
     assert "Schwartz's basic values" in section and "Rokeach's values" in section
     assert "stimulation" in section and "<svg" in html.split('id="frameworks"', 1)[1]
     assert "zqx not in the tree" not in html + md
     level1 = {r["name"] for r in read(built / "values_tree.csv") if r["level"] == "1"}
     assert any(name in section for name in level1)
+
+
+def test_report_finds_the_mapping_in_a_taxonomy_given_by_option(built, tmp_path):
+    """`valuescope report ANALYSIS --taxonomy DIR`: the mapping is read from DIR like the tree."""
+    from helpers.report import build_analysis
+
+    analysis = build_analysis(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name in ("values_tree.csv", "framework_mapping.csv"):
+        (elsewhere / name).write_bytes((built / name).read_bytes())
+    html_path, _ = write_report(analysis)
+    assert "Value frameworks" not in html_path.read_text()
+    html_path, _ = write_report(analysis, taxonomy=elsewhere)
+    assert "<h2>Value frameworks</h2>" in html_path.read_text()

@@ -16,7 +16,7 @@ from valuescope import layout
 from valuescope.errors import UserError
 from valuescope.report import figures as fg
 from valuescope.report import text as tx
-from valuescope.report.load import Analysis, _taxonomy_dirs, _taxonomy_path
+from valuescope.report.load import Analysis, _taxonomy_path
 from valuescope.report.model import TOP, Section, Table
 
 TITLE = "Value frameworks"
@@ -35,7 +35,7 @@ def load_mapping(a: Analysis) -> list[dict[str, Any]]:
     missing."""
     if not a.taxonomy:
         return []
-    path = _taxonomy_path(_taxonomy_dirs(a.path, a.summary, None), layout.FRAMEWORK_MAPPING)
+    path = _taxonomy_path(a.taxonomy_dirs, layout.FRAMEWORK_MAPPING)
     if path is None:
         return []
     published = {(int(r.get("level") or 0), r.get("name")) for r in a.taxonomy}

@@ -154,6 +154,8 @@ class Analysis:
     tables: dict[str, CrossTable] = field(default_factory=dict)
     taxonomy: list[dict[str, Any]] | None = None
     taxonomy_meta: dict[str, Any] = field(default_factory=dict)  # taxonomy.json
+    #: Where the taxonomy's files were looked for, in order (`--taxonomy` first when given).
+    taxonomy_dirs: list[Path] = field(default_factory=list)
     reference: list[dict[str, Any]] | None = None
     # written by `valuescope validate` into the analysis directory (or its validate/ folder)
     validity: dict[str, Any] | None = None
@@ -211,6 +213,7 @@ def load_analysis(
             test=test,
         )
     where = _taxonomy_dirs(d, a.summary, taxonomy)
+    a.taxonomy_dirs = where
     tree = _taxonomy_csv(where, layout.TREE)
     a.taxonomy = None if tree is None else tree.to_pylist()
     meta = _taxonomy_path(where, layout.TAXONOMY_SUMMARY)
