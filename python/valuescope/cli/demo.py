@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from valuescope.cli.options import watch_option
+
 
 @click.command("demo")
 @click.option(
@@ -27,13 +29,7 @@ import click
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-@click.option(
-    "--watch",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    default=None,
-    help="Values to watch, one per line (see valuescope report --help) [default: a short list "
-    "from the paper].",
-)
+@watch_option
 def demo_command(n, out, seed, quiet, watch) -> None:
     """Run the whole pipeline on a synthetic corpus calibrated on the published data.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import click
@@ -31,6 +32,16 @@ alpha_option = click.option(
     default=DEFAULT_ALPHA,
     show_default=True,
     help="Family-wise error rate for the Bonferroni threshold.",
+)
+
+#: report, run and demo: the values the report's "Values to watch" section looks for.
+watch_option = click.option(
+    "--watch",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Values to watch, one per line: each published one's significant tasks, response "
+    "types and value pairs go to values_to_watch.csv and the report's 'Values to watch' "
+    "section [default: a short list from the paper, such as deception and dominance].",
 )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from valuescope.cli.options import watch_option
 from valuescope.errors import UserError
 from valuescope.layout import DEFAULT_ANALYSIS_OUT, SUMMARY
 
@@ -30,14 +31,7 @@ from valuescope.layout import DEFAULT_ANALYSIS_OUT, SUMMARY
     help="The extracted features file, for the extraction model and its reject summary when "
     "the analysis does not carry them (only those columns and the summary beside it are read).",
 )
-@click.option(
-    "--watch",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    default=None,
-    help="Values to watch, one per line: each published one's significant tasks, response "
-    "types and value pairs go to ANALYSIS_DIR/values_to_watch.csv and the report "
-    "[default: a short list from the paper: deception, dominance, amorality, ...].",
-)
+@watch_option
 def report_command(
     analysis_dir: Path, taxonomy_dir: Path | None, features: Path | None, watch: Path | None
 ) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from valuescope.cli.extract import extract_from_cli, extract_options, split_extract_kwargs
-from valuescope.cli.options import statistics_options
+from valuescope.cli.options import statistics_options, watch_option
 from valuescope.taxonomy.embeddings import DEFAULT_EMBEDDER, DEFAULT_TASK_EMBEDDER
 
 
@@ -52,13 +52,7 @@ from valuescope.taxonomy.embeddings import DEFAULT_EMBEDDER, DEFAULT_TASK_EMBEDD
     show_default=True,
     help="Build the value tree and task clusters before the analysis.",
 )
-@click.option(
-    "--watch",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    default=None,
-    help="Values to watch, one per line (see valuescope report --help) [default: a short list "
-    "from the paper].",
-)
+@watch_option
 @extract_options
 def run_command(conversations: tuple[str, ...], out: Path, **kw: Any) -> None:
     """Extract features from CONVERSATIONS with an LLM, build the value taxonomy, analyse and
