@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use smallvec::SmallVec;
 
 use super::cells::{Cells, Scatter};
-use super::plan::{Plan, Reject, AI, HUMAN, MODEL, RT};
+use super::plan::{Plan, Reject, AI, EXPLICIT, HUMAN, MODEL, RT};
 use super::state::{pack, ModelStats, State, EMPTY};
 use super::users::{conversation_user_hash, user_hash, Counter, UserId};
 use crate::error::{EngineError, Result};
@@ -907,6 +907,7 @@ pub(crate) struct Misc<'a> {
     pub rt_all: &'a mut [Counter],
     pub rt_with_human: &'a mut [Counter],
     pub rt_mirrored: &'a mut [Counter],
+    pub rt_explicit: &'a mut [Counter],
     pub models: &'a mut HashMap<u32, ModelStats>,
 }
 
@@ -917,6 +918,9 @@ pub(crate) fn count_misc(m: Misc<'_>, all: &[Resolved], cap: u32) {
     {
         let rt = res.rts[r] as usize;
         m.rt_all[rt].add(user, cap);
+        if !res.row(EXPLICIT, r).is_empty() {
+            m.rt_explicit[rt].add(user, cap);
+        }
         let (ai, human) = (res.row(AI, r), res.row(HUMAN, r));
         if !human.is_empty() {
             m.rt_with_human[rt].add(user, cap);

@@ -21,6 +21,7 @@ pub mod normalize;
 pub mod plan;
 pub mod spill;
 pub mod state;
+pub mod strata;
 pub mod tables;
 pub mod users;
 
@@ -62,6 +63,8 @@ enum Job<'a> {
         &'a mut Scatter,
     ),
     Misc(Misc<'a>),
+    ModelStrata(&'a mut strata::ModelStrata, &'a mut strata::ModelStrata),
+    Pairs(&'a mut HashMap<u64, strata::RtCounts>),
 }
 
 impl Engine {
@@ -222,12 +225,23 @@ impl Engine {
             rt_all: &mut st.rt_all,
             rt_with_human: &mut st.rt_with_human,
             rt_mirrored: &mut st.rt_mirrored,
+            rt_explicit: &mut st.rt_explicit,
             models: &mut st.models,
         }));
+        let cols = self.plan.strata;
+        if cols.any() {
+            jobs.push(Job::ModelStrata(
+                &mut st.strata.by_cluster,
+                &mut st.strata.by_task,
+            ));
+        }
+        jobs.push(Job::Pairs(&mut st.strata.pairs));
         let run = |job: Job| match job {
             Job::Keys(c, m) => count_keys(m, res, c, cap),
             Job::Table(ab, skip, m, s) => count_table(m, s, res, ab, skip, cap),
             Job::Misc(m) => count_misc(m, res, cap),
+            Job::ModelStrata(a, b) => strata::count_model_strata(a, b, res, cols),
+            Job::Pairs(p) => strata::count_pairs(p, res),
         };
         if rows < PARALLEL_MIN_ROWS {
             jobs.into_iter().for_each(run);

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::strata::StratumColumns;
 use crate::error::{EngineError, Result};
 use crate::schema::{expects_list, DEFAULT_ALPHA, DEFAULT_MIN_CONVERSATIONS, DEFAULT_MIN_USERS};
 
@@ -82,6 +83,8 @@ pub struct Plan {
     /// Columns named only by the user's tables: these must exist in the input.
     pub required_extra: Vec<String>,
     pub min_users: u32,
+    /// The columns the model comparison is stratified by, where the plan tracks them.
+    pub strata: StratumColumns,
 }
 
 impl Plan {
@@ -136,7 +139,12 @@ impl Plan {
             }
             tables.push((ia, ib));
         }
+        let strata = StratumColumns {
+            cluster: columns.iter().position(|c| c == "task_cluster"),
+            task: columns.iter().position(|c| c == "task"),
+        };
         Ok(Plan {
+            strata,
             columns,
             tables,
             default_tables: config.tables.is_none(),
