@@ -129,7 +129,7 @@ pub(super) fn value_pairs(st: &State, table: Option<&TableResult>, pv: Privacy) 
 /// be published.
 pub(super) fn explicit_by_response_type(st: &State, pv: Privacy) -> RecordBatch {
     let mut out: (Vec<&str>, Vec<u64>, Vec<u64>) = Default::default();
-    let mut p: (Vec<Option<f64>>, Vec<Option<f64>>, Vec<Option<f64>>) = Default::default();
+    let mut p: [Vec<Option<f64>>; 3] = Default::default();
     for (r, name) in RESPONSE_TYPES.iter().enumerate() {
         let (all, with) = (&st.rt_all[r], &st.rt_explicit[r]);
         if !pv.ok(all) || !pv.ok_or_zero(Some(with)) {
@@ -139,17 +139,17 @@ pub(super) fn explicit_by_response_type(st: &State, pv: Privacy) -> RecordBatch 
         out.0.push(name);
         out.1.push(all.n);
         out.2.push(with.n);
-        p.0.push(pct(with.n, all.n));
-        p.1.push(ci.map(|c| 100.0 * c.0));
-        p.2.push(ci.map(|c| 100.0 * c.1));
+        p[0].push(pct(with.n, all.n));
+        p[1].push(ci.map(|c| 100.0 * c.0));
+        p[2].push(ci.map(|c| 100.0 * c.1));
     }
     batch(vec![
         ("response_type", strs(out.0)),
         ("n_conversations", u64s(out.1)),
         ("n_with_explicit", u64s(out.2)),
-        ("pct_with_explicit", f64s(p.0)),
-        ("ci_low", f64s(p.1)),
-        ("ci_high", f64s(p.2)),
+        ("pct_with_explicit", f64s(std::mem::take(&mut p[0]))),
+        ("ci_low", f64s(std::mem::take(&mut p[1]))),
+        ("ci_high", f64s(std::mem::take(&mut p[2]))),
     ])
 }
 
@@ -181,4 +181,41 @@ pub(super) fn explicit_values(st: &State, pv: Privacy) -> RecordBatch {
         ("ci_low", f64s(ci.iter().map(|c| c.map(|c| c.0)).collect())),
         ("ci_high", f64s(ci.iter().map(|c| c.map(|c| c.1)).collect())),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pattern_rule() {
+        let resisted = [1, 0, 0, 0, 3, 3, 0];
+        assert_eq!(pair_pattern("honesty", "honesty", &resisted), "mirroring");
+        assert_eq!(pair_pattern("deception", "honesty", &resisted), "opposing");
+        // exactly half is not more than half
+        assert_eq!(pair_pattern("a", "b", &[3, 0, 0, 0, 2, 1, 0]), "supporting");
+        assert_eq!(
+            pct_column("neutral acknowledgment"),
+            "pct_neutral_acknowledgment"
+        );
+    }
+
+    #[test]
+    fn a_lone_small_count_takes_the_next_smallest_with_it() {
+        let shown = shown_counts(&[40, 20, 0, 3, 0, 16, 0], 15);
+        assert_eq!(shown, [true, true, true, false, true, false, true]);
+        // two held back already hide each other
+        let shown = shown_counts(&[40, 2, 0, 3, 0, 16, 0], 15);
+        assert_eq!(shown, [true, false, true, false, true, true, true]);
+    }
+
+    #[test]
+    fn wilson_is_inside_zero_one_and_around_the_share() {
+        let (lo, hi) = wilson_interval(0, 20, 0.05).unwrap();
+        assert_eq!(lo, 0.0);
+        assert!(hi > 0.0 && hi < 0.2);
+        let (lo, hi) = wilson_interval(30, 100, 0.05).unwrap();
+        assert!(lo < 0.3 && 0.3 < hi);
+        assert_eq!(wilson_interval(3, 2, 0.05), None);
+    }
 }

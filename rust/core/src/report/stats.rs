@@ -329,3 +329,47 @@ mod tests {
         assert_eq!(s.value(), 1.0);
     }
 }
+
+#[cfg(test)]
+mod stratified_tests {
+    use super::*;
+
+    fn two(a: f64, b: f64, c: f64, d: f64) -> Two {
+        Two { a, b, c, d }
+    }
+
+    #[test]
+    fn one_stratum_reduces_to_the_two_by_two_figures() {
+        let t = two(12.0, 5.0, 7.0, 19.0);
+        let (s, k) = stratified(&[t], 0.05);
+        assert_eq!(k, 1);
+        let or = s.odds_ratio.unwrap();
+        assert!((or - 12.0 * 19.0 / (5.0 * 7.0)).abs() < 1e-12);
+        // CMH of one table is Pearson's chi-square times (n - 1) / n
+        let n = 43.0;
+        let pearson = n * (12.0f64 * 19.0 - 5.0 * 7.0).powi(2) / (17.0 * 26.0 * 19.0 * 24.0);
+        assert!((s.cmh.unwrap().0 - pearson * (n - 1.0) / n).abs() < 1e-9);
+        // Robins-Breslow-Greenland of one table is Woolf's: var log OR = 1/a + 1/b + 1/c + 1/d
+        let se = (1.0 / 12.0 + 1.0 / 5.0 + 1.0 / 7.0 + 1.0 / 19.0f64).sqrt();
+        let (lo, hi) = s.or_ci.unwrap();
+        assert!((lo.ln() - (or.ln() - 1.959963984540054 * se)).abs() < 1e-9);
+        assert!((hi.ln() - (or.ln() + 1.959963984540054 * se)).abs() < 1e-9);
+        assert_eq!(s.breslow_day, None);
+    }
+
+    #[test]
+    fn tables_without_information_are_left_out_and_equal_tables_are_homogeneous() {
+        let t = two(10.0, 20.0, 5.0, 30.0);
+        let (s, k) = stratified(
+            &[t, two(0.0, 0.0, 4.0, 9.0), t, two(0.0, 7.0, 0.0, 3.0)],
+            0.05,
+        );
+        assert_eq!(k, 2);
+        let (bd, p) = s.breslow_day.unwrap();
+        assert!(bd.abs() < 1e-9 && (p - 1.0).abs() < 1e-9);
+        assert_eq!(
+            stratified(&[two(0.0, 0.0, 1.0, 1.0)], 0.05),
+            (Stratified::default(), 0)
+        );
+    }
+}

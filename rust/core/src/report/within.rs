@@ -276,3 +276,93 @@ pub(super) fn within_tasks(
     });
     Ok(Some((b, info)))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::{Engine, EngineConfig};
+    use crate::testing::{batch, conversation, floats, strings, table, Row};
+
+    /// Two tasks; in each, a conversation has the value with a rate that depends on the task
+    /// and, for `m3` only, on the model too. `m2`'s users mostly do task b.
+    fn rows() -> Vec<Row<'static>> {
+        let mut rows = Vec::new();
+        // (model, task, conversations, of which with the value)
+        for (model, task, n, x) in [
+            ("m1", "a", 300, 60),
+            ("m1", "b", 100, 60),
+            ("m2", "a", 100, 20),
+            ("m2", "b", 300, 180),
+            ("m3", "a", 200, 100),
+            ("m3", "b", 200, 180),
+        ] {
+            for i in 0..n {
+                let values: &'static [&'static str] = if i < x { &["focus"] } else { &["other"] };
+                rows.push(Row {
+                    task: Some(task),
+                    ..conversation(rows.len(), model, values, "mild support")
+                });
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn the_stratified_test_separates_a_task_mix_from_a_model_difference() {
+        let mut e = Engine::new(EngineConfig::default()).unwrap();
+        e.update(&batch(&rows())).unwrap();
+        let a = e.analysis().unwrap();
+        let w = table(&a, "model_comparison_within_tasks");
+        let (kind, item) = (strings(w, "kind"), strings(w, "item"));
+        let (ma, mb) = (strings(w, "model_a"), strings(w, "model_b"));
+        let (p_raw, p_cmh) = (floats(w, "p_raw"), floats(w, "p_cmh"));
+        let or = floats(w, "odds_ratio");
+        let th = floats(w, "p_threshold")[0].unwrap();
+        // every pair of the three models for two values and one response type
+        assert_eq!(w.num_rows(), 3 * 3);
+        assert!((th - 0.05 / 9.0).abs() < 1e-15);
+        let row = |a: &str, b: &str| {
+            (0..w.num_rows())
+                .find(|&i| kind[i] == "value" && item[i] == "focus" && ma[i] == a && mb[i] == b)
+                .unwrap()
+        };
+        // m1 vs m2: raw shares 30% and 50% differ, but within each task the rates are equal
+        let i = row("m1", "m2");
+        assert!(p_raw[i].unwrap() < th);
+        assert!(p_cmh[i].unwrap() > 0.5);
+        assert!((or[i].unwrap() - 1.0).abs() < 1e-12);
+        // m1 vs m3: m3 has the value more often within both tasks
+        let i = row("m1", "m3");
+        assert!(p_cmh[i].unwrap() < th);
+        assert!(or[i].unwrap() < 1.0);
+        assert_eq!(
+            a.summary["model_comparison_within_tasks"]["stratified_by"],
+            "task"
+        );
+    }
+
+    #[test]
+    fn one_model_or_no_strata_writes_no_table() {
+        let one: Vec<Row> = rows()
+            .into_iter()
+            .filter(|r| r.model == Some("m1"))
+            .collect();
+        let mut e = Engine::new(EngineConfig::default()).unwrap();
+        e.update(&batch(&one)).unwrap();
+        let a = e.analysis().unwrap();
+        assert!(a
+            .tables
+            .iter()
+            .all(|(n, _)| n != "model_comparison_within_tasks"));
+        let untasked: Vec<Row> = rows()
+            .into_iter()
+            .map(|r| Row { task: None, ..r })
+            .collect();
+        let mut e = Engine::new(EngineConfig::default()).unwrap();
+        e.update(&batch(&untasked)).unwrap();
+        let a = e.analysis().unwrap();
+        assert!(a
+            .tables
+            .iter()
+            .all(|(n, _)| n != "model_comparison_within_tasks"));
+    }
+}
