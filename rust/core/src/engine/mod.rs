@@ -48,6 +48,8 @@ pub struct Engine {
     scratch: Vec<Resolved>,
     /// Per table, reused between batches.
     scatter: Vec<Scatter>,
+    /// The pair cells' keys of a batch by part, reused between batches.
+    pair_scatter: Vec<Vec<u64>>,
     /// Where table cells go once they outgrow the memory budget; None keeps all in memory.
     spill: Option<Spill>,
 }
@@ -64,7 +66,7 @@ enum Job<'a> {
     ),
     Misc(Misc<'a>),
     ModelStrata(&'a mut strata::ModelStrata, &'a mut strata::ModelStrata),
-    Pairs(&'a mut HashMap<u64, strata::RtCounts>),
+    Pairs(&'a mut strata::PairCells, &'a mut Vec<Vec<u64>>),
 }
 
 impl Engine {
@@ -73,6 +75,7 @@ impl Engine {
         let state = State::new(plan.columns.len(), plan.tables.len());
         Ok(Engine {
             scatter: vec![Scatter::default(); plan.tables.len()],
+            pair_scatter: Vec::new(),
             config,
             plan,
             state,
@@ -235,13 +238,13 @@ impl Engine {
                 &mut st.strata.by_task,
             ));
         }
-        jobs.push(Job::Pairs(&mut st.strata.pairs));
+        jobs.push(Job::Pairs(&mut st.strata.pairs, &mut self.pair_scatter));
         let run = |job: Job| match job {
             Job::Keys(c, m) => count_keys(m, res, c, cap),
             Job::Table(ab, skip, m, s) => count_table(m, s, res, ab, skip, cap),
             Job::Misc(m) => count_misc(m, res, cap),
             Job::ModelStrata(a, b) => strata::count_model_strata(a, b, res, cols),
-            Job::Pairs(p) => strata::count_pairs(p, res),
+            Job::Pairs(p, s) => strata::count_pairs(p, s, res),
         };
         if rows < PARALLEL_MIN_ROWS {
             jobs.into_iter().for_each(run);

@@ -10,7 +10,6 @@ use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
 use super::cooccurrence::TableResult;
 use super::publish::{batch, f64s, pct, strs, u64s, Privacy};
 use super::stats::wilson_interval;
-use crate::engine::state::pack;
 use crate::engine::strata::RtCounts;
 use crate::engine::{State, AI, EXPLICIT};
 use crate::schema::RESPONSE_TYPES;
@@ -82,11 +81,8 @@ pub(super) fn value_pairs(st: &State, table: Option<&TableResult>, pv: Privacy) 
                 continue;
             }
             let (h, a) = (rows.value(i), cols.value(i));
-            let key = st.id_of(h).zip(st.id_of(a)).map(|(h, a)| pack(h, a));
-            let mix = key
-                .and_then(|k| st.strata.pairs.get(&k))
-                .copied()
-                .unwrap_or([0; 7]);
+            let ids = st.id_of(h).zip(st.id_of(a));
+            let mix = ids.map_or([0; 7], |(h, a)| st.strata.pairs.mix(h, a));
             let total: u64 = mix.iter().sum();
             let shown = shown_counts(&mix, pv.min_conversations);
             for (r, s) in shares.iter_mut().enumerate() {
