@@ -238,7 +238,9 @@ impl Engine {
                 &mut st.strata.by_task,
             ));
         }
-        jobs.push(Job::Pairs(&mut st.strata.pairs, &mut self.pair_scatter));
+        if self.plan.pairs {
+            jobs.push(Job::Pairs(&mut st.strata.pairs, &mut self.pair_scatter));
+        }
         let run = |job: Job| match job {
             Job::Keys(c, m) => count_keys(m, res, c, cap),
             Job::Table(ab, skip, m, s) => count_table(m, s, res, ab, skip, cap),
