@@ -33,7 +33,10 @@ pub use state::State;
 pub use tables::TableCells;
 
 use cells::{Cells, Scatter, PARTS};
-use ingest::{count_keys, count_misc, count_table, resolve, BatchView, Misc, Resolved};
+use ingest::{
+    count_keys, count_misc, count_model_strata, count_pairs, count_table, resolve, BatchView, Misc,
+    Resolved,
+};
 use spill::Spill;
 use users::Counter;
 
@@ -245,8 +248,8 @@ impl Engine {
             Job::Keys(c, m) => count_keys(m, res, c, cap),
             Job::Table(ab, skip, m, s) => count_table(m, s, res, ab, skip, cap),
             Job::Misc(m) => count_misc(m, res, cap),
-            Job::ModelStrata(a, b) => strata::count_model_strata(a, b, res, cols),
-            Job::Pairs(p, s) => strata::count_pairs(p, s, res),
+            Job::ModelStrata(a, b) => count_model_strata(a, b, res, cols),
+            Job::Pairs(p, s) => count_pairs(p, s, res),
         };
         if rows < PARALLEL_MIN_ROWS {
             jobs.into_iter().for_each(run);

@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::strata::StratumColumns;
 use crate::error::{EngineError, Result};
 use crate::schema::{expects_list, DEFAULT_ALPHA, DEFAULT_MIN_CONVERSATIONS, DEFAULT_MIN_USERS};
 
@@ -56,6 +55,19 @@ impl Default for EngineConfig {
             alpha: DEFAULT_ALPHA,
             n_tests: None,
         }
+    }
+}
+
+/// Where a plan's stratum columns are, if it tracks them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StratumColumns {
+    pub cluster: Option<usize>,
+    pub task: Option<usize>,
+}
+
+impl StratumColumns {
+    pub fn any(&self) -> bool {
+        self.cluster.is_some() || self.task.is_some()
     }
 }
 

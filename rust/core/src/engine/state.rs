@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
+pub use super::cells::{pack, unpack};
 use super::cells::{Cells, PARTS};
 use super::normalize::normalize_into;
 use super::strata::Strata;
@@ -13,16 +14,6 @@ use crate::schema::RESPONSE_TYPES;
 
 /// Interned id standing for "normalises to the empty string".
 pub const EMPTY: u32 = u32::MAX;
-
-#[inline]
-pub fn pack(a: u32, b: u32) -> u64 {
-    ((a as u64) << 32) | b as u64
-}
-
-#[inline]
-pub fn unpack(k: u64) -> (u32, u32) {
-    ((k >> 32) as u32, k as u32)
-}
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelStats {

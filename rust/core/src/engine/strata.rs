@@ -14,16 +14,15 @@ use hashbrown::HashMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::ingest::Resolved;
-use super::plan::{AI, HUMAN, MODEL};
-use super::state::{pack, unpack, EMPTY};
+use super::cells::{pack, unpack};
 use crate::schema::RESPONSE_TYPES;
 
 /// Conversations per response type, in schema order.
 pub type RtCounts = [u64; RESPONSE_TYPES.len()];
 
-/// The stratum of a conversation that has none (no cluster, or no task): pooled.
-pub const NO_STRATUM: u32 = EMPTY;
+/// The stratum of a conversation that has none (no cluster, or no task): pooled. Never a
+/// string id (interned ids stay below `state::EMPTY`, which is this same value).
+pub const NO_STRATUM: u32 = u32::MAX;
 
 /// Counts of one way of stratifying: per (model, stratum), response types and AI values.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,7 +44,7 @@ impl ModelStrata {
     }
 
     #[inline]
-    fn add(&mut self, model: u32, stratum: u32, rt: u8, ai: &[u32]) {
+    pub(crate) fn add(&mut self, model: u32, stratum: u32, rt: u8, ai: &[u32]) {
         self.rt.entry(pack(model, stratum)).or_insert([0; 7])[rt as usize] += 1;
         if !ai.is_empty() {
             let m = self.ai.entry(model).or_default();
@@ -100,7 +99,7 @@ pub struct Strata {
 const ID_BITS: u32 = 30;
 const ID_MAX: u32 = (1 << ID_BITS) - 1;
 /// Parts of the pair map, each applied on its own rayon task (like `Cells`).
-const PAIR_PARTS: usize = 64;
+pub(crate) const PAIR_PARTS: usize = 64;
 
 /// The human value x AI value x response type cells: a plain count per (pair, response type)
 /// under one u64 key, so that a cell is 16 bytes and a pair costs only the response types it
@@ -123,7 +122,7 @@ impl Default for PairCells {
 }
 
 #[inline]
-fn pair_key(h: u32, a: u32, rt: u8) -> Option<u64> {
+pub(crate) fn pair_key(h: u32, a: u32, rt: u8) -> Option<u64> {
     (h <= ID_MAX && a <= ID_MAX)
         .then_some(((h as u64) << (ID_BITS + 3)) | ((a as u64) << 3) | rt as u64)
 }
@@ -138,7 +137,7 @@ fn pair_unkey(k: u64) -> (u32, u32, u8) {
 }
 
 #[inline]
-fn pair_part(k: u64) -> usize {
+pub(crate) fn pair_part(k: u64) -> usize {
     (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize
 }
 
@@ -151,11 +150,25 @@ impl PairCells {
         self.len() == 0
     }
 
-    fn add(&mut self, h: u32, a: u32, rt: u8, n: u64) {
+    pub(crate) fn add(&mut self, h: u32, a: u32, rt: u8, n: u64) {
         match pair_key(h, a, rt) {
             Some(k) => *self.parts[pair_part(k)].entry(k).or_insert(0) += n,
             None => *self.wide.entry((h, a, rt)).or_insert(0) += n,
         }
+    }
+
+    /// Counts one conversation for each packed key in `scatter`, whose part p holds only keys
+    /// of part p; each part on its own rayon task.
+    pub(crate) fn apply(&mut self, scatter: &[Vec<u64>]) {
+        self.parts
+            .par_iter_mut()
+            .zip(scatter.par_iter())
+            .with_min_len(PAIR_PARTS / 8)
+            .for_each(|(m, keys)| {
+                for &k in keys {
+                    *m.entry(k).or_insert(0) += 1;
+                }
+            });
     }
 
     /// Every cell: (human value, AI value, response type, conversations).
@@ -209,19 +222,6 @@ impl<'de> Deserialize<'de> for PairCells {
     }
 }
 
-/// Where a plan's stratum columns are, if it tracks them.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct StratumColumns {
-    pub cluster: Option<usize>,
-    pub task: Option<usize>,
-}
-
-impl StratumColumns {
-    pub fn any(&self) -> bool {
-        self.cluster.is_some() || self.task.is_some()
-    }
-}
-
 impl Strata {
     /// Folds `other`, whose string ids `remap` maps to this state's, into this one.
     pub fn merge(&mut self, other: &Strata, remap: &[u32]) {
@@ -249,66 +249,6 @@ impl Strata {
             .chain(pair_ids)
             .all(ok)
     }
-}
-
-/// Counts the model strata of a batch. Conversations without a model are in no comparison.
-pub(crate) fn count_model_strata(
-    by_cluster: &mut ModelStrata,
-    by_task: &mut ModelStrata,
-    all: &[Resolved],
-    cols: StratumColumns,
-) {
-    for res in all {
-        for r in 0..res.len() {
-            let Some(&model) = res.row(MODEL, r).first() else {
-                continue;
-            };
-            let rt = res.rts[r];
-            let ai = res.row(AI, r);
-            let cluster = cols.cluster.and_then(|c| res.row(c, r).first().copied());
-            by_cluster.add(model, cluster.unwrap_or(NO_STRATUM), rt, ai);
-            if cluster.is_none() {
-                if let Some(c) = cols.task {
-                    let task = res.row(c, r).first().copied().unwrap_or(NO_STRATUM);
-                    by_task.add(model, task, rt, ai);
-                }
-            }
-        }
-    }
-}
-
-/// Counts the human value x AI value x response type cells of a batch: the keys sorted into
-/// their parts in `scatter`, then each part counted on its own rayon task.
-pub(crate) fn count_pairs(pairs: &mut PairCells, scatter: &mut Vec<Vec<u64>>, all: &[Resolved]) {
-    scatter.resize_with(PAIR_PARTS, Vec::new);
-    scatter.iter_mut().for_each(Vec::clear);
-    for res in all {
-        for r in 0..res.len() {
-            let human = res.row(HUMAN, r);
-            if human.is_empty() {
-                continue;
-            }
-            let (ai, rt) = (res.row(AI, r), res.rts[r]);
-            for &h in human {
-                for &a in ai {
-                    match pair_key(h, a, rt) {
-                        Some(k) => scatter[pair_part(k)].push(k),
-                        None => pairs.add(h, a, rt, 1),
-                    }
-                }
-            }
-        }
-    }
-    pairs
-        .parts
-        .par_iter_mut()
-        .zip(scatter.par_iter())
-        .with_min_len(PAIR_PARTS / 8)
-        .for_each(|(m, keys)| {
-            for &k in keys {
-                *m.entry(k).or_insert(0) += 1;
-            }
-        });
 }
 
 #[cfg(test)]
