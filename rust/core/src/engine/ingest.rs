@@ -15,7 +15,7 @@ use super::cells::{Cells, Scatter};
 use super::plan::StratumColumns;
 use super::plan::{Plan, Reject, AI, EXPLICIT, HUMAN, MODEL, RT};
 use super::state::{pack, ModelStats, State, EMPTY};
-use super::strata::{pair_key, pair_part, ModelStrata, PairCells, NO_STRATUM, PAIR_PARTS};
+use super::strata::{pair_part, ModelStrata, PairCells, NO_STRATUM, PAIR_PARTS};
 use super::users::{conversation_user_hash, user_hash, Counter, UserId};
 use crate::error::{EngineError, Result};
 use crate::schema::{expects_list, required_columns};
@@ -972,7 +972,11 @@ pub(crate) fn count_model_strata(
 
 /// Counts the human value x AI value x response type cells of a batch: the keys sorted into
 /// their parts in `scatter`, then each part counted on its own rayon task.
-pub(crate) fn count_pairs(pairs: &mut PairCells, scatter: &mut Vec<Vec<u64>>, all: &[Resolved]) {
+pub(crate) fn count_pairs(
+    pairs: &mut PairCells,
+    scatter: &mut Vec<Vec<(u64, u8)>>,
+    all: &[Resolved],
+) {
     scatter.resize_with(PAIR_PARTS, Vec::new);
     scatter.iter_mut().for_each(Vec::clear);
     for res in all {
@@ -984,10 +988,8 @@ pub(crate) fn count_pairs(pairs: &mut PairCells, scatter: &mut Vec<Vec<u64>>, al
             let (ai, rt) = (res.row(AI, r), res.rts[r]);
             for &h in human {
                 for &a in ai {
-                    match pair_key(h, a, rt) {
-                        Some(k) => scatter[pair_part(k)].push(k),
-                        None => pairs.add(h, a, rt, 1),
-                    }
+                    let k = pack(h, a);
+                    scatter[pair_part(k)].push((k, rt));
                 }
             }
         }

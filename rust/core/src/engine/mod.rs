@@ -52,7 +52,7 @@ pub struct Engine {
     /// Per table, reused between batches.
     scatter: Vec<Scatter>,
     /// The pair cells' keys of a batch by part, reused between batches.
-    pair_scatter: Vec<Vec<u64>>,
+    pair_scatter: Vec<Vec<(u64, u8)>>,
     /// Where table cells go once they outgrow the memory budget; None keeps all in memory.
     spill: Option<Spill>,
 }
@@ -69,7 +69,7 @@ enum Job<'a> {
     ),
     Misc(Misc<'a>),
     ModelStrata(&'a mut strata::ModelStrata, &'a mut strata::ModelStrata),
-    Pairs(&'a mut strata::PairCells, &'a mut Vec<Vec<u64>>),
+    Pairs(&'a mut strata::PairCells, &'a mut Vec<Vec<(u64, u8)>>),
 }
 
 impl Engine {

@@ -95,103 +95,109 @@ pub struct Strata {
     pub pairs: PairCells,
 }
 
-/// Bits of a string id in a packed pair key; ids past them go to `PairCells::wide`.
-const ID_BITS: u32 = 30;
-const ID_MAX: u32 = (1 << ID_BITS) - 1;
 /// Parts of the pair map, each applied on its own rayon task (like `Cells`).
 pub(crate) const PAIR_PARTS: usize = 64;
+/// Bits of one response type's count in a pair's packed counts (seven of them fill 63 bits).
+const FIELD_BITS: u32 = 9;
+const FIELD_MAX: u64 = (1 << FIELD_BITS) - 1;
 
-/// The human value x AI value x response type cells: a plain count per (pair, response type)
-/// under one u64 key, so that a cell is 16 bytes and a pair costs only the response types it
-/// has. Split by key into parts that are counted in parallel, a batch's keys sorted into its
-/// parts first (the table is as large as `human_values x ai_values`, past the CPU caches).
+/// One part of the pair cells: each pair's seven counts packed into one u64, 9 bits each;
+/// a count that passes 511 moves 512 at a time to `carry`, so a count is its field plus its
+/// carry. The common case is one hash update per conversation and pair, in a 16-byte cell.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct PairPart {
+    packed: HashMap<u64, u64>,
+    carry: HashMap<u64, RtCounts>,
+}
+
+impl PairPart {
+    #[inline]
+    fn add(&mut self, key: u64, rt: u8, n: u64) {
+        let shift = FIELD_BITS * rt as u32;
+        let v = self.packed.entry(key).or_insert(0);
+        let total = ((*v >> shift) & FIELD_MAX) + n;
+        let low = total & FIELD_MAX;
+        *v = (*v & !(FIELD_MAX << shift)) | (low << shift);
+        if total > FIELD_MAX {
+            self.carry.entry(key).or_insert([0; 7])[rt as usize] += total - low;
+        }
+    }
+
+    fn mix(&self, key: u64) -> RtCounts {
+        let v = self.packed.get(&key).copied().unwrap_or(0);
+        let carry = self.carry.get(&key).copied().unwrap_or([0; 7]);
+        std::array::from_fn(|rt| ((v >> (FIELD_BITS * rt as u32)) & FIELD_MAX) + carry[rt])
+    }
+}
+
+/// The human value x AI value x response type cells: per (human value, AI value) pair, its
+/// conversations per response type, as plain counts. Split by pair into parts that are counted
+/// in parallel, a batch's updates sorted into their parts first (the table is as large as
+/// `human_values x ai_values`, past the CPU caches).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PairCells {
-    parts: Vec<HashMap<u64, u64>>,
-    /// Cells whose ids do not fit the packed key (a state with over 2^30 distinct strings).
-    wide: HashMap<(u32, u32, u8), u64>,
+    parts: Vec<PairPart>,
 }
 
 impl Default for PairCells {
     fn default() -> Self {
         PairCells {
-            parts: vec![HashMap::new(); PAIR_PARTS],
-            wide: HashMap::new(),
+            parts: vec![PairPart::default(); PAIR_PARTS],
         }
     }
 }
 
 #[inline]
-pub(crate) fn pair_key(h: u32, a: u32, rt: u8) -> Option<u64> {
-    (h <= ID_MAX && a <= ID_MAX)
-        .then_some(((h as u64) << (ID_BITS + 3)) | ((a as u64) << 3) | rt as u64)
-}
-
-#[inline]
-fn pair_unkey(k: u64) -> (u32, u32, u8) {
-    (
-        (k >> (ID_BITS + 3)) as u32,
-        ((k >> 3) as u32) & ID_MAX,
-        (k & 7) as u8,
-    )
-}
-
-#[inline]
-pub(crate) fn pair_part(k: u64) -> usize {
-    (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize
+pub(crate) fn pair_part(key: u64) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize
 }
 
 impl PairCells {
+    /// Number of (pair, response type) cells with conversations.
     pub fn len(&self) -> usize {
-        self.parts.iter().map(HashMap::len).sum::<usize>() + self.wide.len()
+        self.iter().count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.parts.iter().all(|p| p.packed.is_empty())
     }
 
     pub(crate) fn add(&mut self, h: u32, a: u32, rt: u8, n: u64) {
-        match pair_key(h, a, rt) {
-            Some(k) => *self.parts[pair_part(k)].entry(k).or_insert(0) += n,
-            None => *self.wide.entry((h, a, rt)).or_insert(0) += n,
-        }
+        let key = pack(h, a);
+        self.parts[pair_part(key)].add(key, rt, n);
     }
 
-    /// Counts one conversation for each packed key in `scatter`, whose part p holds only keys
-    /// of part p; each part on its own rayon task.
-    pub(crate) fn apply(&mut self, scatter: &[Vec<u64>]) {
+    /// Counts one conversation for each (pair key, response type) in `scatter`, whose part p
+    /// holds only keys of part p; each part on its own rayon task.
+    pub(crate) fn apply(&mut self, scatter: &[Vec<(u64, u8)>]) {
         self.parts
             .par_iter_mut()
             .zip(scatter.par_iter())
             .with_min_len(PAIR_PARTS / 8)
-            .for_each(|(m, keys)| {
-                for &k in keys {
-                    *m.entry(k).or_insert(0) += 1;
+            .for_each(|(part, ups)| {
+                for &(k, rt) in ups {
+                    part.add(k, rt, 1);
                 }
             });
     }
 
-    /// Every cell: (human value, AI value, response type, conversations).
+    /// Every cell with conversations: (human value, AI value, response type, conversations).
     pub fn iter(&self) -> impl Iterator<Item = (u32, u32, u8, u64)> + '_ {
-        let packed = self.parts.iter().flat_map(|m| {
-            m.iter().map(|(&k, &n)| {
-                let (h, a, rt) = pair_unkey(k);
-                (h, a, rt, n)
+        self.parts.iter().flat_map(|p| {
+            p.packed.keys().flat_map(move |&k| {
+                let (h, a) = unpack(k);
+                let mix = p.mix(k);
+                (0..mix.len() as u8)
+                    .filter(move |&rt| mix[rt as usize] > 0)
+                    .map(move |rt| (h, a, rt, mix[rt as usize]))
             })
-        });
-        packed.chain(self.wide.iter().map(|(&(h, a, rt), &n)| (h, a, rt, n)))
+        })
     }
 
     /// The pair's conversations per response type.
     pub fn mix(&self, h: u32, a: u32) -> RtCounts {
-        let mut out = [0; 7];
-        for (rt, o) in out.iter_mut().enumerate() {
-            *o = match pair_key(h, a, rt as u8) {
-                Some(k) => self.parts[pair_part(k)].get(&k).copied().unwrap_or(0),
-                None => self.wide.get(&(h, a, rt as u8)).copied().unwrap_or(0),
-            };
-        }
-        out
+        let key = pack(h, a);
+        self.parts[pair_part(key)].mix(key)
     }
 }
 
@@ -256,17 +262,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pair_keys_round_trip_and_wide_ids_take_the_other_map() {
+    fn pair_counts_carry_past_their_packed_bits() {
         let mut cells = PairCells::default();
-        cells.add(ID_MAX, 7, 6, 2);
-        cells.add(ID_MAX + 1, 7, 6, 3);
-        cells.add(5, u32::MAX - 1, 0, 1);
-        cells.add(ID_MAX, 7, 6, 1);
-        assert_eq!(cells.mix(ID_MAX, 7), [0, 0, 0, 0, 0, 0, 3]);
-        assert_eq!(cells.mix(ID_MAX + 1, 7)[6], 3);
-        assert_eq!(cells.mix(5, u32::MAX - 1)[0], 1);
-        assert_eq!(cells.len(), 3);
+        let mut want = [0u64; 7];
+        for i in 0..3000u64 {
+            let rt = (i % 11).min(6) as u8;
+            cells.add(5, u32::MAX - 1, rt, 1);
+            want[rt as usize] += 1;
+        }
+        cells.add(5, u32::MAX - 1, 2, 1000);
+        want[2] += 1000;
+        cells.add(7, 7, 0, 1);
+        assert_eq!(cells.mix(5, u32::MAX - 1), want);
+        assert_eq!(cells.mix(7, 7), [1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(cells.mix(7, 8), [0; 7]);
+        assert_eq!(cells.len(), 8);
         let back: PairCells = postcard::from_bytes(&postcard::to_stdvec(&cells).unwrap()).unwrap();
-        assert_eq!(back, cells);
+        assert_eq!(back.mix(5, u32::MAX - 1), want);
+        assert_eq!(back.len(), cells.len());
     }
 }
