@@ -140,7 +140,8 @@ class Engine:
     def from_bytes(data: bytes) -> Engine: ...
     def __reduce__(self) -> tuple[Any, tuple[bytes]]: ...
     def result(self) -> dict[str, Any]:
-        """``{"summary": dict, "ai_values": pa.Table, ..., "tables/<A>__<B>": pa.Table}``."""
+        """``{"summary": dict, "ai_values": pa.Table, ..., "tables/<A>__<B>": pa.Table}``;
+        ``model_comparison_within_tasks`` only when there are two published models and strata."""
     @property
     def min_conversations(self) -> int: ...
     @property

@@ -41,6 +41,12 @@ RESULT_FILES = {
     "models": "models.csv",
     "model_comparison": "model_comparison.csv",
     "table_tests": "table_tests.csv",
+    #: written only when the features have more than one published model and a task cluster
+    #: (or task) column with data
+    "model_comparison_within_tasks": "model_comparison_within_tasks.csv",
+    "value_pairs": "value_pairs.csv",
+    "explicit_by_response_type": "explicit_by_response_type.csv",
+    "explicit_values": "explicit_values.csv",
 }
 #: One CSV (cells) and one JSON (the table's test) per co-occurrence table.
 TABLES_DIR = "tables"

@@ -65,6 +65,9 @@ def write_analysis(result: Mapping[str, Any], out: Path, extra_summary: Mapping 
     written: list[Path] = []
     csvs: list[tuple[Path, pa.Table, Sequence[str] | None]] = []
     for key, name in RESULT_FILES.items():
+        if key not in result:  # a table the features give nothing for (see RESULT_FILES)
+            (out / name).unlink(missing_ok=True)  # not one left from an earlier run
+            continue
         csvs.append((out / name, result[key], None))
         written.append(out / name)
     tests = {r["table"]: r for r in result["table_tests"].to_pylist()}

@@ -28,6 +28,7 @@
 //! synth io::csv io::parquet
 //! task_text static_embed
 //! report
+//! report::within report::pairs
 //! report::cooccurrence report::frequencies report::models
 //! report::publish report::stats
 //! engine::codec
@@ -36,6 +37,7 @@
 //! engine::tables
 //! engine::spill
 //! engine::state
+//! engine::strata
 //! engine::plan engine::cells
 //! engine::normalize engine::users
 //! io

@@ -14,6 +14,17 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::users::{Counter, UserId};
 
+/// A cell's key: its row id in the high half, its column id in the low half.
+#[inline]
+pub fn pack(a: u32, b: u32) -> u64 {
+    ((a as u64) << 32) | b as u64
+}
+
+#[inline]
+pub fn unpack(k: u64) -> (u32, u32) {
+    ((k >> 32) as u32, k as u32)
+}
+
 /// Row totals, column totals and the grand total of a table, by id.
 pub type Margins = (HashMap<u32, u64>, HashMap<u32, u64>, u64);
 

@@ -9,7 +9,9 @@ use super::Engine;
 use crate::error::{EngineError, Result};
 
 const MAGIC: &[u8; 8] = b"VSCOPE\0S";
-pub const FORMAT_VERSION: u16 = 1;
+/// 2 added the three-way counts (`State::strata`) and `rt_explicit`. A version 1 state lacks
+/// them, and they cannot be rebuilt from what it holds, so it is refused rather than read.
+pub const FORMAT_VERSION: u16 = 2;
 const HEADER: usize = 8 + 2 + 4;
 
 #[derive(Serialize)]
@@ -51,8 +53,14 @@ impl Engine {
         }
         let version = u16::from_le_bytes([bytes[8], bytes[9]]);
         if version != FORMAT_VERSION {
+            let why = if version < FORMAT_VERSION {
+                "; it lacks counts this build needs: rerun the analysis from the features"
+            } else {
+                "; it was written by a newer valuescope"
+            };
             return Err(EngineError::Corrupt(format!(
-                "format version {version} is not supported (this build reads {FORMAT_VERSION})"
+                "state format version {version} is not supported (this build reads \
+                 version {FORMAT_VERSION}){why}"
             )));
         }
         let crc = u32::from_le_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]);

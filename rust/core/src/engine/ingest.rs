@@ -12,8 +12,10 @@ use rayon::prelude::*;
 use smallvec::SmallVec;
 
 use super::cells::{Cells, Scatter};
-use super::plan::{Plan, Reject, AI, HUMAN, MODEL, RT};
+use super::plan::StratumColumns;
+use super::plan::{Plan, Reject, AI, EXPLICIT, HUMAN, MODEL, RT};
 use super::state::{pack, ModelStats, State, EMPTY};
+use super::strata::{pair_part, ModelStrata, PairCells, NO_STRATUM, PAIR_PARTS};
 use super::users::{conversation_user_hash, user_hash, Counter, UserId};
 use crate::error::{EngineError, Result};
 use crate::schema::{expects_list, required_columns};
@@ -907,6 +909,7 @@ pub(crate) struct Misc<'a> {
     pub rt_all: &'a mut [Counter],
     pub rt_with_human: &'a mut [Counter],
     pub rt_mirrored: &'a mut [Counter],
+    pub rt_explicit: &'a mut [Counter],
     pub models: &'a mut HashMap<u32, ModelStats>,
 }
 
@@ -917,6 +920,9 @@ pub(crate) fn count_misc(m: Misc<'_>, all: &[Resolved], cap: u32) {
     {
         let rt = res.rts[r] as usize;
         m.rt_all[rt].add(user, cap);
+        if !res.row(EXPLICIT, r).is_empty() {
+            m.rt_explicit[rt].add(user, cap);
+        }
         let (ai, human) = (res.row(AI, r), res.row(HUMAN, r));
         if !human.is_empty() {
             m.rt_with_human[rt].add(user, cap);
@@ -936,6 +942,59 @@ pub(crate) fn count_misc(m: Misc<'_>, all: &[Resolved], cap: u32) {
             ms.sum_human += human.len() as u64;
         }
     }
+}
+
+/// Counts the model strata of a batch. Conversations without a model are in no comparison.
+pub(crate) fn count_model_strata(
+    by_cluster: &mut ModelStrata,
+    by_task: &mut ModelStrata,
+    all: &[Resolved],
+    cols: StratumColumns,
+) {
+    for res in all {
+        for r in 0..res.len() {
+            let Some(&model) = res.row(MODEL, r).first() else {
+                continue;
+            };
+            let rt = res.rts[r];
+            let ai = res.row(AI, r);
+            let cluster = cols.cluster.and_then(|c| res.row(c, r).first().copied());
+            by_cluster.add(model, cluster.unwrap_or(NO_STRATUM), rt, ai);
+            if cluster.is_none() {
+                if let Some(c) = cols.task {
+                    let task = res.row(c, r).first().copied().unwrap_or(NO_STRATUM);
+                    by_task.add(model, task, rt, ai);
+                }
+            }
+        }
+    }
+}
+
+/// Counts the human value x AI value x response type cells of a batch: the keys sorted into
+/// their parts in `scatter`, then each part counted on its own rayon task.
+pub(crate) fn count_pairs(
+    pairs: &mut PairCells,
+    scatter: &mut Vec<Vec<(u64, u8)>>,
+    all: &[Resolved],
+) {
+    scatter.resize_with(PAIR_PARTS, Vec::new);
+    scatter.iter_mut().for_each(Vec::clear);
+    for res in all {
+        for r in 0..res.len() {
+            let human = res.row(HUMAN, r);
+            if human.is_empty() {
+                continue;
+            }
+            let (ai, rt) = (res.row(AI, r), res.rts[r]);
+            for &h in human {
+                for &a in ai {
+                    let k = pack(h, a);
+                    scatter[pair_part(k)].push((k, rt));
+                }
+            }
+        }
+    }
+    pairs.apply(scatter);
 }
 
 fn sorted_intersect(a: &[u32], b: &[u32]) -> bool {

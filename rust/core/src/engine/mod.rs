@@ -21,6 +21,7 @@ pub mod normalize;
 pub mod plan;
 pub mod spill;
 pub mod state;
+pub mod strata;
 pub mod tables;
 pub mod users;
 
@@ -32,7 +33,10 @@ pub use state::State;
 pub use tables::TableCells;
 
 use cells::{Cells, Scatter, PARTS};
-use ingest::{count_keys, count_misc, count_table, resolve, BatchView, Misc, Resolved};
+use ingest::{
+    count_keys, count_misc, count_model_strata, count_pairs, count_table, resolve, BatchView, Misc,
+    Resolved,
+};
 use spill::Spill;
 use users::Counter;
 
@@ -47,6 +51,8 @@ pub struct Engine {
     scratch: Vec<Resolved>,
     /// Per table, reused between batches.
     scatter: Vec<Scatter>,
+    /// The pair cells' keys of a batch by part, reused between batches.
+    pair_scatter: Vec<Vec<(u64, u8)>>,
     /// Where table cells go once they outgrow the memory budget; None keeps all in memory.
     spill: Option<Spill>,
 }
@@ -62,6 +68,8 @@ enum Job<'a> {
         &'a mut Scatter,
     ),
     Misc(Misc<'a>),
+    ModelStrata(&'a mut strata::ModelStrata, &'a mut strata::ModelStrata),
+    Pairs(&'a mut strata::PairCells, &'a mut Vec<Vec<(u64, u8)>>),
 }
 
 impl Engine {
@@ -70,6 +78,7 @@ impl Engine {
         let state = State::new(plan.columns.len(), plan.tables.len());
         Ok(Engine {
             scatter: vec![Scatter::default(); plan.tables.len()],
+            pair_scatter: Vec::new(),
             config,
             plan,
             state,
@@ -222,12 +231,25 @@ impl Engine {
             rt_all: &mut st.rt_all,
             rt_with_human: &mut st.rt_with_human,
             rt_mirrored: &mut st.rt_mirrored,
+            rt_explicit: &mut st.rt_explicit,
             models: &mut st.models,
         }));
+        let cols = self.plan.strata;
+        if cols.any() {
+            jobs.push(Job::ModelStrata(
+                &mut st.strata.by_cluster,
+                &mut st.strata.by_task,
+            ));
+        }
+        if self.plan.pairs {
+            jobs.push(Job::Pairs(&mut st.strata.pairs, &mut self.pair_scatter));
+        }
         let run = |job: Job| match job {
             Job::Keys(c, m) => count_keys(m, res, c, cap),
             Job::Table(ab, skip, m, s) => count_table(m, s, res, ab, skip, cap),
             Job::Misc(m) => count_misc(m, res, cap),
+            Job::ModelStrata(a, b) => count_model_strata(a, b, res, cols),
+            Job::Pairs(p, s) => count_pairs(p, s, res),
         };
         if rows < PARALLEL_MIN_ROWS {
             jobs.into_iter().for_each(run);

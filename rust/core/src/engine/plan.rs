@@ -58,6 +58,19 @@ impl Default for EngineConfig {
     }
 }
 
+/// Where a plan's stratum columns are, if it tracks them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StratumColumns {
+    pub cluster: Option<usize>,
+    pub task: Option<usize>,
+}
+
+impl StratumColumns {
+    pub fn any(&self) -> bool {
+        self.cluster.is_some() || self.task.is_some()
+    }
+}
+
 /// A rejected input row: its index in the batch and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reject {
@@ -82,6 +95,13 @@ pub struct Plan {
     /// Columns named only by the user's tables: these must exist in the input.
     pub required_extra: Vec<String>,
     pub min_users: u32,
+    /// The columns the model comparison is stratified by, where the plan tracks them and
+    /// crosses a response type or AI value with the model (whose cells decide what may be
+    /// shown); none otherwise, and the three-way model counts are not kept.
+    pub strata: StratumColumns,
+    /// Whether the plan crosses human with AI values: the value pairs' response mix is kept
+    /// only then (a pair is listed only where that table finds it significant).
+    pub pairs: bool,
 }
 
 impl Plan {
@@ -136,7 +156,18 @@ impl Plan {
             }
             tables.push((ia, ib));
         }
+        let by_model = tables.contains(&(RT, MODEL)) || tables.contains(&(AI, MODEL));
+        let strata = StratumColumns {
+            cluster: columns.iter().position(|c| c == "task_cluster"),
+            task: columns.iter().position(|c| c == "task"),
+        };
         Ok(Plan {
+            strata: if by_model {
+                strata
+            } else {
+                StratumColumns::default()
+            },
+            pairs: tables.contains(&(HUMAN, AI)),
             columns,
             tables,
             default_tables: config.tables.is_none(),

@@ -5,23 +5,15 @@ use std::collections::BTreeMap;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
+pub use super::cells::{pack, unpack};
 use super::cells::{Cells, PARTS};
 use super::normalize::normalize_into;
+use super::strata::Strata;
 use super::users::Counter;
 use crate::schema::RESPONSE_TYPES;
 
 /// Interned id standing for "normalises to the empty string".
 pub const EMPTY: u32 = u32::MAX;
-
-#[inline]
-pub fn pack(a: u32, b: u32) -> u64 {
-    ((a as u64) << 32) | b as u64
-}
-
-#[inline]
-pub fn unpack(k: u64) -> (u32, u32) {
-    ((k >> 32) as u32, k as u32)
-}
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelStats {
@@ -57,7 +49,10 @@ pub struct State {
     pub rt_all: Vec<Counter>,
     pub rt_with_human: Vec<Counter>,
     pub rt_mirrored: Vec<Counter>,
+    /// Per response type: conversations with at least one explicitly stated AI value.
+    pub rt_explicit: Vec<Counter>,
     pub models: HashMap<u32, ModelStats>,
+    pub strata: Strata,
 }
 
 impl State {
@@ -70,12 +65,18 @@ impl State {
             rt_all: vec![Counter::default(); RESPONSE_TYPES.len()],
             rt_with_human: vec![Counter::default(); RESPONSE_TYPES.len()],
             rt_mirrored: vec![Counter::default(); RESPONSE_TYPES.len()],
+            rt_explicit: vec![Counter::default(); RESPONSE_TYPES.len()],
             ..Default::default()
         }
     }
 
     pub fn string(&self, id: u32) -> &str {
         &self.strings[id as usize]
+    }
+
+    /// The id of an already normalised string, if it has one.
+    pub fn id_of(&self, normalized: &str) -> Option<u32> {
+        self.index.get(normalized).copied()
     }
 
     /// Interns an already normalised string.
@@ -151,6 +152,7 @@ impl State {
             || self.rt_all.len() != RESPONSE_TYPES.len()
             || self.rt_with_human.len() != RESPONSE_TYPES.len()
             || self.rt_mirrored.len() != RESPONSE_TYPES.len()
+            || self.rt_explicit.len() != RESPONSE_TYPES.len()
         {
             return Err("layout does not match the engine settings".into());
         }
@@ -162,6 +164,7 @@ impl State {
                 })
             })
             || !self.models.keys().all(|&id| ok_id(id))
+            || !self.strata.ids_in_range(self.strings.len())
         {
             return Err("string id out of range".into());
         }
@@ -176,6 +179,7 @@ impl State {
                 .iter()
                 .chain(&self.rt_with_human)
                 .chain(&self.rt_mirrored)
+                .chain(&self.rt_explicit)
                 .all(consistent)
             || !self
                 .models
@@ -218,6 +222,7 @@ impl State {
             (&mut self.rt_all, &other.rt_all),
             (&mut self.rt_with_human, &other.rt_with_human),
             (&mut self.rt_mirrored, &other.rt_mirrored),
+            (&mut self.rt_explicit, &other.rt_explicit),
         ] {
             for (a, b) in mine.iter_mut().zip(theirs) {
                 a.merge(b, cap);
@@ -230,6 +235,7 @@ impl State {
             mine.sum_ai += m.sum_ai;
             mine.sum_human += m.sum_human;
         }
+        self.strata.merge(&other.strata, &remap);
         remap
     }
 

@@ -12,13 +12,17 @@ use arrow_array::RecordBatch;
 pub mod cooccurrence;
 pub mod frequencies;
 pub mod models;
+pub mod pairs;
 pub mod publish;
 pub mod stats;
+pub mod within;
 
 use cooccurrence::{cooccurrence, invariance, published_tables, table_tests, TableResult};
 use frequencies::{frequencies, mirroring, response_types};
 use models::{model_comparison, models};
+use pairs::{explicit_by_response_type, explicit_values, value_pairs};
 use publish::{pct, string_ranks, Privacy};
+use within::within_tasks;
 
 use crate::engine::{Engine, EngineConfig, Plan, State, TableCells, AI, EXPLICIT, HUMAN, MODEL};
 use crate::error::Result;
@@ -66,7 +70,7 @@ impl Analysis {
         let published = published_tables(plan, cells);
         // The tables, invariance and model comparison read disjoint data: all on the pool.
         let rank = string_ranks(st);
-        let ((results, inv), cmp) = rayon::join(
+        let ((results, inv), (cmp, within)) = rayon::join(
             || {
                 rayon::join(
                     || {
@@ -78,9 +82,14 @@ impl Analysis {
                     || invariance(plan, st, cells, &published, pv),
                 )
             },
-            || model_comparison(plan, config.alpha, st, cells, pv),
+            || {
+                rayon::join(
+                    || model_comparison(plan, config.alpha, st, cells, pv),
+                    || within_tasks(plan, config.alpha, st, cells, pv),
+                )
+            },
         );
-        let (results, inv, cmp) = (results?, inv?, cmp?);
+        let (results, inv, cmp, within) = (results?, inv?, cmp?, within?);
         let mut suppressed_cells = serde_json::Map::new();
         for r in &results {
             suppressed_cells.insert(r.name.clone(), json!(r.suppressed_cells));
@@ -93,6 +102,23 @@ impl Analysis {
         tables.push(("models".into(), b));
         tables.push(("model_comparison".into(), cmp));
         tables.push(("table_tests".into(), table_tests(&results)));
+        let mut within_info = Value::Null;
+        if let Some((b, info)) = within {
+            tables.push(("model_comparison_within_tasks".into(), b));
+            within_info = info;
+        }
+        let pairs_table = plan
+            .tables
+            .iter()
+            .position(|&ab| ab == (HUMAN, AI))
+            .map(|t| plan.table_name(t))
+            .and_then(|name| results.iter().find(|r| r.name == name));
+        tables.push(("value_pairs".into(), value_pairs(st, pairs_table, pv)));
+        tables.push((
+            "explicit_by_response_type".into(),
+            explicit_by_response_type(st, pv),
+        ));
+        tables.push(("explicit_values".into(), explicit_values(st, pv)));
         let table_names: Vec<String> = results.iter().map(|r| r.name.clone()).collect();
         for r in results {
             tables.push((format!("tables/{}", r.name), r.batch));
@@ -127,6 +153,7 @@ impl Analysis {
             },
             "suppressed": suppressed,
             "tables": table_names,
+            "model_comparison_within_tasks": within_info,
         });
         Ok(Analysis { summary, tables })
     }
