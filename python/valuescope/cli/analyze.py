@@ -102,8 +102,13 @@ def analyze_command(
 
     Writes to --out: summary.json; ai_values.csv, human_values.csv (value frequencies);
     response_types.csv; mirroring.csv; invariance.csv (context CV); models.csv;
-    model_comparison.csv; tables/<A>__<B>.csv and .json (co-occurrence with chi-square and
-    adjusted residuals); rejects.csv (rows that break the schema, with the reason).
+    model_comparison.csv; model_comparison_within_tasks.csv (each pair of models tested raw and
+    within task clusters: Cochran-Mantel-Haenszel, common odds ratio, Breslow-Day; written with
+    two or more models and task clusters or tasks); value_pairs.csv (significant human x AI
+    value pairs, their response-type mix, mirroring / supporting / opposing);
+    explicit_by_response_type.csv and explicit_values.csv (explicitly stated values);
+    tables/<A>__<B>.csv and .json (co-occurrence with chi-square and adjusted residuals);
+    rejects.csv (rows that break the schema, with the reason).
     Figures below the privacy thresholds are suppressed everywhere.
     """
     from valuescope.analyze.options import AnalyzeOptions, parse_table
