@@ -9,11 +9,11 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import valuescope
 from click.testing import CliRunner
+from helpers.features import to_table
 from valuescope.cli import Group
 from valuescope.cli.taxonomy import taxonomy_command
 from valuescope.errors import UserError
@@ -24,18 +24,6 @@ from valuescope.taxonomy.run import TaxonomyOptions, run_taxonomy
 DATA = Path(valuescope.__file__).parent / "data"
 FRAMEWORKS = DATA / "frameworks"
 RARE = "zqx velvet rarity"  # 3 conversations, one user: below the thresholds
-SCHEMA = pa.schema(
-    [
-        ("conversation_id", pa.string()),
-        ("user_id", pa.string()),
-        ("subjective", pa.bool_()),
-        ("task", pa.string()),
-        ("task_cluster", pa.string()),
-        ("ai_values", pa.list_(pa.string())),
-        ("human_values", pa.list_(pa.string())),
-        ("response_type", pa.string()),
-    ]
-)
 
 
 def read(path: Path) -> list[dict]:
@@ -100,7 +88,7 @@ def make_features(path: Path, seed: int = 0) -> None:
     for i in range(3):
         rows[i]["ai_values"] = [*rows[i]["ai_values"], RARE]
         rows[i]["user_id"] = "rare-user"
-    pq.write_table(pa.Table.from_pylist(rows, SCHEMA), path)
+    pq.write_table(to_table(rows), path)
 
 
 @pytest.fixture(scope="module")
