@@ -126,4 +126,32 @@ def headline(analysis: Path, top: int = 5) -> str:
             lines.append(
                 f"  {c['row']:<28} in {c['col']:<28} r = {float(c['adjusted_residual']):6.1f}"
             )
+    within = analysis / layout.RESULT_FILES["model_comparison_within_tasks"]
+    if within.is_file():
+        raw = [r for r in _rows(within) if r["significant_raw"] == "true"]
+        explained = [r for r in raw if r["significant_within"] != "true"]
+        explained.sort(key=lambda r: -abs(float(r["z_raw"])))
+        lines += [
+            "",
+            f"Model differences within tasks: of {len(raw)} significant raw differences, "
+            f"{len(raw) - len(explained)} hold within task clusters (Cochran-Mantel-Haenszel) "
+            f"and {len(explained)} are explained by the models' task mix"
+            + (
+                ", e.g. "
+                + "; ".join(
+                    f"{r['item']} ({r['model_a']} vs {r['model_b']})" for r in explained[:3]
+                )
+                if explained
+                else ""
+            )
+            + ".",
+        ]
+    pairs = analysis / layout.RESULT_FILES["value_pairs"]
+    if pairs.is_file():
+        opposing = [r for r in _rows(pairs) if r["pattern"] == "opposing"]
+        opposing.sort(key=lambda r: -float(r["residual"]))
+        if opposing:
+            lines += ["", "Opposing value pairs (the user's value met mostly with resistance):"]
+            for r in opposing[:top]:
+                lines.append(f"  {r['human_value']:<28} -> {r['ai_value']}")
     return "\n".join(lines)
