@@ -6,7 +6,7 @@ from __future__ import annotations
 import pickle
 
 import pytest
-from helpers.features import assert_same_result, make_rows, to_table
+from helpers.features import assert_same_result, make_rows, merged_shards, to_table
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from valuescope import Engine
@@ -27,19 +27,9 @@ ONE_PASS_RESULT = ONE_PASS.result()
     via_bytes=st.booleans(),
 )
 def test_any_sharding_merged_in_any_order_equals_one_pass(cuts, order, via_bytes):
-    bounds = sorted({0, len(ROWS), *cuts})
-    shards = []
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
-        e = Engine(**ENGINE_KW)
-        e.update(TABLE.slice(lo, hi - lo))
-        shards.append(Engine.from_bytes(e.to_bytes()) if via_bytes else e)
-    order.shuffle(shards)
-    # merge as a random binary tree, not just left to right
-    while len(shards) > 1:
-        i = order.randrange(len(shards) - 1)
-        a, b = shards[i], shards.pop(i + 1)
-        a.merge(b)
-    assert_same_result(shards[0].result(), ONE_PASS_RESULT)
+    # merged as a random binary tree, not just left to right
+    got = merged_shards(ENGINE_KW, TABLE, cuts, order, via_bytes)
+    assert_same_result(got.result(), ONE_PASS_RESULT)
 
 
 @settings(max_examples=15, deadline=None)

@@ -9,7 +9,7 @@ import random
 
 import numpy as np
 import pytest
-from helpers.features import assert_same_result, make_rows, to_table
+from helpers.features import assert_same_result, make_rows, merged_shards, to_table
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oracle import RESPONSE_TYPES, Oracle
@@ -403,17 +403,7 @@ def only_new(result: dict) -> dict:
     via_bytes=st.booleans(),
 )
 def test_shards_merged_in_any_order_give_one_pass(cuts, order, via_bytes):
-    bounds = sorted({0, len(ROWS), *cuts})
-    shards = []
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
-        e = Engine(**KW)
-        e.update(TABLE.slice(lo, hi - lo))
-        shards.append(Engine.from_bytes(e.to_bytes()) if via_bytes else e)
-    order.shuffle(shards)
-    while len(shards) > 1:
-        i = order.randrange(len(shards) - 1)
-        shards[i].merge(shards.pop(i + 1))
-    got = shards[0].result()
+    got = merged_shards(KW, TABLE, cuts, order, via_bytes).result()
     assert only_new(got).keys() == only_new(ONE_RESULT).keys() == set(NEW)
     assert_same_result(only_new(got), only_new(ONE_RESULT))
 

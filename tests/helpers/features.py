@@ -128,3 +128,21 @@ def assert_same_result(r1: dict, r2: dict, rel: float = 1e-12) -> None:
     assert c1.keys() == c2.keys()
     for k in c1:
         assert approx_equal(c1[k], c2[k], rel), f"results differ in {k}"
+
+
+def merged_shards(engine_kw: dict, table: pa.Table, cuts, order, via_bytes: bool):
+    """The table cut at `cuts`, one Engine per shard (optionally through bytes), merged as a
+    random binary tree drawn from `order`: the one engine left."""
+    from valuescope import Engine
+
+    bounds = sorted({0, table.num_rows, *cuts})
+    shards = []
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        e = Engine(**engine_kw)
+        e.update(table.slice(lo, hi - lo))
+        shards.append(Engine.from_bytes(e.to_bytes()) if via_bytes else e)
+    order.shuffle(shards)
+    while len(shards) > 1:
+        i = order.randrange(len(shards) - 1)
+        shards[i].merge(shards.pop(i + 1))
+    return shards[0]

@@ -22,6 +22,44 @@ pub(super) fn passing_models(st: &State, pv: Privacy) -> Vec<(u32, u64)> {
     m
 }
 
+/// Published keys with their conversations, and the cells between them and the published models.
+pub(super) type PublishedByModel = (Vec<(u32, u64)>, HashMap<u64, Counter>);
+
+/// The published keys of `col` (most conversations first, then by name) and, of the
+/// `col x model` table, only the cells between those keys and the published `models`; None when
+/// the plan does not cross `col` with the model.
+pub(super) fn published_by_model(
+    plan: &Plan,
+    st: &State,
+    cells: &TableCells,
+    col: usize,
+    models: &[(u32, u64)],
+    pv: Privacy,
+) -> Result<Option<PublishedByModel>> {
+    let Some(t) = plan.tables.iter().position(|&p| p == (col, MODEL)) else {
+        return Ok(None);
+    };
+    let mut keys: Vec<(u32, u64)> = st.keys[col]
+        .iter()
+        .filter(|(_, c)| pv.ok(c))
+        .map(|(&k, c)| (k, c.n))
+        .collect();
+    keys.sort_by(by_count_then_name(st));
+    // Only the cells of published values and models are looked up: gather just those.
+    let wanted_v: hashbrown::HashSet<u32> = keys.iter().map(|f| f.0).collect();
+    let wanted_m: hashbrown::HashSet<u32> = models.iter().map(|m| m.0).collect();
+    let mut kept: HashMap<u64, Counter> = HashMap::new();
+    cells.for_each_part(t, |m| {
+        for (&k, c) in m {
+            let (v, model) = unpack(k);
+            if wanted_v.contains(&v) && wanted_m.contains(&model) {
+                kept.insert(k, c.clone());
+            }
+        }
+    })?;
+    Ok(Some((keys, kept)))
+}
+
 pub(super) fn models(st: &State, pv: Privacy) -> (RecordBatch, u64) {
     let shown = passing_models(st, pv);
     let suppressed = (st.keys[MODEL].len() - shown.len()) as u64;
@@ -83,27 +121,10 @@ pub(super) fn model_comparison(
     let models = passing_models(st, pv);
     let mut out: Vec<Row> = Vec::new();
     for (feature, col) in [("response_type", RT), ("ai_values", AI)] {
-        let Some(t) = plan.tables.iter().position(|&p| p == (col, MODEL)) else {
+        let Some((features, cells_t)) = published_by_model(plan, st, cells, col, &models, pv)?
+        else {
             continue;
         };
-        let mut features: Vec<(u32, u64)> = st.keys[col]
-            .iter()
-            .filter(|(_, c)| pv.ok(c))
-            .map(|(&k, c)| (k, c.n))
-            .collect();
-        features.sort_by(by_count_then_name(st));
-        // Only the cells of published values and models are looked up: gather just those.
-        let wanted_v: hashbrown::HashSet<u32> = features.iter().map(|f| f.0).collect();
-        let wanted_m: hashbrown::HashSet<u32> = models.iter().map(|m| m.0).collect();
-        let mut cells_t: HashMap<u64, Counter> = HashMap::new();
-        cells.for_each_part(t, |m| {
-            for (&k, c) in m {
-                let (v, model) = unpack(k);
-                if wanted_v.contains(&v) && wanted_m.contains(&model) {
-                    cells_t.insert(k, c.clone());
-                }
-            }
-        })?;
         let cells = &cells_t;
         for i in 0..models.len() {
             for j in i + 1..models.len() {

@@ -8,13 +8,13 @@ use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
 use hashbrown::{HashMap, HashSet};
 use serde_json::{json, Value};
 
-use super::models::passing_models;
-use super::publish::{batch, by_count_then_name, f64s, pct, strs, u64s, Privacy};
+use super::models::{passing_models, published_by_model};
+use super::publish::{batch, f64s, pct, strs, u64s, Privacy};
 use super::stats::{stratified, two_proportion_z, Stratified, Two};
 use crate::engine::state::{pack, unpack};
 use crate::engine::strata::{ModelStrata, NO_STRATUM};
 use crate::engine::users::Counter;
-use crate::engine::{Plan, State, TableCells, AI, MODEL, RT};
+use crate::engine::{Plan, State, TableCells, AI, RT};
 use crate::error::Result;
 use crate::schema::RESPONSE_TYPES;
 
@@ -100,30 +100,12 @@ pub(super) fn within_tasks(
     let mut items: Vec<Item> = Vec::new();
     let mut two_way: Vec<HashMap<u64, Counter>> = Vec::new();
     for (kind, c) in [("response_type", RT), ("value", AI)] {
-        let Some(t) = plan.tables.iter().position(|&p| p == (c, MODEL)) else {
+        let Some((mut feats, kept)) = published_by_model(plan, st, cells, c, &models, pv)? else {
             continue;
         };
-        let mut feats: Vec<(u32, u64)> = st.keys[c]
-            .iter()
-            .filter(|(_, k)| pv.ok(k))
-            .map(|(&id, k)| (id, k.n))
-            .collect();
         if c == RT {
             feats.sort_by_key(|&(id, _)| RESPONSE_TYPES.iter().position(|r| *r == st.string(id)));
-        } else {
-            feats.sort_by(by_count_then_name(st));
         }
-        let wanted_v: HashSet<u32> = feats.iter().map(|f| f.0).collect();
-        let wanted_m: HashSet<u32> = models.iter().map(|m| m.0).collect();
-        let mut kept: HashMap<u64, Counter> = HashMap::new();
-        cells.for_each_part(t, |m| {
-            for (&key, cnt) in m {
-                let (v, model) = unpack(key);
-                if wanted_v.contains(&v) && wanted_m.contains(&model) {
-                    kept.insert(key, cnt.clone());
-                }
-            }
-        })?;
         let table = two_way.len();
         two_way.push(kept);
         items.extend(feats.into_iter().map(|(id, _)| Item {
