@@ -158,3 +158,30 @@ def test_spill_dirs_of_killed_runs_are_removed(tmp_path, monkeypatch, table):
     assert p.returncode == 0, p.stderr
     assert not stale.exists()
     assert live.exists() and other.exists()
+
+
+def test_a_spill_dir_removed_by_its_own_run_during_the_sweep_is_skipped(tmp_path, monkeypatch):
+    # Runs on one machine sweep concurrently: the owner may delete its directory after the
+    # sweep lists it and before the sweep reads its owner.
+    from valuescope.analyze.options import remove_stale_spills
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    vanishing = tmp_path / f"valuescope-spill-{dead.pid}-1"
+    stale = tmp_path / f"valuescope-spill-{dead.pid}-2"
+    for d in (vanishing, stale):
+        d.mkdir()
+    real_stat = Path.stat
+    looked = []
+
+    def stat_after_removal(self, *a, **k):
+        # The first look (is it a directory?) succeeds; the directory is gone by the next.
+        if self == vanishing:
+            looked.append(1)
+            if len(looked) == 2:
+                os.rmdir(self)
+        return real_stat(self, *a, **k)
+
+    monkeypatch.setattr(Path, "stat", stat_after_removal)
+    assert remove_stale_spills(str(tmp_path)) == 1
+    assert len(looked) == 2 and not stale.exists()

@@ -77,7 +77,13 @@ def remove_stale_spills(base: str | None = None) -> int:
     root = Path(base or tempfile.gettempdir())
     for d in root.glob("valuescope-spill-*"):
         m = re.fullmatch(r"valuescope-spill-(\d+)-\d+", d.name)
-        if not m or not d.is_dir() or d.stat().st_uid != os.getuid():
+        if not m:
+            continue
+        try:
+            # Another run may remove its own directory between the listing and this check.
+            if not d.is_dir() or d.stat().st_uid != os.getuid():
+                continue
+        except OSError:
             continue
         try:
             os.kill(int(m.group(1)), 0)
