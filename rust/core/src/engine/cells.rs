@@ -122,24 +122,32 @@ impl Cells {
         self.len() >= SORT_MIN_CELLS
     }
 
-    /// Applies the updates sorted into `scatter`, each part on its own rayon task.
-    pub fn apply(&mut self, scatter: &Scatter, cap: u32) {
+    /// Applies the updates sorted into `scatter`, each part on its own rayon task; with `mix`,
+    /// the cells count their response types too.
+    pub fn apply(&mut self, scatter: &Scatter, cap: u32, mix: bool) {
         self.parts
             .par_iter_mut()
             .zip(scatter.parts.par_iter())
             .with_min_len(PARTS / 16)
             .for_each(|(m, ups)| {
-                for &(k, user) in ups {
-                    m.entry(k).or_default().add(user, cap);
+                if mix {
+                    for &(k, user, rt) in ups {
+                        m.entry(k).or_default().add_rt(user, cap, rt);
+                    }
+                } else {
+                    for &(k, user, _) in ups {
+                        m.entry(k).or_default().add(user, cap);
+                    }
                 }
             });
     }
 }
 
-/// Reusable buffers: one batch's updates of a table, sorted by part.
+/// Reusable buffers: one batch's updates of a table (key, user, response type), sorted by
+/// part. The response type rides in what would be the tuple's padding.
 #[derive(Clone, Debug, Default)]
 pub struct Scatter {
-    parts: Vec<Vec<(u64, UserId)>>,
+    parts: Vec<Vec<(u64, UserId, u8)>>,
 }
 
 impl Scatter {
@@ -149,8 +157,8 @@ impl Scatter {
     }
 
     #[inline]
-    pub fn push(&mut self, key: u64, user: UserId) {
-        self.parts[part_of(key)].push((key, user));
+    pub fn push(&mut self, key: u64, user: UserId, rt: u8) {
+        self.parts[part_of(key)].push((key, user, rt));
     }
 }
 
@@ -196,28 +204,37 @@ mod tests {
 
     #[test]
     fn sorted_and_direct_counting_agree() {
-        // enough cells that the second batch takes the sorted path
-        let ups: Vec<(u64, UserId)> = (0..200_000u64)
-            .map(|i| ((i % 50_000) * 0x1_0000_0001, (i % 13) as UserId))
+        // enough cells that the second batch takes the sorted path; response types too
+        let ups: Vec<(u64, UserId, u8)> = (0..200_000u64)
+            .map(|i| {
+                (
+                    (i % 50_000) * 0x1_0000_0001,
+                    (i % 13) as UserId,
+                    (i % 7) as u8,
+                )
+            })
             .collect();
         let mut sorted = Cells::default();
-        for &(k, u) in &ups[..100_000] {
-            sorted.counter(k).add(u, 10);
+        for &(k, u, rt) in &ups[..100_000] {
+            sorted.counter(k).add_rt(u, 10, rt);
         }
         assert!(sorted.wants_sorting());
         let mut scatter = Scatter::default();
         scatter.clear();
-        for &(k, u) in &ups[100_000..] {
-            scatter.push(k, u);
+        for &(k, u, rt) in &ups[100_000..] {
+            scatter.push(k, u, rt);
         }
-        sorted.apply(&scatter, 10);
+        sorted.apply(&scatter, 10, true);
         let mut direct: HashMap<u64, Counter> = HashMap::new();
-        for &(k, u) in &ups {
-            direct.entry(k).or_default().add(u, 10);
+        let mut mixes: HashMap<u64, [u64; 7]> = HashMap::new();
+        for &(k, u, rt) in &ups {
+            direct.entry(k).or_default().add_rt(u, 10, rt);
+            mixes.entry(k).or_default()[rt as usize] += 1;
         }
         assert_eq!(sorted.len(), direct.len());
         for (k, c) in &direct {
             assert_eq!(sorted.get(*k), Some(c));
+            assert_eq!(c.mix().counts(), mixes[k]);
         }
     }
 

@@ -9,7 +9,8 @@ use super::Engine;
 use crate::error::{EngineError, Result};
 
 const MAGIC: &[u8; 8] = b"VSCOPE\0S";
-/// 2 added the three-way counts (`State::strata`) and `rt_explicit`. A version 1 state lacks
+/// 2 added the three-way counts (`State::strata`), the response-type mix of each counter
+/// (`Counter::mix`) and `rt_explicit`. A version 1 state lacks
 /// them, and they cannot be rebuilt from what it holds, so it is refused rather than read.
 pub const FORMAT_VERSION: u16 = 2;
 const HEADER: usize = 8 + 2 + 4;

@@ -15,7 +15,7 @@ use super::cells::{Cells, Scatter};
 use super::plan::StratumColumns;
 use super::plan::{Plan, Reject, AI, EXPLICIT, HUMAN, MODEL, RT};
 use super::state::{pack, ModelStats, State, EMPTY};
-use super::strata::{pair_part, ModelStrata, PairCells, NO_STRATUM, PAIR_PARTS};
+use super::strata::{ModelStrata, NO_STRATUM};
 use super::users::{conversation_user_hash, user_hash, Counter, UserId};
 use crate::error::{EngineError, Result};
 use crate::schema::{expects_list, required_columns};
@@ -869,13 +869,15 @@ pub(crate) fn count_keys(map: &mut HashMap<u32, Counter>, all: &[Resolved], c: u
     }
 }
 
-/// Cells of the table crossing columns a and b.
+/// Cells of the table crossing columns a and b; with `mix`, each cell also counts its
+/// conversations by response type.
 pub(crate) fn count_table(
     cells: &mut Cells,
     scatter: &mut Scatter,
     all: &[Resolved],
     (a, b): (usize, usize),
     skip_if: Option<usize>,
+    mix: bool,
     cap: u32,
 ) {
     let sort = cells.wants_sorting();
@@ -887,11 +889,13 @@ pub(crate) fn count_table(
             if skip_if.is_some_and(|c| !res.row(c, r).is_empty()) {
                 continue;
             }
-            let (xs, ys) = (res.row(a, r), res.row(b, r));
+            let (xs, ys, rt) = (res.row(a, r), res.row(b, r), res.rts[r]);
             for &x in xs {
                 for &y in ys {
                     if sort {
-                        scatter.push(pack(x, y), user);
+                        scatter.push(pack(x, y), user, rt);
+                    } else if mix {
+                        cells.counter(pack(x, y)).add_rt(user, cap, rt);
                     } else {
                         cells.counter(pack(x, y)).add(user, cap);
                     }
@@ -900,7 +904,7 @@ pub(crate) fn count_table(
         }
     }
     if sort {
-        cells.apply(scatter, cap);
+        cells.apply(scatter, cap, mix);
     }
 }
 
@@ -968,33 +972,6 @@ pub(crate) fn count_model_strata(
             }
         }
     }
-}
-
-/// Counts the human value x AI value x response type cells of a batch: the keys sorted into
-/// their parts in `scatter`, then each part counted on its own rayon task.
-pub(crate) fn count_pairs(
-    pairs: &mut PairCells,
-    scatter: &mut Vec<Vec<(u64, u8)>>,
-    all: &[Resolved],
-) {
-    scatter.resize_with(PAIR_PARTS, Vec::new);
-    scatter.iter_mut().for_each(Vec::clear);
-    for res in all {
-        for r in 0..res.len() {
-            let human = res.row(HUMAN, r);
-            if human.is_empty() {
-                continue;
-            }
-            let (ai, rt) = (res.row(AI, r), res.rts[r]);
-            for &h in human {
-                for &a in ai {
-                    let k = pack(h, a);
-                    scatter[pair_part(k)].push((k, rt));
-                }
-            }
-        }
-    }
-    pairs.apply(scatter);
 }
 
 fn sorted_intersect(a: &[u32], b: &[u32]) -> bool {

@@ -3,7 +3,8 @@
 //!
 //! Below it, in the order they use one another: `codec` (the state's bytes) sits on top of
 //! this module; this module uses `ingest` (a batch into ids and counts), `tables` (the cells of
-//! a table, in memory and on disk), `spill`, `state`, `plan`, `cells`, `users`, `normalize`.
+//! a table, in memory and on disk), `spill`, `state`, `strata`, `plan`, `cells`, `users`, `mix`,
+//! `normalize`.
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -17,6 +18,7 @@ use crate::error::{EngineError, Result};
 pub mod cells;
 pub mod codec;
 pub mod ingest;
+pub mod mix;
 pub mod normalize;
 pub mod plan;
 pub mod spill;
@@ -34,8 +36,7 @@ pub use tables::TableCells;
 
 use cells::{Cells, Scatter, PARTS};
 use ingest::{
-    count_keys, count_misc, count_model_strata, count_pairs, count_table, resolve, BatchView, Misc,
-    Resolved,
+    count_keys, count_misc, count_model_strata, count_table, resolve, BatchView, Misc, Resolved,
 };
 use spill::Spill;
 use users::Counter;
@@ -51,8 +52,6 @@ pub struct Engine {
     scratch: Vec<Resolved>,
     /// Per table, reused between batches.
     scatter: Vec<Scatter>,
-    /// The pair cells' keys of a batch by part, reused between batches.
-    pair_scatter: Vec<Vec<(u64, u8)>>,
     /// Where table cells go once they outgrow the memory budget; None keeps all in memory.
     spill: Option<Spill>,
 }
@@ -60,16 +59,17 @@ pub struct Engine {
 /// One independent piece of counting work for a batch: each owns a disjoint part of the state.
 enum Job<'a> {
     Keys(usize, &'a mut HashMap<u32, Counter>),
-    /// (columns crossed, a column whose non-empty rows are skipped), cells, their buffers
+    /// (columns crossed, a column whose non-empty rows are skipped, whether its cells keep
+    /// their response-type mix), cells, their buffers
     Table(
         (usize, usize),
         Option<usize>,
+        bool,
         &'a mut Cells,
         &'a mut Scatter,
     ),
     Misc(Misc<'a>),
     ModelStrata(&'a mut strata::ModelStrata, &'a mut strata::ModelStrata),
-    Pairs(&'a mut strata::PairCells, &'a mut Vec<Vec<(u64, u8)>>),
 }
 
 impl Engine {
@@ -78,7 +78,6 @@ impl Engine {
         let state = State::new(plan.columns.len(), plan.tables.len());
         Ok(Engine {
             scatter: vec![Scatter::default(); plan.tables.len()],
-            pair_scatter: Vec::new(),
             config,
             plan,
             state,
@@ -225,7 +224,7 @@ impl Engine {
                 .zip(self.scatter.iter_mut())
                 .zip(&self.plan.tables)
                 .enumerate()
-                .map(|(t, ((m, s), &ab))| Job::Table(ab, skip(t), m, s)),
+                .map(|(t, ((m, s), &ab))| Job::Table(ab, skip(t), ab == (HUMAN, AI), m, s)),
         );
         jobs.push(Job::Misc(Misc {
             rt_all: &mut st.rt_all,
@@ -241,15 +240,11 @@ impl Engine {
                 &mut st.strata.by_task,
             ));
         }
-        if self.plan.pairs {
-            jobs.push(Job::Pairs(&mut st.strata.pairs, &mut self.pair_scatter));
-        }
         let run = |job: Job| match job {
             Job::Keys(c, m) => count_keys(m, res, c, cap),
-            Job::Table(ab, skip, m, s) => count_table(m, s, res, ab, skip, cap),
+            Job::Table(ab, skip, mix, m, s) => count_table(m, s, res, ab, skip, mix, cap),
             Job::Misc(m) => count_misc(m, res, cap),
             Job::ModelStrata(a, b) => count_model_strata(a, b, res, cols),
-            Job::Pairs(p, s) => count_pairs(p, s, res),
         };
         if rows < PARALLEL_MIN_ROWS {
             jobs.into_iter().for_each(run);

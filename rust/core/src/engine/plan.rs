@@ -99,9 +99,6 @@ pub struct Plan {
     /// crosses a response type or AI value with the model (whose cells decide what may be
     /// shown); none otherwise, and the three-way model counts are not kept.
     pub strata: StratumColumns,
-    /// Whether the plan crosses human with AI values: the value pairs' response mix is kept
-    /// only then (a pair is listed only where that table finds it significant).
-    pub pairs: bool,
 }
 
 impl Plan {
@@ -167,7 +164,6 @@ impl Plan {
             } else {
                 StratumColumns::default()
             },
-            pairs: tables.contains(&(HUMAN, AI)),
             columns,
             tables,
             default_tables: config.tables.is_none(),

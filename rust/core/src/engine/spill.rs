@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hashbrown::HashMap;
 
 use super::cells::{Cells, Margins, PARTS};
+use super::mix::Mix;
 use super::state::unpack;
 use super::users::{Counter, UserId};
 use crate::error::{EngineError, Result};
@@ -111,8 +112,9 @@ impl Spill {
 
     /// Appends every cell of table `t` to its partitions' run files.
     ///
-    /// Record: key u64, conversations u64, id count u8, ids u32 each (little endian); no ids
-    /// with conversations means saturated, as in memory.
+    /// Record: key u64, conversations u64, id count u8, mix kind u8, ids u32 each, then the
+    /// response-type mix: nothing (kind 0), its packed word (1) or its seven counts (2), u64
+    /// each; all little endian. No ids with conversations means saturated, as in memory.
     pub fn write(&mut self, t: usize, cells: &Cells) -> Result<()> {
         let mut b: Vec<u8> = Vec::new();
         let mut sums = std::mem::take(&mut self.sums[t]);
@@ -126,8 +128,23 @@ impl Spill {
                 b.extend_from_slice(&c.n.to_le_bytes());
                 let ids = c.ids();
                 b.push(ids.len() as u8);
+                let mix = c.mix();
+                let packed = mix.packed_word();
+                b.push(match packed {
+                    _ if mix.is_empty() => 0,
+                    Some(_) => 1,
+                    None => 2,
+                });
                 for &u in ids {
                     b.extend_from_slice(&u.to_le_bytes());
+                }
+                match packed {
+                    _ if mix.is_empty() => {}
+                    Some(w) => b.extend_from_slice(&w.to_le_bytes()),
+                    None => mix
+                        .counts()
+                        .iter()
+                        .for_each(|n| b.extend_from_slice(&n.to_le_bytes())),
                 }
                 if b.len() >= FLUSH_AT {
                     self.append(t, p, &mut b)?;
@@ -153,20 +170,20 @@ impl Spill {
         cap: u32,
         into: &mut HashMap<u64, Counter>,
     ) -> Result<()> {
-        self.records(t, p, |key, n, ids| {
-            let c = Counter::from_parts(n, ids, cap).ok_or_else(damaged)?;
+        self.records(t, p, |key, n, ids, mix| {
+            let c = Counter::from_parts(n, ids, mix, cap).ok_or_else(damaged)?;
             Counter::merge_into(into, key, c, cap);
             Ok(())
         })
     }
 
-    /// Calls `f(key, conversations, ids)` for each record of partition `p` of table `t`, as
-    /// written: a key spilled several times comes several times.
+    /// Calls `f(key, conversations, ids, mix)` for each record of partition `p` of table `t`,
+    /// as written: a key spilled several times comes several times.
     pub fn records(
         &self,
         t: usize,
         p: usize,
-        mut f: impl FnMut(u64, u64, &[UserId]) -> Result<()>,
+        mut f: impl FnMut(u64, u64, &[UserId], Mix) -> Result<()>,
     ) -> Result<()> {
         if !self.has(t) {
             return Ok(());
@@ -198,13 +215,23 @@ impl Spill {
             while let Some(rec) = buf.get(at..).and_then(whole_record) {
                 let key = u64::from_le_bytes(rec[..8].try_into().expect("8 bytes"));
                 let n = u64::from_le_bytes(rec[8..16].try_into().expect("8 bytes"));
+                let ids_end = HEAD + 4 * rec[16] as usize;
                 ids.clear();
                 ids.extend(
-                    rec[17..]
+                    rec[HEAD..ids_end]
                         .chunks_exact(4)
                         .map(|b| UserId::from_le_bytes(b.try_into().expect("4 bytes"))),
                 );
-                f(key, n, &ids)?;
+                let word = |i: usize| {
+                    let at = ids_end + 8 * i;
+                    u64::from_le_bytes(rec[at..at + 8].try_into().expect("8 bytes"))
+                };
+                let mix = match rec[HEAD - 1] {
+                    0 => Mix::default(),
+                    1 => Mix::from_word(word(0)).ok_or_else(damaged)?,
+                    _ => Mix::from_counts(std::array::from_fn(word)),
+                };
+                f(key, n, &ids, mix)?;
                 at += rec.len();
             }
             buf.drain(..at);
@@ -219,12 +246,21 @@ const READ_CHUNK: usize = 1 << 18;
 #[cfg(test)]
 const READ_CHUNK: usize = 61;
 
-/// The record at the start of `b` if all of it is there: a 17-byte head whose last byte
-/// counts the 4-byte ids that follow.
+/// Bytes of a record's head: key, conversations, id count, mix kind.
+const HEAD: usize = 18;
+
+/// The record at the start of `b` if all of it is there: an 18-byte head whose last two
+/// bytes say how many 4-byte ids and 8-byte mix words follow. A record of a mix kind no writer
+/// uses is never whole, so that its file ends damaged.
 #[inline]
 fn whole_record(b: &[u8]) -> Option<&[u8]> {
-    let len = 17 + 4 * *b.get(16)? as usize;
-    b.get(..len)
+    let words = match *b.get(HEAD - 1)? {
+        0 => 0,
+        1 => 1,
+        2 => 7,
+        _ => return None,
+    };
+    b.get(..HEAD + 4 * *b.get(16)? as usize + 8 * words)
 }
 
 /// Fills `buf` unless the file ends first; the bytes read.
@@ -263,7 +299,12 @@ mod tests {
             for u in 0..(k % 12) as u32 {
                 c.add(u, 10);
             }
-            c.add(99, 10);
+            // cells with no mix, a packed one and a wide one
+            match k % 3 {
+                0 => c.add(99, 10),
+                1 => c.add_rt(99, 10, (k % 7) as u8),
+                _ => (0..600).for_each(|_| c.add_rt(99, 10, 4)),
+            }
         }
         spill.write(0, &a).unwrap();
         spill.write(0, &a).unwrap();
@@ -288,14 +329,14 @@ mod tests {
     fn a_file_cut_inside_a_record_header_is_damaged() {
         let mut spill = Spill::new(&std::env::temp_dir(), 0, 1).unwrap();
         let mut c = Counter::default();
-        (0..10).for_each(|u| c.add(u, 10)); // saturated: a record of 17 bytes, no ids
+        (0..10).for_each(|u| c.add(u, 10)); // saturated, no mix: a record of its head alone
         let mut one = Cells::default();
         *one.counter(5) = c;
         spill.write(0, &one).unwrap();
         let f = spill.path(0, part_of(5));
         let whole = std::fs::read(&f).unwrap();
-        assert_eq!(whole.len(), 17);
-        for cut in 1..17 {
+        assert_eq!(whole.len(), HEAD);
+        for cut in 1..HEAD {
             std::fs::write(&f, &whole[..cut]).unwrap();
             let r = spill.read(0, part_of(5), 10, &mut HashMap::new());
             assert!(r.is_err(), "a file of {cut} bytes read as complete");

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
+use super::mix::Mix;
+
 const USER_SEED: u64 = 0x7661_6c75_6573_6370;
 const CONVERSATION_SEED: u64 = 0x636f_6e76_6572_7361;
 
@@ -46,6 +48,8 @@ pub fn conversation_user_hash(conversation_id: &[u8]) -> UserId {
 pub struct Counter {
     pub n: u64,
     users: SmallVec<[UserId; 4]>,
+    /// The conversations by response type, where the table keeps them (`add_rt`); else empty.
+    mix: Mix,
 }
 
 impl Counter {
@@ -77,9 +81,22 @@ impl Counter {
         }
     }
 
+    /// `add`, and the conversation's response type (its index in the schema) in the mix.
+    #[inline]
+    pub fn add_rt(&mut self, user: UserId, cap: u32, rt: u8) {
+        self.add(user, cap);
+        self.mix.add(rt);
+    }
+
+    /// The conversations by response type counted with `add_rt`.
+    pub fn mix(&self) -> &Mix {
+        &self.mix
+    }
+
     pub fn merge(&mut self, other: &Counter, cap: u32) {
         let saturated = self.saturated() || other.saturated();
         self.n += other.n;
+        self.mix.merge(&other.mix);
         if saturated {
             self.users = SmallVec::new();
         } else {
@@ -128,19 +145,22 @@ impl Counter {
         &self.users
     }
 
-    /// Rebuilds a counter from `n` and `ids()`; None if the two cannot belong together.
-    pub fn from_parts(n: u64, ids: &[UserId], cap: u32) -> Option<Counter> {
+    /// Rebuilds a counter from `n`, `ids()` and `mix()`; None if they cannot belong together.
+    pub fn from_parts(n: u64, ids: &[UserId], mix: Mix, cap: u32) -> Option<Counter> {
         // n > 0 with no ids is a saturated counter
         let ok = ids.is_empty() || (ids.len() < cap as usize && ids.len() as u64 <= n);
-        ok.then(|| Counter {
+        let c = Counter {
             n,
             users: SmallVec::from_slice(ids),
-        })
+            mix,
+        };
+        (ok && c.is_consistent()).then_some(c)
     }
 
-    /// Decoded states must not claim more ids than conversations.
+    /// Decoded states must not claim more ids, or more conversations by response type, than
+    /// conversations.
     pub(crate) fn is_consistent(&self) -> bool {
-        self.users.len() as u64 <= self.n
+        self.users.len() as u64 <= self.n && self.mix.total() <= self.n
     }
 }
 
@@ -215,6 +235,6 @@ mod tests {
 
     #[test]
     fn stays_small() {
-        assert!(std::mem::size_of::<Counter>() <= 32);
+        assert!(std::mem::size_of::<Counter>() <= 40);
     }
 }

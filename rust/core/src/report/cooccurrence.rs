@@ -11,6 +11,7 @@ use super::stats::{
     adjusted_residual, bonferroni_threshold, chi2_sf, coefficient_of_variation, expected, ExactSum,
 };
 use crate::engine::state::unpack;
+use crate::engine::strata::RtCounts;
 use crate::engine::{EngineConfig, Plan, State, TableCells, AI, RAW_TASK_TABLE};
 use crate::error::Result;
 use crate::schema::is_value_list;
@@ -20,6 +21,8 @@ pub(super) struct TableResult {
     pub row_column: String,
     pub col_column: String,
     pub batch: RecordBatch,
+    /// The response-type mix of each row of `batch` (all zeros where the table keeps none).
+    pub mixes: Vec<RtCounts>,
     pub chi2: Option<f64>,
     pub dof: u64,
     pub p_value: Option<f64>,
@@ -64,19 +67,19 @@ pub(super) fn cooccurrence(
     // An exact sum: the same counts print the same digits however they were sharded or spilled.
     let parts = cells.map_parts(t, |m| {
         let mut chi = ExactSum::default();
-        let mut shown: Vec<(u32, u32, u64)> = Vec::new();
+        let mut shown: Vec<(u32, u32, u64, RtCounts)> = Vec::new();
         for (&k, c) in m {
             let (a, b) = unpack(k);
             let o = c.n as f64;
             chi.add(o * o / expected(rows[&a] as f64, cols[&b] as f64, nf));
             if pv.ok(c) {
-                shown.push((a, b, c.n));
+                shown.push((a, b, c.n, c.mix().counts()));
             }
         }
         (chi, shown, m.len() as u64)
     })?;
     let mut chi = ExactSum::default();
-    let mut shown: Vec<(u32, u32, u64)> = Vec::new();
+    let mut shown: Vec<(u32, u32, u64, RtCounts)> = Vec::new();
     let mut n_cells = 0u64;
     for (c, s, k) in parts {
         chi.merge(c);
@@ -88,11 +91,11 @@ pub(super) fn cooccurrence(
 
     let suppressed_cells = n_cells - shown.len() as u64;
     // by row name, then column name: integer ranks stand in for the strings
-    shown.sort_unstable_by_key(|&(a, b, _)| (rank[a as usize], rank[b as usize]));
+    shown.sort_unstable_by_key(|&(a, b, _, _)| (rank[a as usize], rank[b as usize]));
     let mut e_col = Vec::with_capacity(shown.len());
     let mut r_col = Vec::with_capacity(shown.len());
     let mut s_col = Vec::with_capacity(shown.len());
-    for &(a, b, o) in &shown {
+    for &(a, b, o, _) in &shown {
         let (r, c) = (rows[&a] as f64, cols[&b] as f64);
         e_col.push(Some(expected(r, c, nf)));
         let res = adjusted_residual(o as f64, r, c, nf);
@@ -120,6 +123,7 @@ pub(super) fn cooccurrence(
         row_column: plan.columns[ia].clone(),
         col_column: plan.columns[ib].clone(),
         batch: b,
+        mixes: shown.iter().map(|x| x.3).collect(),
         chi2,
         dof,
         p_value,

@@ -113,7 +113,7 @@ impl Analysis {
             .position(|&ab| ab == (HUMAN, AI))
             .map(|t| plan.table_name(t))
             .and_then(|name| results.iter().find(|r| r.name == name));
-        tables.push(("value_pairs".into(), value_pairs(st, pairs_table, pv)));
+        tables.push(("value_pairs".into(), value_pairs(pairs_table, pv)));
         tables.push((
             "explicit_by_response_type".into(),
             explicit_by_response_type(st, pv),

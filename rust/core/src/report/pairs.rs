@@ -59,7 +59,7 @@ pub(super) fn shown_counts(mix: &RtCounts, min_conversations: u64) -> [bool; 7] 
 
 /// `value_pairs`: each human value x AI value cell of the published `human_values x ai_values`
 /// table that is significant with a positive adjusted residual, with its response-type mix.
-pub(super) fn value_pairs(st: &State, table: Option<&TableResult>, pv: Privacy) -> RecordBatch {
+pub(super) fn value_pairs(table: Option<&TableResult>, pv: Privacy) -> RecordBatch {
     let mut human: Vec<&str> = Vec::new();
     let mut ai: Vec<&str> = Vec::new();
     let mut n: Vec<u64> = Vec::new();
@@ -80,9 +80,7 @@ pub(super) fn value_pairs(st: &State, table: Option<&TableResult>, pv: Privacy) 
             if !(sig.is_valid(i) && sig.value(i) && r.is_some_and(|r| r > 0.0)) {
                 continue;
             }
-            let (h, a) = (rows.value(i), cols.value(i));
-            let ids = st.id_of(h).zip(st.id_of(a));
-            let mix = ids.map_or([0; 7], |(h, a)| st.strata.pairs.mix(h, a));
+            let (h, a, mix) = (rows.value(i), cols.value(i), t.mixes[i]);
             let total: u64 = mix.iter().sum();
             let shown = shown_counts(&mix, pv.min_conversations);
             for (r, s) in shares.iter_mut().enumerate() {
