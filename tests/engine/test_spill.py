@@ -47,6 +47,9 @@ def test_spilled_engine_equals_in_memory(table, tmp_path):
     (d,) = spill_dirs(tmp_path)
     assert any(d.iterdir())
     results_equal(mem.result(), disk.result())
+    # the value pairs' response mix lives in the spilled cells: it must come back with them
+    pairs = disk.result()["value_pairs"]
+    assert pairs.num_rows > 0 and pairs["dominant_response_type"].null_count < pairs.num_rows
     # pickling and merging bring the spilled cells along
     results_equal(mem.result(), pickle.loads(pickle.dumps(disk)).result())
     fresh = Engine(**LOW)
