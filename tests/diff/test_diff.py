@@ -30,7 +30,11 @@ SPLIT = "zqx split diff marker"
 SHIFT = "zqx shifted value"
 #: published on both sides: the writers must escape it
 PROBE = "<b>bold</b> | pipe & amp"
-FILES = {"ai_values": "ai_values.csv", "human_values": "human_values.csv"}
+FILES = {
+    "ai_values": "ai_values.csv",
+    "human_values": "human_values.csv",
+    "ai_values_explicit": "ai_values_explicit.csv",
+}
 
 
 def _analysis(tmp: Path, name: str, rows: list[dict], **opts) -> Path:
@@ -261,3 +265,16 @@ def test_identical_analyses_differ_nowhere(pair, tmp_path):
     assert d.rows and d.n_significant == 0
     assert all(r.z == 0 and r.p_value == 1 and r.diff_pp == 0 for r in d.rows)
     assert math.isfinite(d.threshold)
+
+
+def test_explicit_values_are_compared_only_where_both_sides_have_them(pair, tmp_path):
+    d = run_diff(*pair, tmp_path / "both")
+    assert any(r.feature == "ai_values_explicit" for r in d.rows)
+    # an analysis written before explicit values were counted: the rest is still compared
+    old = tmp_path / "old"
+    shutil.copytree(pair[0], old)
+    (old / "ai_values_explicit.csv").unlink()
+    d = run_diff(old, pair[1], tmp_path / "out")
+    features = {r.feature for r in d.rows}
+    assert "ai_values_explicit" not in features and "ai_values_explicit" not in d.only
+    assert {"ai_values", "human_values", "response_type"} <= features

@@ -35,8 +35,9 @@ def _alpha(ctx: click.Context, param: click.Parameter, value: float) -> float:
 )
 def diff_command(analysis_a: Path, analysis_b: Path, out: Path, alpha: float) -> None:
     """Compare two analysis directories (output of `valuescope analyze`): for every AI value,
-    human value and response type published in both, the two shares of conversations, the
-    difference in percentage points and Cohen's h, and a two-proportion z-test under Bonferroni.
+    human value, response type and explicitly stated AI value published in both, the two shares
+    of conversations, the difference in percentage points and Cohen's h, and a two-proportion
+    z-test under Bonferroni.
 
     Names published in only one analysis are counted, not compared.
     """

@@ -1,7 +1,7 @@
-"""The comparison: for every AI value, human value and response type published in both analyses,
-the two shares of conversations, a pooled two-proportion z-test, and Bonferroni over all the tests
-made. Names published on one side only are counted, never paired: the other side's count for them
-is suppressed, not zero."""
+"""The comparison: for every AI value, human value, response type and explicitly stated AI value
+published in both analyses, the two shares of conversations, a pooled two-proportion z-test, and
+Bonferroni over all the tests made. Names published on one side only are counted, never paired:
+the other side's count for them is suppressed, not zero."""
 
 from __future__ import annotations
 
@@ -124,6 +124,8 @@ def compare(a: Side, b: Side, alpha: float = DEFAULT_ALPHA) -> Diff:
     rows: list[Row] = []
     only: dict[str, tuple[list[str], list[str]]] = {}
     for feature in FEATURES:
+        if feature not in a.counts or feature not in b.counts:
+            continue
         ca, cb = a.counts[feature], b.counts[feature]
         for name in sorted(ca.keys() & cb.keys()):
             z, p = two_proportion_z(ca[name], a.n_conversations, cb[name], b.n_conversations)

@@ -17,7 +17,12 @@ FEATURES = {
     "ai_values": ("ai_values", "value"),
     "human_values": ("human_values", "value"),
     "response_type": ("response_types", "response_type"),
+    # the share of conversations that state the value outright (appendix B.6)
+    "ai_values_explicit": ("ai_values_explicit", "value"),
 }
+#: features an analysis may lack (one written before valuescope counted them): compared only
+#: where both sides have them
+OPTIONAL = {"ai_values_explicit"}
 
 
 @dataclass
@@ -26,7 +31,7 @@ class Side:
     n_conversations: int
     min_conversations: int | None
     min_users: int | None
-    #: feature -> published name -> conversations
+    #: feature -> published name -> conversations (an OPTIONAL feature it lacks is absent)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
@@ -58,7 +63,10 @@ def read_side(path: str | Path) -> Side:
     t = summary.get("thresholds") or {}
     side = Side(d, n, _int(t.get("min_conversations")), _int(t.get("min_users")))
     for feature, (key, name_col) in FEATURES.items():
-        side.counts[feature] = _read_counts(d / RESULT_FILES[key], name_col, n)
+        path = d / RESULT_FILES[key]
+        if feature in OPTIONAL and not path.is_file():
+            continue
+        side.counts[feature] = _read_counts(path, name_col, n)
     return side
 
 

@@ -22,6 +22,7 @@ FEATURE_TITLES = {
     "ai_values": "AI values",
     "human_values": "human values",
     "response_type": "response types",
+    "ai_values_explicit": "explicitly stated AI values",
 }
 TITLE = "valuescope diff"
 
