@@ -24,7 +24,7 @@ pub type RtCounts = [u64; RESPONSE_TYPES.len()];
 /// string id (interned ids stay below `state::EMPTY`, which is this same value).
 pub const NO_STRATUM: u32 = u32::MAX;
 
-/// AI value counts a dense `ModelStrata` may hold (64 MiB of them); past it, it turns sparse
+/// AI value counts a dense `ModelStrata` may hold (32 MiB of them); past it, it turns sparse
 /// for good. Strata by raw task reach hundreds of thousands at paper scale, too many for
 /// every (stratum, model) to hold a count per AI value.
 const DENSE_BUDGET: usize = 1 << 23;
@@ -77,8 +77,22 @@ struct Slot {
     model: u32,
     stratum: u32,
     rt: RtCounts,
-    /// by local AI value index; grown on demand
-    ai: Vec<u64>,
+    /// by local AI value index, grown on demand: a count's low 32 bits (half the cache
+    /// lines of full counts)...
+    ai: Vec<u32>,
+    /// ...and, where it has passed them, the rest: local AI value index -> count >> 32
+    high: HashMap<u32, u64>,
+}
+
+impl Slot {
+    fn count(&self, j: usize) -> u64 {
+        let high = if self.high.is_empty() {
+            0
+        } else {
+            self.high.get(&(j as u32)).copied().unwrap_or(0)
+        };
+        self.ai[j] as u64 + (high << 32)
+    }
 }
 
 /// A conversation's AI values all land in its (model, stratum)'s one vector: a few cache
@@ -114,6 +128,7 @@ impl Dense {
                 stratum,
                 rt: [0; 7],
                 ai: Vec::new(),
+                high: HashMap::new(),
             });
         }
         row[m] as usize
@@ -129,7 +144,11 @@ impl Dense {
                 slot.ai.resize(j + 1, 0);
                 self.size += slot.ai.capacity() - before;
             }
-            slot.ai[j] += n;
+            let total = slot.ai[j] as u64 + n;
+            slot.ai[j] = total as u32;
+            if total >> 32 > 0 {
+                *slot.high.entry(j as u32).or_insert(0) += total >> 32;
+            }
         }
     }
 
@@ -142,10 +161,9 @@ impl Dense {
 
     fn ai_cells(&self) -> impl Iterator<Item = (u32, u32, u32, u64)> + '_ {
         self.slots.iter().flat_map(move |s| {
-            s.ai.iter()
-                .zip(&self.values.ids)
-                .filter(|(&n, _)| n > 0)
-                .map(move |(&n, &v)| (s.model, s.stratum, v, n))
+            (0..s.ai.len())
+                .map(move |j| (s.model, s.stratum, self.values.ids[j], s.count(j)))
+                .filter(|c| c.3 > 0)
         })
     }
 }
@@ -640,6 +658,31 @@ mod tests {
         again.densify();
         assert!(is_dense(&again));
         assert_eq!(counted(&again), want);
+    }
+
+    #[test]
+    fn dense_counts_carry_past_32_bits() {
+        let (dense, sparse) = (ModelStrata::default(), ModelStrata::with_budget(0));
+        let mut both = [dense, sparse];
+        let big = [u32::MAX as u64 - 1, 1 << 32, (5 << 32) + 7, 3];
+        for ms in &mut both {
+            ms.add_rt(0, 9, &[1, 0, 0, 0, 0, 0, 0]);
+            for n in big {
+                ms.add_ai(0, 9, 20, n);
+            }
+            ms.add_ai(0, 9, 21, 1 << 32);
+            for _ in 0..3 {
+                ms.add(0, 9, 2, &[20]);
+            }
+        }
+        assert!(is_dense(&both[0]) && !is_dense(&both[1]));
+        let want = big.iter().sum::<u64>() + 3;
+        for ms in &both {
+            let mut cells: Vec<_> = ms.ai_cells().collect();
+            cells.sort_unstable();
+            assert_eq!(cells, [(0, 9, 20, want), (0, 9, 21, 1 << 32)]);
+        }
+        assert_eq!(bytes(&both[0]), bytes(&both[1]));
     }
 
     #[test]
