@@ -24,10 +24,13 @@ pub type RtCounts = [u64; RESPONSE_TYPES.len()];
 /// string id (interned ids stay below `state::EMPTY`, which is this same value).
 pub const NO_STRATUM: u32 = u32::MAX;
 
-/// AI value counts a dense `ModelStrata` may hold (32 MiB of them); past it, it turns sparse
-/// for good. Strata by raw task reach hundreds of thousands at paper scale, too many for
-/// every (stratum, model) to hold a count per AI value.
+/// Memory a dense `ModelStrata` may hold, in AI value counts (32 MiB, its slots included);
+/// past it, it turns sparse. Strata by raw task reach hundreds of thousands at paper scale:
+/// too many for every (stratum, model) to hold a count per AI value.
 const DENSE_BUDGET: usize = 1 << 23;
+
+/// A slot's own memory, in AI value counts.
+const SLOT_SIZE: usize = std::mem::size_of::<Slot>() / std::mem::size_of::<u32>();
 
 /// No local index yet.
 const UNSEEN: u32 = u32::MAX;
@@ -105,7 +108,7 @@ struct Dense {
     /// local stratum -> local model -> index into `slots`, or UNSEEN
     slot_of: Vec<Vec<u32>>,
     slots: Vec<Slot>,
-    /// AI value counts allocated, over all slots
+    /// Memory held, in AI value counts: the counts allocated, over all slots, and the slots
     size: usize,
 }
 
@@ -123,6 +126,7 @@ impl Dense {
         }
         if row[m] == UNSEEN {
             row[m] = self.slots.len() as u32;
+            self.size += SLOT_SIZE;
             self.slots.push(Slot {
                 model,
                 stratum,
@@ -283,6 +287,7 @@ impl ModelStrata {
                 let slot = d.slot(model, stratum);
                 let mine = &mut d.slots[slot].rt;
                 mine.iter_mut().zip(counts).for_each(|(a, b)| *a += b);
+                self.check_budget();
             }
             Layout::Sparse(s) => s.add_rt(model, stratum, counts),
         }
