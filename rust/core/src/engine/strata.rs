@@ -315,14 +315,23 @@ impl ModelStrata {
     }
 
     fn make_sparse(&mut self) {
-        let mut sparse = Sparse::default();
-        for (m, s, c) in self.rt_cells() {
-            sparse.add_rt(m, s, &c);
+        let Layout::Dense(dense) =
+            std::mem::replace(&mut self.layout, Layout::Sparse(Sparse::default()))
+        else {
+            return;
+        };
+        let Layout::Sparse(sparse) = &mut self.layout else {
+            unreachable!()
+        };
+        let ids = &dense.values.ids;
+        // slot by slot, each freed once moved: the two layouts are never both whole in memory
+        for slot in dense.slots {
+            if slot.rt.iter().any(|&n| n > 0) {
+                sparse.add_rt(slot.model, slot.stratum, &slot.rt);
+            }
+            let cells = (0..slot.ai.len()).map(|j| (ids[j], slot.count(j)));
+            sparse.add_ai(slot.model, slot.stratum, cells.filter(|c| c.1 > 0));
         }
-        for (m, s, v, n) in self.ai_cells() {
-            sparse.add_ai(m, s, std::iter::once((v, n)));
-        }
-        self.layout = Layout::Sparse(sparse);
     }
 
     /// Rebuilt dense where it fits the budget (a state read back from bytes starts sparse, as
