@@ -24,10 +24,10 @@ pub type RtCounts = [u64; RESPONSE_TYPES.len()];
 /// string id (interned ids stay below `state::EMPTY`, which is this same value).
 pub const NO_STRATUM: u32 = u32::MAX;
 
-/// Memory a dense `ModelStrata` may hold, in AI value counts (32 MiB, its slots included);
+/// Memory a dense `ModelStrata` may hold, in AI value counts (8 MiB, its slots included);
 /// past it, it turns sparse. Strata by raw task reach hundreds of thousands at paper scale:
 /// too many for every (stratum, model) to hold a count per AI value.
-const DENSE_BUDGET: usize = 1 << 23;
+const DENSE_BUDGET: usize = 1 << 21;
 
 /// A slot's own memory, in AI value counts.
 const SLOT_SIZE: usize = std::mem::size_of::<Slot>() / std::mem::size_of::<u32>();
