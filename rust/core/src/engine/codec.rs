@@ -81,6 +81,7 @@ impl Engine {
             )
             .map_err(|m| corrupt(&m))?;
         state.rebuild_index().map_err(|m| corrupt(&m))?;
+        state.strata.densify();
         Engine::from_state(snap.config, state)
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::models::{passing_models, published_by_model};
 use super::publish::{batch, f64s, pct, strs, u64s, Privacy};
 use super::stats::{stratified, two_proportion_z, Stratified, Two};
-use crate::engine::state::{pack, unpack};
+use crate::engine::state::pack;
 use crate::engine::strata::{ModelStrata, NO_STRATUM};
 use crate::engine::users::Counter;
 use crate::engine::{Plan, State, TableCells, AI, RT};
@@ -32,7 +32,7 @@ struct Strata {
 
 impl Strata {
     fn new(st: &State, ms: &ModelStrata, col: usize, pv: Privacy) -> Strata {
-        let seen: HashSet<u32> = ms.rt.keys().map(|&k| unpack(k).1).collect();
+        let seen: HashSet<u32> = ms.rt_cells().map(|(_, s, _)| s).collect();
         let mut named: Vec<u32> = seen
             .into_iter()
             .filter(|&s| s != NO_STRATUM && st.keys[col].get(&s).is_some_and(|c| pv.ok(c)))
@@ -134,37 +134,36 @@ pub(super) fn within_tasks(
         })
         .collect();
 
-    let dense: Vec<Dense> = models
+    let model_of: HashMap<u32, usize> = models
         .iter()
-        .map(|&(m, _)| {
-            let mut d = Dense {
-                n: vec![0; k],
-                x: vec![vec![0; k]; items.len()],
-            };
-            for (&key, counts) in &ms.rt {
-                let (model, s) = unpack(key);
-                if model != m {
-                    continue;
-                }
-                let s = strata.of(s);
-                d.n[s] += counts.iter().sum::<u64>();
-                for (&c, i) in counts.iter().zip(&rt_item) {
-                    if let Some(i) = *i {
-                        d.x[i][s] += c;
-                    }
-                }
-            }
-            if let (Some(t), Some(cells)) = (ai_table, ms.ai.get(&m)) {
-                for (&key, &c) in cells {
-                    let (v, s) = unpack(key);
-                    if let Some(&i) = item_of.get(&(t, v)) {
-                        d.x[i][strata.of(s)] += c;
-                    }
-                }
-            }
-            d
+        .enumerate()
+        .map(|(i, &(m, _))| (m, i))
+        .collect();
+    let mut dense: Vec<Dense> = (0..models.len())
+        .map(|_| Dense {
+            n: vec![0; k],
+            x: vec![vec![0; k]; items.len()],
         })
         .collect();
+    for (m, s, counts) in ms.rt_cells() {
+        let Some(&d) = model_of.get(&m) else {
+            continue;
+        };
+        let (d, s) = (&mut dense[d], strata.of(s));
+        d.n[s] += counts.iter().sum::<u64>();
+        for (&c, i) in counts.iter().zip(&rt_item) {
+            if let Some(i) = *i {
+                d.x[i][s] += c;
+            }
+        }
+    }
+    if let Some(t) = ai_table {
+        for (m, s, v, c) in ms.ai_cells() {
+            if let (Some(&d), Some(&i)) = (model_of.get(&m), item_of.get(&(t, v))) {
+                dense[d].x[i][strata.of(s)] += c;
+            }
+        }
+    }
 
     struct Row<'a> {
         item: &'a Item<'a>,
