@@ -80,7 +80,7 @@ impl Cells {
     /// The counter of `key`, created empty if absent.
     #[inline(always)]
     pub fn counter(&mut self, key: u64) -> &mut Counter {
-        self.parts[part_of(key)].entry(key).or_default()
+        cell(&mut self.parts[part_of(key)], key)
     }
 
     /// Part `p`: the cells whose `part_of(key)` is `p`.
@@ -132,15 +132,22 @@ impl Cells {
             .for_each(|(m, ups)| {
                 if mix {
                     for &(k, user, rt) in ups {
-                        m.entry(k).or_default().add_rt(user, cap, rt);
+                        cell(m, k).add_rt(user, cap, rt);
                     }
                 } else {
                     for &(k, user, _) in ups {
-                        m.entry(k).or_default().add(user, cap);
+                        cell(m, k).add(user, cap);
                     }
                 }
             });
     }
+}
+
+/// The counter of `key` in `m`, created empty if absent; always inlined into the counting
+/// loops, the one place a table's cells are updated one by one.
+#[inline(always)]
+fn cell(m: &mut HashMap<u64, Counter>, key: u64) -> &mut Counter {
+    m.entry(key).or_default()
 }
 
 /// Reusable buffers: one batch's updates of a table (key, user, response type), sorted by

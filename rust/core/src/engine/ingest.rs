@@ -869,15 +869,15 @@ pub(crate) fn count_keys(map: &mut HashMap<u32, Counter>, all: &[Resolved], c: u
     }
 }
 
-/// Cells of the table crossing columns a and b; with `mix`, each cell also counts its
-/// conversations by response type.
-pub(crate) fn count_table(
+/// Cells of the table crossing columns a and b; with `MIX`, each cell also counts its
+/// conversations by response type (a constant, so that each kind of table gets a loop of its
+/// own).
+pub(crate) fn count_table<const MIX: bool>(
     cells: &mut Cells,
     scatter: &mut Scatter,
     all: &[Resolved],
     (a, b): (usize, usize),
     skip_if: Option<usize>,
-    mix: bool,
     cap: u32,
 ) {
     let sort = cells.wants_sorting();
@@ -894,7 +894,7 @@ pub(crate) fn count_table(
                 for &y in ys {
                     if sort {
                         scatter.push(pack(x, y), user, rt);
-                    } else if mix {
+                    } else if MIX {
                         cells.counter(pack(x, y)).add_rt(user, cap, rt);
                     } else {
                         cells.counter(pack(x, y)).add(user, cap);
@@ -904,7 +904,7 @@ pub(crate) fn count_table(
         }
     }
     if sort {
-        cells.apply(scatter, cap, mix);
+        cells.apply(scatter, cap, MIX);
     }
 }
 

@@ -242,7 +242,8 @@ impl Engine {
         }
         let run = |job: Job| match job {
             Job::Keys(c, m) => count_keys(m, res, c, cap),
-            Job::Table(ab, skip, mix, m, s) => count_table(m, s, res, ab, skip, mix, cap),
+            Job::Table(ab, skip, true, m, s) => count_table::<true>(m, s, res, ab, skip, cap),
+            Job::Table(ab, skip, false, m, s) => count_table::<false>(m, s, res, ab, skip, cap),
             Job::Misc(m) => count_misc(m, res, cap),
             Job::ModelStrata(a, b) => count_model_strata(a, b, res, cols),
         };
