@@ -40,6 +40,7 @@
 //! engine::strata
 //! engine::plan engine::cells
 //! engine::normalize engine::users
+//! engine::mix
 //! io
 //! kmeans
 //! kmeans::lloyd kmeans::minibatch
