@@ -21,9 +21,9 @@ from valuescope.validate.privacy import auditor_accuracy
 #: Sizes kept small because every call is a CPU-bound generation on the CI machine: the test is
 #: about the plumbing end to end (every step finishes and accounts for every item), not the
 #: 135M model's agreement, which is printed for the record only.
-CONVERSATIONS = 12
+CONVERSATIONS = 8
 JUDGED = 4  # the judge's prompts are the longest of all
-AUDITED = 12  # labelled strings given to the privacy auditor, half identifying
+AUDITED = 8  # labelled strings given to the privacy auditor, half identifying
 
 TOPICS = [
     (
