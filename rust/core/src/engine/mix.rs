@@ -80,9 +80,11 @@ impl Mix {
         }
     }
 
-    /// The conversations counted (saturating: decoded counts may be anything).
-    pub fn total(&self) -> u64 {
-        self.counts().iter().fold(0, |a, &b| a.saturating_add(b))
+    /// The conversations counted; None when the counts (decoded from a file) overflow.
+    pub fn total(&self) -> Option<u64> {
+        self.counts()
+            .iter()
+            .try_fold(0u64, |a, &b| a.checked_add(b))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -198,7 +200,8 @@ mod tests {
         m.merge(&small);
         want[2] += 1;
         want[6] += 1;
-        assert_eq!((m.counts(), m.total()), (want, 3002));
+        assert_eq!((m.counts(), m.total()), (want, Some(3002)));
+        assert_eq!(Mix::from_counts([u64::MAX, 1, 0, 0, 0, 0, 0]).total(), None);
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl Counter {
     /// Decoded states must not claim more ids, or more conversations by response type, than
     /// conversations.
     pub(crate) fn is_consistent(&self) -> bool {
-        self.users.len() as u64 <= self.n && self.mix.total() <= self.n
+        self.users.len() as u64 <= self.n && self.mix.total().is_some_and(|t| t <= self.n)
     }
 }
 

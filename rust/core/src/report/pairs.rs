@@ -28,7 +28,7 @@ pub fn pair_pattern(human: &str, ai: &str, mix: &RtCounts) -> &'static str {
     let resisted: u64 = RESISTANCE.iter().map(|&r| mix[r]).sum();
     if human == ai {
         "mirroring"
-    } else if 2 * resisted > n {
+    } else if resisted > n - resisted {
         "opposing"
     } else {
         "supporting"
