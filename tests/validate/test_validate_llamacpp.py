@@ -22,7 +22,7 @@ from valuescope.validate.privacy import auditor_accuracy
 #: about the plumbing end to end (every step finishes and accounts for every item), not the
 #: 135M model's agreement, which is printed for the record only.
 CONVERSATIONS = 8
-JUDGED = 4  # the judge's prompts are the longest of all
+JUDGED = 2  # the judge's prompts are the longest of all
 AUDITED = 8  # labelled strings given to the privacy auditor, half identifying
 
 TOPICS = [
