@@ -230,7 +230,13 @@ impl Lookup for Ctx<'_> {
 pub(crate) struct Frozen<'s> {
     state: &'s State,
     dict: &'s [Vec<u32>],
+    /// The response types looked up so far, by id: a batch has a handful, and a scan of them
+    /// costs less than the hash lookup every row would otherwise make.
+    rts: SmallVec<[(u32, Option<u8>); RT_MEMO]>,
 }
+
+/// Response-type ids `Frozen` remembers (the schema has seven response types).
+const RT_MEMO: usize = 8;
 
 impl Lookup for Frozen<'_> {
     #[inline]
@@ -244,8 +250,16 @@ impl Lookup for Frozen<'_> {
         (id != EMPTY && id != UNSET).then_some(id)
     }
 
+    #[inline]
     fn response_type(&mut self, id: u32) -> Option<u8> {
-        self.state.known_response_type(id)
+        if let Some(&(_, rt)) = self.rts.iter().find(|&&(i, _)| i == id) {
+            return rt;
+        }
+        let rt = self.state.known_response_type(id);
+        if self.rts.len() < RT_MEMO {
+            self.rts.push((id, rt));
+        }
+        rt
     }
 }
 
@@ -594,6 +608,7 @@ pub(crate) fn resolve(
             let mut look = Frozen {
                 state: frozen,
                 dict: &dict,
+                rts: SmallVec::new(),
             };
             let (lo, hi) = (p * step, ((p + 1) * step).min(view.rows));
             resolve_columns(view, &mut look, res, &mut totals, lo, hi);
@@ -726,7 +741,8 @@ struct ColumnOut<'o> {
 
 impl ColumnOut<'_> {
     /// Closes the current row: its ids are those appended since `start`, made distinct.
-    #[inline]
+    /// Called for every row of every list column: a call's own cost counts.
+    #[inline(always)]
     fn end_row(&mut self, start: usize) {
         let row = &mut self.ids[start..];
         let mut len = row.len();
