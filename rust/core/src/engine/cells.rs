@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::users::{Counter, UserId};
+use super::users::{insert_default, Counter, UserId};
 
 /// A cell's key: its row id in the high half, its column id in the low half.
 #[inline]
@@ -83,6 +83,13 @@ impl Cells {
         cell(&mut self.parts[part_of(key)], key)
     }
 
+    /// One more conversation of `user` in the cell of `key` (created if absent); with `rt`,
+    /// its response type in the cell's mix too.
+    #[inline(always)]
+    pub fn add(&mut self, key: u64, user: UserId, cap: u32, rt: Option<u8>) {
+        add(&mut self.parts[part_of(key)], key, user, cap, rt);
+    }
+
     /// Part `p`: the cells whose `part_of(key)` is `p`.
     pub fn part(&self, p: usize) -> &HashMap<u64, Counter> {
         &self.parts[p]
@@ -132,22 +139,40 @@ impl Cells {
             .for_each(|(m, ups)| {
                 if mix {
                     for &(k, user, rt) in ups {
-                        cell(m, k).add_rt(user, cap, rt);
+                        add(m, k, user, cap, Some(rt));
                     }
                 } else {
                     for &(k, user, _) in ups {
-                        cell(m, k).add(user, cap);
+                        add(m, k, user, cap, None);
                     }
                 }
             });
     }
 }
 
-/// The counter of `key` in `m`, created empty if absent; always inlined into the counting
-/// loops, the one place a table's cells are updated one by one.
+/// The counter of `key` in `m`, created empty if absent.
 #[inline(always)]
 fn cell(m: &mut HashMap<u64, Counter>, key: u64) -> &mut Counter {
     m.entry(key).or_default()
+}
+
+/// `Cells::add` on one part: always inlined into the counting loops, the one place a table's
+/// cells are updated one by one.
+#[inline(always)]
+fn add(m: &mut HashMap<u64, Counter>, key: u64, user: UserId, cap: u32, rt: Option<u8>) {
+    // no closure (`users::update`): it would be left out of line, a call per update
+    match m.get_mut(&key) {
+        Some(c) => count(c, user, cap, rt),
+        None => count(insert_default(m, key), user, cap, rt),
+    }
+}
+
+#[inline(always)]
+fn count(c: &mut Counter, user: UserId, cap: u32, rt: Option<u8>) {
+    match rt {
+        Some(rt) => c.add_rt(user, cap, rt),
+        None => c.add(user, cap),
+    }
 }
 
 /// Reusable buffers: one batch's updates of a table (key, user, response type), sorted by

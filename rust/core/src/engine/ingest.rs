@@ -16,7 +16,7 @@ use super::plan::StratumColumns;
 use super::plan::{Plan, Reject, AI, EXPLICIT, HUMAN, MODEL, RT};
 use super::state::{pack, ModelStats, State, EMPTY};
 use super::strata::{ModelStrata, NO_STRATUM};
-use super::users::{conversation_user_hash, user_hash, Counter, UserId};
+use super::users::{conversation_user_hash, update, user_hash, Counter, UserId};
 use crate::error::{EngineError, Result};
 use crate::schema::{expects_list, required_columns};
 
@@ -230,7 +230,13 @@ impl Lookup for Ctx<'_> {
 pub(crate) struct Frozen<'s> {
     state: &'s State,
     dict: &'s [Vec<u32>],
+    /// The response types looked up so far, by id: a batch has a handful, and a scan of them
+    /// costs less than the hash lookup every row would otherwise make.
+    rts: SmallVec<[(u32, Option<u8>); RT_MEMO]>,
 }
+
+/// Response-type ids `Frozen` remembers (the schema has seven response types).
+const RT_MEMO: usize = 8;
 
 impl Lookup for Frozen<'_> {
     #[inline]
@@ -244,8 +250,16 @@ impl Lookup for Frozen<'_> {
         (id != EMPTY && id != UNSET).then_some(id)
     }
 
+    #[inline]
     fn response_type(&mut self, id: u32) -> Option<u8> {
-        self.state.known_response_type(id)
+        if let Some(&(_, rt)) = self.rts.iter().find(|&&(i, _)| i == id) {
+            return rt;
+        }
+        let rt = self.state.known_response_type(id);
+        if self.rts.len() < RT_MEMO {
+            self.rts.push((id, rt));
+        }
+        rt
     }
 }
 
@@ -483,11 +497,37 @@ impl Resolved {
         self.users.len()
     }
 
-    /// The keys of analysed row r in column c: sorted, distinct.
+    /// Column c, for reading many rows (its buffers found once, not per row).
     #[inline]
-    pub fn row(&self, c: usize, r: usize) -> &[u32] {
-        let o = &self.offsets[c];
-        &self.ids[c][o[r] as usize..o[r + 1] as usize]
+    pub fn column(&self, c: usize) -> ResolvedColumn<'_> {
+        ResolvedColumn {
+            offsets: &self.offsets[c],
+            ids: &self.ids[c],
+        }
+    }
+
+    /// The keys of every analysed row in column c, in row order.
+    #[inline]
+    pub fn rows(&self, c: usize) -> impl Iterator<Item = &[u32]> + '_ {
+        let ids = &self.ids[c];
+        self.offsets[c]
+            .windows(2)
+            .map(move |w| &ids[w[0] as usize..w[1] as usize])
+    }
+}
+
+/// One column of a `Resolved`.
+#[derive(Clone, Copy)]
+pub(crate) struct ResolvedColumn<'r> {
+    offsets: &'r [u32],
+    ids: &'r [u32],
+}
+
+impl<'r> ResolvedColumn<'r> {
+    /// The keys of analysed row r: sorted, distinct.
+    #[inline]
+    pub fn row(&self, r: usize) -> &'r [u32] {
+        &self.ids[self.offsets[r] as usize..self.offsets[r + 1] as usize]
     }
 }
 
@@ -568,6 +608,7 @@ pub(crate) fn resolve(
             let mut look = Frozen {
                 state: frozen,
                 dict: &dict,
+                rts: SmallVec::new(),
             };
             let (lo, hi) = (p * step, ((p + 1) * step).min(view.rows));
             resolve_columns(view, &mut look, res, &mut totals, lo, hi);
@@ -700,7 +741,8 @@ struct ColumnOut<'o> {
 
 impl ColumnOut<'_> {
     /// Closes the current row: its ids are those appended since `start`, made distinct.
-    #[inline]
+    /// Called for every row of every list column: a call's own cost counts.
+    #[inline(always)]
     fn end_row(&mut self, start: usize) {
         let row = &mut self.ids[start..];
         let mut len = row.len();
@@ -861,9 +903,9 @@ fn resolve_columns(
 /// Conversations and users per key of column c.
 pub(crate) fn count_keys(map: &mut HashMap<u32, Counter>, all: &[Resolved], c: usize, cap: u32) {
     for res in all {
-        for (r, &user) in res.users.iter().enumerate() {
-            for &k in res.row(c, r) {
-                map.entry(k).or_default().add(user, cap);
+        for (keys, &user) in res.rows(c).zip(&res.users) {
+            for &k in keys {
+                update(map, k, |c| c.add(user, cap));
             }
         }
     }
@@ -885,19 +927,21 @@ pub(crate) fn count_table<const MIX: bool>(
         scatter.clear();
     }
     for res in all {
-        for (r, &user) in res.users.iter().enumerate() {
-            if skip_if.is_some_and(|c| !res.row(c, r).is_empty()) {
+        let skip = skip_if.map(|c| res.column(c));
+        let rows = res
+            .rows(a)
+            .zip(res.rows(b))
+            .zip(res.users.iter().zip(&res.rts));
+        for (r, ((xs, ys), (&user, &rt))) in rows.enumerate() {
+            if skip.is_some_and(|s| !s.row(r).is_empty()) {
                 continue;
             }
-            let (xs, ys, rt) = (res.row(a, r), res.row(b, r), res.rts[r]);
             for &x in xs {
                 for &y in ys {
                     if sort {
                         scatter.push(pack(x, y), user, rt);
-                    } else if MIX {
-                        cells.counter(pack(x, y)).add_rt(user, cap, rt);
                     } else {
-                        cells.counter(pack(x, y)).add(user, cap);
+                        cells.add(pack(x, y), user, cap, MIX.then_some(rt));
                     }
                 }
             }
@@ -918,32 +962,38 @@ pub(crate) struct Misc<'a> {
 }
 
 pub(crate) fn count_misc(m: Misc<'_>, all: &[Resolved], cap: u32) {
-    for (res, r, &user) in all
-        .iter()
-        .flat_map(|res| res.users.iter().enumerate().map(move |(r, u)| (res, r, u)))
-    {
-        let rt = res.rts[r] as usize;
-        m.rt_all[rt].add(user, cap);
-        if !res.row(EXPLICIT, r).is_empty() {
-            m.rt_explicit[rt].add(user, cap);
-        }
-        let (ai, human) = (res.row(AI, r), res.row(HUMAN, r));
-        if !human.is_empty() {
-            m.rt_with_human[rt].add(user, cap);
-            if sorted_intersect(ai, human) {
-                m.rt_mirrored[rt].add(user, cap);
+    for res in all {
+        let (explicit, ai_col, human_col, model_col) = (
+            res.column(EXPLICIT),
+            res.column(AI),
+            res.column(HUMAN),
+            res.column(MODEL),
+        );
+        for (r, (&user, &rt)) in res.users.iter().zip(&res.rts).enumerate() {
+            let rt = rt as usize;
+            m.rt_all[rt].add(user, cap);
+            if !explicit.row(r).is_empty() {
+                m.rt_explicit[rt].add(user, cap);
             }
-        }
-        if let Some(&model) = res.row(MODEL, r).first() {
-            let ms = m.models.entry(model).or_default();
-            if !ai.is_empty() {
-                ms.with_ai.add(user, cap);
-            }
+            let (ai, human) = (ai_col.row(r), human_col.row(r));
             if !human.is_empty() {
-                ms.with_human.add(user, cap);
+                m.rt_with_human[rt].add(user, cap);
+                if sorted_intersect(ai, human) {
+                    m.rt_mirrored[rt].add(user, cap);
+                }
             }
-            ms.sum_ai += ai.len() as u64;
-            ms.sum_human += human.len() as u64;
+            if let Some(&model) = model_col.row(r).first() {
+                update(m.models, model, |ms| {
+                    if !ai.is_empty() {
+                        ms.with_ai.add(user, cap);
+                    }
+                    if !human.is_empty() {
+                        ms.with_human.add(user, cap);
+                    }
+                    ms.sum_ai += ai.len() as u64;
+                    ms.sum_human += human.len() as u64;
+                });
+            }
         }
     }
 }
@@ -956,17 +1006,18 @@ pub(crate) fn count_model_strata(
     cols: StratumColumns,
 ) {
     for res in all {
-        for r in 0..res.len() {
-            let Some(&model) = res.row(MODEL, r).first() else {
+        let (ai_col, cluster_col) = (res.column(AI), cols.cluster.map(|c| res.column(c)));
+        let task_col = cols.task.map(|c| res.column(c));
+        for (r, (models, &rt)) in res.rows(MODEL).zip(&res.rts).enumerate() {
+            let Some(&model) = models.first() else {
                 continue;
             };
-            let rt = res.rts[r];
-            let ai = res.row(AI, r);
-            let cluster = cols.cluster.and_then(|c| res.row(c, r).first().copied());
+            let ai = ai_col.row(r);
+            let cluster = cluster_col.and_then(|c| c.row(r).first().copied());
             by_cluster.add(model, cluster.unwrap_or(NO_STRATUM), rt, ai);
             if cluster.is_none() {
-                if let Some(c) = cols.task {
-                    let task = res.row(c, r).first().copied().unwrap_or(NO_STRATUM);
+                if let Some(c) = task_col {
+                    let task = c.row(r).first().copied().unwrap_or(NO_STRATUM);
                     by_task.add(model, task, rt, ai);
                 }
             }

@@ -61,9 +61,17 @@ impl Local {
     fn index(&mut self, id: u32) -> usize {
         let k = id.wrapping_add(1) as usize;
         match self.of.get(k) {
-            Some(&i) if i != UNSEEN => return i as usize,
-            Some(_) => {}
-            None => self.of.resize(k + 1, UNSEEN),
+            Some(&i) if i != UNSEEN => i as usize,
+            _ => self.first_sight(k, id),
+        }
+    }
+
+    // out of line, so that the lookup above inlines into the counting loop
+    #[cold]
+    #[inline(never)]
+    fn first_sight(&mut self, k: usize, id: u32) -> usize {
+        if k >= self.of.len() {
+            self.of.resize(k + 1, UNSEEN);
         }
         self.of[k] = self.ids.len() as u32;
         self.ids.push(id);
@@ -114,6 +122,16 @@ impl Dense {
     fn slot(&mut self, model: u32, stratum: u32) -> usize {
         let s = self.strata.index(stratum);
         let m = self.models.index(model);
+        match self.slot_of.get(s).and_then(|row| row.get(m)) {
+            Some(&i) if i != UNSEEN => i as usize,
+            _ => self.new_slot(s, m, model, stratum),
+        }
+    }
+
+    // out of line, so that the lookup above inlines into the counting loop
+    #[cold]
+    #[inline(never)]
+    fn new_slot(&mut self, s: usize, m: usize, model: u32, stratum: u32) -> usize {
         if s == self.slot_of.len() {
             self.slot_of.push(Vec::new());
         }
@@ -133,6 +151,33 @@ impl Dense {
             });
         }
         row[m] as usize
+    }
+
+    /// One conversation in `slot`: its response type, and each of its (distinct) AI values.
+    /// `add_ai` with every count 1, without the 64-bit sums on the way.
+    #[inline]
+    fn count(&mut self, slot: usize, rt: u8, ai: &[u32]) {
+        let Dense {
+            values,
+            slots,
+            size,
+            ..
+        } = self;
+        let slot = &mut slots[slot];
+        slot.rt[rt as usize] += 1;
+        for &v in ai {
+            let j = values.index(v);
+            if j >= slot.ai.len() {
+                let before = slot.ai.capacity();
+                slot.ai.resize(j + 1, 0);
+                *size += slot.ai.capacity() - before;
+            }
+            let (low, carry) = slot.ai[j].overflowing_add(1);
+            slot.ai[j] = low;
+            if carry {
+                *slot.high.entry(j as u32).or_insert(0) += 1;
+            }
+        }
     }
 
     #[inline]
@@ -261,18 +306,16 @@ impl ModelStrata {
     /// Counts one conversation: its model, stratum, response type and (distinct) AI values.
     #[inline]
     pub(crate) fn add(&mut self, model: u32, stratum: u32, rt: u8, ai: &[u32]) {
-        let values = ai.iter().map(|&v| (v, 1));
         match &mut self.layout {
             Layout::Dense(d) => {
                 let slot = d.slot(model, stratum);
-                d.slots[slot].rt[rt as usize] += 1;
-                d.add_ai(slot, values);
+                d.count(slot, rt, ai);
                 self.check_budget();
             }
             Layout::Sparse(s) => {
                 s.rt.entry(pack(model, stratum)).or_insert([0; 7])[rt as usize] += 1;
                 if !ai.is_empty() {
-                    s.add_ai(model, stratum, values);
+                    s.add_ai(model, stratum, ai.iter().map(|&v| (v, 1)));
                 }
             }
         }
@@ -532,7 +575,8 @@ mod tests {
     fn dense_counts_carry_past_32_bits() {
         let (dense, sparse) = (ModelStrata::default(), ModelStrata::with_budget(0));
         let mut both = [dense, sparse];
-        let big = [u32::MAX as u64 - 1, 1 << 32, (5 << 32) + 7, 3];
+        // the low 32 bits end at 2^32 - 2, so that the conversations added after carry too
+        let big = [u32::MAX as u64 - 1, 1 << 32, (5 << 32) + 7, (1 << 32) - 7];
         for ms in &mut both {
             ms.add_rt(0, 9, &[1, 0, 0, 0, 0, 0, 0]);
             for n in big {

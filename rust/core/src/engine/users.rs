@@ -17,6 +17,28 @@ use super::mix::Mix;
 const USER_SEED: u64 = 0x7661_6c75_6573_6370;
 const CONVERSATION_SEED: u64 = 0x636f_6e76_6572_7361;
 
+/// Applies `f` to the value of `key`, created as the default if absent. Nearly every update
+/// finds its key: a plain lookup, which inlines into the counting loops where `entry` +
+/// `or_default` was left a call; creating is out of line.
+#[inline(always)]
+pub(crate) fn update<K: Hash + Eq, V: Default>(
+    map: &mut HashMap<K, V>,
+    key: K,
+    f: impl FnOnce(&mut V),
+) {
+    match map.get_mut(&key) {
+        Some(v) => f(v),
+        None => f(insert_default(map, key)),
+    }
+}
+
+/// The value of a key not yet in `map`, created as the default.
+#[cold]
+#[inline(never)]
+pub(crate) fn insert_default<K: Hash + Eq, V: Default>(map: &mut HashMap<K, V>, key: K) -> &mut V {
+    map.entry(key).or_default()
+}
+
 /// A user as the privacy rule sees it: 32 bits of a stable 64-bit hash. Stable across processes,
 /// platforms and versions, so that states built anywhere merge. A collision can only merge two
 /// users, erring towards suppression; in a set of at most `min_users` ids it is vanishingly rare

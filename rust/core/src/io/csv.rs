@@ -161,61 +161,49 @@ fn float(x: f64, single: bool, out: &mut Vec<u8>) {
 /// `repr(x)` as Python writes it: the shortest digits that round-trip, in fixed notation when
 /// the decimal exponent is from -4 to 15 (with ".0" on whole numbers), else as `d.ddde+XX`.
 pub fn py_repr(x: f64, out: &mut Vec<u8>) {
-    if x.is_infinite() {
-        out.extend_from_slice(if x > 0.0 { b"inf" } else { b"-inf" });
+    if !x.is_finite() {
+        out.extend_from_slice(match x {
+            x if x.is_nan() => b"nan",
+            x if x > 0.0 => b"inf",
+            _ => b"-inf",
+        });
         return;
     }
-    // Rust's `{:e}` gives the same shortest round-trip digits, laid out as d.ddde<exp>; written
-    // to the stack (at most 17 digits, a point, 'e' and a 4-character exponent)
-    let mut buf = [0u8; 32];
-    let mut cur = std::io::Cursor::new(&mut buf[..]);
-    write!(cur, "{:e}", x.abs()).expect("fits in 32 bytes");
-    let len = cur.position() as usize;
-    let sci = &buf[..len];
-    let e = sci
-        .iter()
-        .position(|&b| b == b'e')
-        .expect("{:e} has an exponent");
-    let exp: i32 = std::str::from_utf8(&sci[e + 1..])
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .expect("{:e} exponent is an integer");
-    let mut digits = [0u8; 24];
-    let mut n = 0;
-    for &b in &sci[..e] {
-        if b != b'.' {
-            digits[n] = b;
-            n += 1;
+    // ryu finds the same shortest round-trip digits as Python, and already lays them out as
+    // Python does wherever it chooses fixed notation, except from 1e-5 to 1e-4 (which Python
+    // writes with an exponent); its exponents lack Python's sign and two-digit padding.
+    let mut buf = ryu::Buffer::new();
+    let s = buf.format_finite(x).as_bytes();
+    let Some(e) = s.iter().position(|&b| b == b'e') else {
+        // fixed: below 1e-4 only when it begins "0.0000" (ryu: 1e-5 <= |x| < 1e-4)
+        let body = s.strip_prefix(b"-").unwrap_or(s);
+        if body.starts_with(b"0.0000") && x != 0.0 {
+            if x < 0.0 {
+                out.push(b'-');
+            }
+            let digits = &body[6..];
+            out.push(digits[0]);
+            if digits.len() > 1 {
+                out.push(b'.');
+                out.extend_from_slice(&digits[1..]);
+            }
+            out.extend_from_slice(b"e-05");
+        } else {
+            out.extend_from_slice(s);
         }
+        return;
+    };
+    out.extend_from_slice(&s[..=e]);
+    let exp = &s[e + 1..];
+    let (sign, mag) = match exp.strip_prefix(b"-") {
+        Some(m) => (b'-', m),
+        None => (b'+', exp),
+    };
+    out.push(sign);
+    if mag.len() < 2 {
+        out.push(b'0');
     }
-    let digits = &digits[..n];
-    if x.is_sign_negative() {
-        out.push(b'-');
-    }
-    // the decimal point sits after `point` digits
-    let point = exp + 1;
-    if !(-3..=16).contains(&point) {
-        out.push(digits[0]);
-        if digits.len() > 1 {
-            out.push(b'.');
-            out.extend_from_slice(&digits[1..]);
-        }
-        write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
-            .expect("writing to memory");
-    } else if point <= 0 {
-        out.extend_from_slice(b"0.");
-        out.extend(std::iter::repeat_n(b'0', (-point) as usize));
-        out.extend_from_slice(digits);
-    } else if point as usize >= digits.len() {
-        out.extend_from_slice(digits);
-        out.extend(std::iter::repeat_n(b'0', point as usize - digits.len()));
-        out.extend_from_slice(b".0");
-    } else {
-        let (int, frac) = digits.split_at(point as usize);
-        out.extend_from_slice(int);
-        out.push(b'.');
-        out.extend_from_slice(frac);
-    }
+    out.extend_from_slice(mag);
 }
 
 #[cfg(test)]
@@ -251,6 +239,109 @@ mod tests {
             (f64::NEG_INFINITY, "-inf"),
         ] {
             assert_eq!(repr(x), want, "{x:e}");
+        }
+    }
+
+    /// The formatter `py_repr` replaced (std's shortest digits through `{:e}`, laid out by
+    /// hand): an independent oracle for the layout.
+    fn repr_by_std(x: f64) -> String {
+        if x.is_infinite() {
+            return if x > 0.0 { "inf" } else { "-inf" }.into();
+        }
+        let sci = format!("{:e}", x.abs());
+        let (mant, exp) = sci.split_once('e').unwrap();
+        let exp: i32 = exp.parse().unwrap();
+        let digits: String = mant.chars().filter(|&c| c != '.').collect();
+        let mut out = String::new();
+        if x.is_sign_negative() {
+            out.push('-');
+        }
+        let point = exp + 1;
+        if !(-3..=16).contains(&point) {
+            out.push_str(&digits[..1]);
+            if digits.len() > 1 {
+                out.push('.');
+                out.push_str(&digits[1..]);
+            }
+            out.push_str(&format!(
+                "e{}{:02}",
+                if exp < 0 { '-' } else { '+' },
+                exp.abs()
+            ));
+        } else if point <= 0 {
+            out.push_str("0.");
+            out.push_str(&"0".repeat((-point) as usize));
+            out.push_str(&digits);
+        } else if point as usize >= digits.len() {
+            out.push_str(&digits);
+            out.push_str(&"0".repeat(point as usize - digits.len()));
+            out.push_str(".0");
+        } else {
+            out.push_str(&digits[..point as usize]);
+            out.push('.');
+            out.push_str(&digits[point as usize..]);
+        }
+        out
+    }
+
+    #[test]
+    fn agrees_with_std_shortest_digits_everywhere() {
+        let mut xs: Vec<f64> = vec![
+            0.0,
+            -0.0,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::MIN,
+            f64::EPSILON,
+            5e-324,
+            -5e-324,
+            1e-5,
+            9.999999999999999e-5,
+            1e-4,
+            0.00001234,
+            1e16,
+            9999999999999998.0,
+            1e15,
+            1e-300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        // every power of ten and its neighbours, each sign
+        for p in -324..=308 {
+            let x: f64 = format!("1e{p}").parse().unwrap();
+            for y in [
+                x,
+                f64::from_bits(x.to_bits() + 1),
+                f64::from_bits(x.to_bits().saturating_sub(1)),
+            ] {
+                xs.extend([y, -y, y * 1.5, y * 0.123_456_789]);
+            }
+        }
+        // arbitrary bit patterns (xorshift), subnormals, and small ratios as tables hold them
+        let mut s: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..300_000u64 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            xs.push(f64::from_bits(s));
+            xs.push(f64::from_bits(s >> 12)); // subnormal
+            xs.push((s % 1_000_003) as f64 / ((i % 997) + 1) as f64);
+            xs.push((s >> 11) as f64 * 2f64.powi(-53) * 10f64.powi((i % 40) as i32 - 20));
+        }
+        for x in xs.into_iter().filter(|x| !x.is_nan()) {
+            let (new, old) = (repr(x), repr_by_std(x));
+            if new == old {
+                continue;
+            }
+            // Only where the exact value lies halfway between two shortest candidates may they
+            // differ: Python (and ryu) round that half to even, std rounds it up.
+            let (a, b) = (new.as_bytes(), old.as_bytes());
+            let last = a.len() - 1;
+            assert_eq!(a.len(), b.len(), "{new} vs {old}");
+            assert_eq!(a[..last], b[..last], "{new} vs {old}");
+            assert_eq!((a[last] - b'0') % 2, 0, "{new} vs {old}");
+            assert_eq!(a[last] + 1, b[last], "{new} vs {old}");
+            assert_eq!(new.parse::<f64>().unwrap(), x, "{new}");
         }
     }
 }
